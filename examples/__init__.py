@@ -1,0 +1,1 @@
+"""Runnable product apps that use feedbackguard."""

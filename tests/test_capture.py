@@ -1,0 +1,398 @@
+"""Capture: the Flask extension, against a real Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import flask
+import pytest
+import redis
+
+from feedbackguard import keys
+from feedbackguard.capture import FeedbackGuard
+from feedbackguard.events import (
+    MAX_FEATURES,
+    MAX_ID_CHARS,
+    MAX_TEXT_BYTES,
+    FeedbackEvent,
+    ModelOutput,
+    Payload,
+)
+from feedbackguard.settings import Settings
+
+ROUTE_SPEC: dict[str, Any] = {
+    "kind": "label",
+    "account": "header:X-User",
+    "item": "view:item_id",
+    "value": "json:label",
+    "model_output": "json:model",
+    "payload": "json:payload",
+    "namespace": "json:ns",
+}
+
+
+def build_app(settings: Settings, **config: Any) -> tuple[flask.Flask, FeedbackGuard]:
+    """A product app with one decorated feedback view and one route-table view."""
+    app = flask.Flask(__name__)
+    app.config.update(config)
+    app.config.setdefault("FEEDBACKGUARD_ROUTES", {"table_feedback": ROUTE_SPEC})
+    guard = FeedbackGuard(app, settings=settings)
+
+    @app.post("/items/<item_id>/feedback")
+    @guard.feedback(**ROUTE_SPEC)
+    def feedback(item_id: str) -> dict[str, Any]:
+        return {"ok": True, "item": item_id, "queued_before_view": _inbox_len(settings)}
+
+    @app.post("/table/<item_id>/feedback", endpoint="table_feedback")
+    def table_feedback(item_id: str) -> dict[str, Any]:
+        return {"ok": True, "item": item_id}
+
+    return app, guard
+
+
+def _inbox_len(settings: Settings) -> int:
+    client = redis.Redis.from_url(settings.redis_url or "")
+    try:
+        return int(client.xlen(keys.inbox("default")))
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def capture_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"spool_retry_s": 3600.0})
+
+
+@pytest.fixture
+def app_guard(
+    r: redis.Redis[bytes], capture_settings: Settings
+) -> Iterator[tuple[flask.Flask, FeedbackGuard]]:
+    app, guard = build_app(capture_settings)
+    yield app, guard
+    guard.close()
+
+
+@pytest.fixture
+def client(app_guard: tuple[flask.Flask, FeedbackGuard]) -> flask.testing.FlaskClient:
+    return app_guard[0].test_client()
+
+
+def inbox_events(r: redis.Redis[bytes], namespace: str = "default") -> list[FeedbackEvent]:
+    return [FeedbackEvent.from_json(fields[b"e"]) for _, fields in r.xrange(keys.inbox(namespace))]
+
+
+def post(
+    client: flask.testing.FlaskClient,
+    body: Any = None,
+    *,
+    path: str = "/items/t-1/feedback",
+    headers: dict[str, str] | None = None,
+    remote_addr: str = "198.51.100.7",
+    **kwargs: Any,
+) -> Any:
+    all_headers = {"X-User": "alice", **(headers or {})}
+    if body is None and "data" not in kwargs:
+        body = {"label": "billing"}
+    return client.post(
+        path,
+        json=body,
+        headers=all_headers,
+        environ_base={"REMOTE_ADDR": remote_addr},
+        **kwargs,
+    )
+
+
+def test_valid_feedback_lands_in_the_inbox_stream_with_request_context(
+    client: flask.testing.FlaskClient, r: redis.Redis[bytes]
+) -> None:
+    resp = post(
+        client,
+        {
+            "label": "billing",
+            "model": {"label": "bug", "confidence": 0.8},
+            "payload": {"text": "hi"},
+        },
+        headers={"User-Agent": "pytest-agent", "X-Device-Id": "dev-42"},
+    )
+    assert resp.status_code == 200
+    [event] = inbox_events(r)
+    assert (event.kind, event.account_id, event.item_id, event.value) == (
+        "label",
+        "alice",
+        "t-1",
+        "billing",
+    )
+    assert event.model_output == ModelOutput(label="bug", confidence=0.8)
+    assert event.payload == Payload(text="hi")
+    assert (event.ip, event.device_id, event.user_agent) == (
+        "198.51.100.7",
+        "dev-42",
+        "pytest-agent",
+    )
+    assert r.smembers(keys.namespaces()) == {b"default"}
+
+
+def test_event_is_queued_before_the_view_runs(client: flask.testing.FlaskClient) -> None:
+    assert post(client).get_json()["queued_before_view"] == 1
+
+
+def test_product_response_is_the_views_own(client: flask.testing.FlaskClient) -> None:
+    assert post(client).get_json() == {"ok": True, "item": "t-1", "queued_before_view": 1}
+
+
+def test_namespace_from_the_request_selects_the_inbox(
+    client: flask.testing.FlaskClient, r: redis.Redis[bytes]
+) -> None:
+    post(client, {"label": "x", "ns": "tickets"})
+    assert [e.namespace for e in inbox_events(r, "tickets")] == ["tickets"]
+    assert r.smembers(keys.namespaces()) == {b"tickets"}
+
+
+def test_device_id_falls_back_to_the_cookie(
+    client: flask.testing.FlaskClient, r: redis.Redis[bytes]
+) -> None:
+    client.set_cookie("fg_device", "cookie-dev")
+    post(client)
+    assert inbox_events(r)[0].device_id == "cookie-dev"
+
+
+def test_counters_count_captured_events(
+    app_guard: tuple[flask.Flask, FeedbackGuard], client: flask.testing.FlaskClient
+) -> None:
+    for _ in range(3):
+        post(client)
+    assert app_guard[1].counters.captured == 3
+
+
+BAD_REQUESTS = [
+    pytest.param({}, {}, "value", id="missing-value"),
+    pytest.param({"label": "x" * 2000}, {}, "value", id="value-too-long"),
+    pytest.param({"label": "x"}, {"X-User": ""}, "account_id", id="empty-account"),
+    pytest.param(
+        {"label": "x"}, {"X-User": "a" * (MAX_ID_CHARS + 1)}, "account_id", id="long-account"
+    ),
+    pytest.param(
+        {"label": "x", "payload": {"text": "a" * (MAX_TEXT_BYTES + 1)}},
+        {},
+        "payload.text",
+        id="text-too-big",
+    ),
+    pytest.param(
+        {"label": "x", "payload": {"features": [0.0] * (MAX_FEATURES + 1)}},
+        {},
+        "payload.features",
+        id="too-many-features",
+    ),
+    pytest.param(
+        {"label": "x", "model": {"label": "y", "confidence": 1.5}},
+        {},
+        "model_output.confidence",
+        id="confidence-out-of-range",
+    ),
+    pytest.param({"label": "x", "ns": "no spaces!"}, {}, "namespace", id="bad-namespace"),
+    pytest.param(
+        {"label": "x"},
+        {"Idempotency-Key": "k" * (MAX_ID_CHARS + 1)},
+        "event_id",
+        id="long-idempotency-key",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "headers", "field"), BAD_REQUESTS)
+def test_invalid_feedback_gets_422_naming_the_field_and_queues_nothing(
+    client: flask.testing.FlaskClient,
+    r: redis.Redis[bytes],
+    body: dict[str, Any],
+    headers: dict[str, str],
+    field: str,
+) -> None:
+    resp = post(client, body, headers=headers)
+    assert resp.status_code == 422
+    doc = resp.get_json()
+    assert doc["error"] == "invalid_feedback"
+    assert [f["field"] for f in doc["fields"]] == [field]
+    assert all(f["message"] for f in doc["fields"])
+    assert r.xlen(keys.inbox("default")) == 0
+    assert r.keys("fg:*") == []
+
+
+def test_nan_value_is_refused_naming_value(
+    client: flask.testing.FlaskClient, r: redis.Redis[bytes]
+) -> None:
+    resp = post(client, data='{"label": NaN}', content_type="application/json")
+    assert resp.status_code == 422
+    assert resp.get_json()["fields"][0]["field"] == "value"
+    assert "finite" in resp.get_json()["fields"][0]["message"]
+    assert r.keys("fg:*") == []
+
+
+def test_invalid_feedback_counts_as_invalid(
+    app_guard: tuple[flask.Flask, FeedbackGuard], client: flask.testing.FlaskClient
+) -> None:
+    post(client, {})
+    assert app_guard[1].counters.invalid == 1
+    assert app_guard[1].counters.captured == 0
+
+
+def test_pass_mode_runs_the_view_and_counts_the_drop(
+    r: redis.Redis[bytes], capture_settings: Settings
+) -> None:
+    app, guard = build_app(capture_settings.model_copy(update={"invalid_feedback": "pass"}))
+    try:
+        resp = post(app.test_client(), {})
+        assert resp.status_code == 200
+        assert resp.get_json()["ok"] is True
+        assert guard.counters.invalid == 1
+        assert r.xlen(keys.inbox("default")) == 0
+    finally:
+        guard.close()
+
+
+def test_forwarded_for_is_ignored_without_trusted_proxies(
+    client: flask.testing.FlaskClient, r: redis.Redis[bytes]
+) -> None:
+    post(client, headers={"X-Forwarded-For": "6.6.6.6"}, remote_addr="198.51.100.7")
+    assert inbox_events(r)[0].ip == "198.51.100.7"
+
+
+def test_one_trusted_proxy_takes_the_address_it_appended_not_a_spoofed_one(
+    r: redis.Redis[bytes], capture_settings: Settings
+) -> None:
+    app, guard = build_app(capture_settings.model_copy(update={"trusted_proxies": 1}))
+    try:
+        # The client sent "X-Forwarded-For: 6.6.6.6"; the proxy appended the real peer.
+        post(
+            app.test_client(),
+            headers={"X-Forwarded-For": "6.6.6.6, 203.0.113.9"},
+            remote_addr="10.0.0.2",
+        )
+        assert inbox_events(r)[0].ip == "203.0.113.9"
+    finally:
+        guard.close()
+
+
+def test_trusted_proxy_without_forwarded_for_uses_the_peer_address(
+    r: redis.Redis[bytes], capture_settings: Settings
+) -> None:
+    app, guard = build_app(capture_settings.model_copy(update={"trusted_proxies": 1}))
+    try:
+        post(app.test_client(), remote_addr="10.0.0.2")
+        assert inbox_events(r)[0].ip == "10.0.0.2"
+    finally:
+        guard.close()
+
+
+def test_idempotency_key_becomes_the_event_id(
+    client: flask.testing.FlaskClient, r: redis.Redis[bytes]
+) -> None:
+    post(client, headers={"Idempotency-Key": "req-123"})
+    assert inbox_events(r)[0].event_id == "req-123"
+
+
+def test_route_table_marks_an_undecorated_endpoint(
+    client: flask.testing.FlaskClient, r: redis.Redis[bytes]
+) -> None:
+    resp = post(client, path="/table/t-9/feedback")
+    assert resp.status_code == 200
+    [event] = inbox_events(r)
+    assert event.item_id == "t-9"
+
+
+def test_route_table_refuses_invalid_feedback(
+    client: flask.testing.FlaskClient, r: redis.Redis[bytes]
+) -> None:
+    resp = post(client, {}, path="/table/t-9/feedback")
+    assert resp.status_code == 422
+    assert r.keys("fg:*") == []
+
+
+def test_decorated_view_in_the_route_table_is_captured_once(
+    r: redis.Redis[bytes], capture_settings: Settings
+) -> None:
+    app, guard = build_app(capture_settings, FEEDBACKGUARD_ROUTES={"feedback": ROUTE_SPEC})
+    try:
+        post(app.test_client())
+        assert r.xlen(keys.inbox("default")) == 1
+    finally:
+        guard.close()
+
+
+def test_sources_from_g_and_callables_and_integer_ids(
+    r: redis.Redis[bytes], capture_settings: Settings
+) -> None:
+    app = flask.Flask(__name__)
+    guard = FeedbackGuard(app, settings=capture_settings)
+
+    @app.before_request
+    def login() -> None:
+        flask.g.user_id = 1234
+
+    @app.post("/rate/<int:product>")
+    @guard.feedback(kind="rating", account="g:user_id", item="view:product", value=lambda: 5)
+    def rate(product: int) -> str:
+        return "thanks"
+
+    try:
+        assert app.test_client().post("/rate/77").status_code == 200
+        [event] = inbox_events(r)
+        assert (event.kind, event.account_id, event.item_id, event.value) == (
+            "rating",
+            "1234",
+            "77",
+            5,
+        )
+    finally:
+        guard.close()
+
+
+def test_unknown_spec_keys_fail_at_registration() -> None:
+    guard = FeedbackGuard()
+    with pytest.raises(ValueError, match="unknown feedback spec keys"):
+        guard.feedback(kind="label", account="a", item="i", value="v", acount="typo")
+
+
+def test_init_app_keeps_state_in_app_extensions(
+    app_guard: tuple[flask.Flask, FeedbackGuard],
+) -> None:
+    app, guard = app_guard
+    assert app.extensions["feedbackguard"] is guard.capture_of(app)
+
+
+def test_buffered_mode_delivers_after_flush(
+    r: redis.Redis[bytes], capture_settings: Settings
+) -> None:
+    app, guard = build_app(capture_settings.model_copy(update={"capture_mode": "buffered"}))
+    try:
+        client = app.test_client()
+        for _ in range(5):
+            assert post(client).status_code == 200
+        guard.flush()
+        assert r.xlen(keys.inbox("default")) == 5
+        assert guard.counters.captured == 5
+    finally:
+        guard.close()
+
+
+def test_example_shop_captures_a_correction_with_model_output_and_text(
+    r: redis.Redis[bytes], capture_settings: Settings
+) -> None:
+    from examples.shop import create_app
+
+    app = create_app(capture_settings.model_dump(include={"redis_url", "home", "spool_retry_s"}))
+    client = app.test_client()
+    ticket = client.post(
+        "/tickets", json={"text": "my parcel never arrived"}, headers={"X-User": "u1"}
+    )
+    resp = client.post(
+        f"/tickets/{ticket.get_json()['id']}/feedback",
+        json={"label": "shipping"},
+        headers={"X-User": "u1"},
+    )
+    assert resp.get_json()["status"] == "thanks"
+    [event] = inbox_events(r, "tickets")
+    assert (event.kind, event.value) == ("correction", "shipping")
+    assert event.payload == Payload(text="my parcel never arrived")
+    assert event.model_output is not None
+    app.extensions["feedbackguard"].close()

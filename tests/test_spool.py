@@ -1,0 +1,352 @@
+"""Redis outages: the product keeps answering, events are spooled, then replayed.
+
+"Redis" here is a real redis-server process this module starts and stops on a free
+port, so "down" and "back" are the real thing (connection refused, then accepted).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import flask
+import pytest
+import redis
+from click.testing import CliRunner
+
+from feedbackguard import keys
+from feedbackguard.capture import FeedbackGuard
+from feedbackguard.cli import main
+from feedbackguard.embedded import redis_server_binary
+from feedbackguard.events import FeedbackEvent
+from feedbackguard.settings import Settings
+from feedbackguard.spool import Spool, SpoolFullError
+
+START_TIMEOUT_S = 10.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RedisProcess:
+    """A throwaway redis-server that a test can stop and start again."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        args = [redis_server_binary(), "--port", str(self.port), "--save", ""]
+        args += ["--appendonly", "no", "--bind", "127.0.0.1"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        client = redis.Redis.from_url(self.url)
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    client.ping()
+                    return
+                except redis.ConnectionError:
+                    time.sleep(0.02)
+        finally:
+            client.close()
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait()
+            self.proc = None
+
+    def client(self) -> redis.Redis[bytes]:
+        return redis.Redis.from_url(self.url)
+
+
+@pytest.fixture
+def server() -> Iterator[RedisProcess]:
+    proc = RedisProcess(_free_port())
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+def _settings(tmp_path: Path, url: str, **update: Any) -> Settings:
+    values: dict[str, Any] = {
+        "home": tmp_path / "home",
+        "redis_url": url,
+        "redis_timeout_ms": 200.0,
+        "spool_retry_s": 3600.0,
+        "breaker_cooldown_s": 3600.0,
+    }
+    values.update(update)
+    return Settings(**values)
+
+
+def _app(settings: Settings) -> tuple[flask.Flask, FeedbackGuard]:
+    app = flask.Flask(__name__)
+    guard = FeedbackGuard(app, settings=settings)
+
+    @app.post("/tickets/<ticket_id>/feedback")
+    @guard.feedback(
+        kind="label", account="header:X-User", item="view:ticket_id", value="json:label"
+    )
+    def feedback(ticket_id: str) -> dict[str, Any]:
+        return {"saved": ticket_id}
+
+    return app, guard
+
+
+def _post(client: flask.testing.FlaskClient, n: int, start: int = 0) -> list[Any]:
+    return [
+        client.post(
+            f"/tickets/t{i}/feedback",
+            json={"label": "billing"},
+            headers={"X-User": f"u{i}", "Idempotency-Key": f"ev-{i}"},
+        )
+        for i in range(start, start + n)
+    ]
+
+
+def _event_ids(r: redis.Redis[bytes]) -> list[str]:
+    entries = r.xrange(keys.inbox("default"))
+    return [FeedbackEvent.from_json(fields[b"e"]).event_id for _, fields in entries]
+
+
+@pytest.fixture
+def outage(tmp_path: Path, server: RedisProcess) -> Iterator[tuple[flask.Flask, FeedbackGuard]]:
+    """An app whose Redis is down (stopped after the app was set up)."""
+    app, guard = _app(_settings(tmp_path, server.url))
+    server.stop()
+    yield app, guard
+    guard.close()
+
+
+def test_product_endpoint_answers_unchanged_while_redis_is_down(
+    outage: tuple[flask.Flask, FeedbackGuard],
+) -> None:
+    responses = _post(outage[0].test_client(), 5)
+    assert [(r.status_code, r.get_json()) for r in responses] == [
+        (200, {"saved": f"t{i}"}) for i in range(5)
+    ]
+
+
+def test_events_are_spooled_while_redis_is_down(
+    outage: tuple[flask.Flask, FeedbackGuard],
+) -> None:
+    app, guard = outage
+    _post(app.test_client(), 7)
+    assert guard.counters.spooled == 7
+    assert guard.counters.captured == 0
+    assert guard.capture_of().spool.status().spooled_events == 7
+
+
+def test_replay_after_redis_is_back_sends_each_event_exactly_once(
+    outage: tuple[flask.Flask, FeedbackGuard], server: RedisProcess
+) -> None:
+    app, guard = outage
+    _post(app.test_client(), 25)
+    server.start()
+    assert guard.replay_spool() == 25
+    assert guard.replay_spool() == 0
+    with server.client() as r:
+        assert sorted(_event_ids(r)) == sorted(f"ev-{i}" for i in range(25))
+        assert r.smembers(keys.namespaces()) == {b"default"}
+    assert not guard.capture_of().spool.has_pending()
+
+
+def test_background_retry_replays_the_spool_when_redis_is_back(
+    tmp_path: Path, server: RedisProcess
+) -> None:
+    settings = _settings(tmp_path, server.url, spool_retry_s=0.1, breaker_cooldown_s=0.1)
+    app, guard = _app(settings)
+    try:
+        server.stop()
+        _post(app.test_client(), 10)
+        server.start()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        with server.client() as r:
+            while r.xlen(keys.inbox("default")) < 10 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            _post(app.test_client(), 1, start=10)  # breaker closed again: direct capture
+            assert sorted(_event_ids(r)) == sorted(f"ev-{i}" for i in range(11))
+        assert guard.counters.captured == 1
+    finally:
+        guard.close()
+
+
+def _blackhole() -> socket.socket:
+    """A listening socket that never answers: connects succeed, reads time out."""
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(64)
+    return hole
+
+
+def test_slow_redis_costs_one_timeout_then_the_breaker_spools_at_once(tmp_path: Path) -> None:
+    hole = _blackhole()
+    url = f"redis://127.0.0.1:{hole.getsockname()[1]}/0"
+    app, guard = _app(_settings(tmp_path, url, redis_timeout_ms=200.0))
+    try:
+        client = app.test_client()
+        started = time.monotonic()
+        _post(client, 1)
+        first = time.monotonic() - started
+        started = time.monotonic()
+        _post(client, 10, start=1)
+        rest = time.monotonic() - started
+        # One timeout, no redis-py retries (3 retries would be >= 0.8 s).
+        assert 0.15 <= first < 0.6
+        assert rest < 0.2
+        assert guard.counters.spooled == 11
+    finally:
+        guard.close()
+        hole.close()
+
+
+def test_spool_refuses_past_its_bound_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spool = Spool(tmp_path / "small.jsonl", max_bytes=1000)
+    raw = FeedbackEvent(kind="label", account_id="a", item_id="i", value="v").to_json()
+    fits = 1000 // (len(raw) + 1)  # each line is the JSON plus a newline
+    for _ in range(fits):
+        spool.append(raw)
+    with (
+        caplog.at_level(logging.ERROR, logger="feedbackguard.spool"),
+        pytest.raises(SpoolFullError),
+    ):
+        spool.append(raw)
+    assert spool.status().spooled_events == fits > 0
+    assert spool.path.stat().st_size <= 1000
+    assert spool.refused == 1
+    assert "is full" in caplog.text
+
+
+def test_full_spool_counts_dropped_events_and_the_product_still_answers(
+    tmp_path: Path, server: RedisProcess
+) -> None:
+    app, guard = _app(_settings(tmp_path, server.url, spool_max_bytes=1500))
+    server.stop()
+    try:
+        responses = _post(app.test_client(), 20)
+        assert {r.status_code for r in responses} == {200}
+        counters = guard.counters
+        assert counters.dropped > 0
+        assert counters.spooled + counters.dropped == 20
+        assert guard.capture_of().spool.status().spooled_events == counters.spooled
+    finally:
+        guard.close()
+
+
+def _spool_with(tmp_path: Path, namespaces: list[str]) -> Spool:
+    spool = Spool(tmp_path / "spool.jsonl", max_bytes=10**7)
+    for i, ns in enumerate(namespaces):
+        event = FeedbackEvent(
+            event_id=f"ev-{i}", namespace=ns, kind="label", account_id="a", item_id="i", value=1
+        )
+        spool.append(event.to_json())
+    return spool
+
+
+def test_interrupted_replay_resumes_without_resending_finished_batches(
+    tmp_path: Path, r: redis.Redis[bytes]
+) -> None:
+    spool = _spool_with(tmp_path, ["a"] * 4 + ["b"] * 4)
+    r.set(keys.inbox("b"), "not a stream")  # batch 2 fails (WRONGTYPE) mid-replay
+    with pytest.raises(redis.ResponseError):
+        spool.replay(r, maxlen=1000, batch=4)
+    r.delete(keys.inbox("b"))
+    assert spool.replay(r, maxlen=1000, batch=4).replayed == 4
+    assert r.xlen(keys.inbox("a")) == 4
+    assert r.xlen(keys.inbox("b")) == 4
+    assert not spool.has_pending()
+
+
+def test_events_spooled_during_a_replay_wait_for_the_next_one(
+    tmp_path: Path, r: redis.Redis[bytes]
+) -> None:
+    spool = _spool_with(tmp_path, ["a"] * 3)
+    r.set(keys.inbox("a"), "not a stream")
+    with pytest.raises(redis.ResponseError):
+        spool.replay(r, maxlen=1000, batch=10)
+    spool.append(FeedbackEvent(kind="vote", account_id="x", item_id="y", value=True).to_json())
+    r.delete(keys.inbox("a"))
+    assert spool.replay(r, maxlen=1000, batch=10).replayed == 4
+    assert r.xlen(keys.inbox("a")) == 3
+    assert r.xlen(keys.inbox("default")) == 1
+
+
+def test_torn_line_is_quarantined_and_the_next_event_survives(
+    tmp_path: Path, r: redis.Redis[bytes]
+) -> None:
+    spool = Spool(tmp_path / "spool.jsonl", max_bytes=10**7)
+    spool.path.write_bytes(b'{"event_id": "half-writ')  # a crash mid-append
+    spool.append(FeedbackEvent(kind="vote", account_id="x", item_id="y", value=True).to_json())
+    result = spool.replay(r, maxlen=1000, batch=10)
+    assert (result.replayed, result.bad) == (1, 1)
+    assert spool.status().bad_events == 1
+
+
+def test_concurrent_replays_do_not_both_send(tmp_path: Path, r: redis.Redis[bytes]) -> None:
+    spool = _spool_with(tmp_path, ["a"] * 50)
+    results = []
+
+    def run() -> None:
+        results.append(spool.replay(r, maxlen=1000, batch=5))
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(res.replayed for res in results) == 50
+    assert r.xlen(keys.inbox("a")) == 50
+
+
+APPENDER = """
+import sys
+from feedbackguard.spool import Spool
+spool = Spool(sys.argv[1], max_bytes=10**8)
+for i in range(int(sys.argv[3])):
+    spool.append(('{"kind":"vote","account_id":"p%s","item_id":"%d","value":1}'
+                  % (sys.argv[2], i)).encode())
+"""
+
+
+def test_several_processes_append_whole_lines(tmp_path: Path, r: redis.Redis[bytes]) -> None:
+    path = tmp_path / "spool.jsonl"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", APPENDER, str(path), str(p), "100"])
+        for p in range(4)
+    ]
+    assert [p.wait() for p in procs] == [0, 0, 0, 0]
+    result = Spool(path, max_bytes=10**8).replay(r, maxlen=10**6, batch=64)
+    assert (result.replayed, result.bad) == (400, 0)
+
+
+def test_cli_status_and_replay(tmp_path: Path, r: redis.Redis[bytes], redis_url: str) -> None:
+    _spool_with(tmp_path, ["default"] * 3)
+    env = {
+        "FEEDBACKGUARD_SPOOL_PATH": str(tmp_path / "spool.jsonl"),
+        "FEEDBACKGUARD_REDIS_URL": redis_url,
+        "FEEDBACKGUARD_HOME": str(tmp_path / "home"),
+    }
+    runner = CliRunner()
+    status = runner.invoke(main, ["spool", "status"], env=env)
+    assert status.exit_code == 0, status.output
+    assert "3 event(s) waiting" in status.output
+    replay = runner.invoke(main, ["spool", "replay"], env=env)
+    assert replay.exit_code == 0, replay.output
+    assert "replayed 3" in replay.output
+    assert r.xlen(keys.inbox("default")) == 3
