@@ -1,0 +1,125 @@
+"""`feedbackguard store export / verify / versions`: the retraining data, for the training job."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+import orjson
+
+from feedbackguard.settings import Settings
+from feedbackguard.store import ExportCaps, Store, StoreError
+
+
+def inert(text: str) -> str:
+    """Text safe to print on a terminal: control and other non-printable characters
+    (ANSI escapes, bidi overrides) are shown escaped, never interpreted."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+@contextmanager
+def _open_store() -> Iterator[Store]:
+    store = Store.from_settings(Settings())
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@click.group("store")
+def store() -> None:
+    """The retraining store: export a dataset version, verify signatures, list versions."""
+
+
+@store.command("export")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet"]), default="jsonl")
+@click.option(
+    "--version",
+    "version",
+    type=int,
+    default=None,
+    help="Dataset version to export (default: the current state, as a version).",
+)
+@click.option("--per-account", type=click.IntRange(min=1), default=None, help="Cap per account.")
+@click.option(
+    "--per-account-item",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Cap per (account, item): 1 keeps an account's first feedback per item.",
+)
+def export_command(
+    path: Path,
+    fmt: str,
+    version: int | None,
+    per_account: int | None,
+    per_account_item: int | None,
+) -> None:
+    """Write the live items of a dataset version to PATH, and PATH.manifest.json."""
+    caps = None
+    if per_account is not None or per_account_item is not None:
+        caps = ExportCaps(per_account=per_account, per_account_item=per_account_item)
+    with _open_store() as s, click.progressbar(length=0, label="exporting") as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.length = max(total, done)
+            bar.update(done - bar.pos)
+
+        try:
+            manifest = s.export(
+                path,
+                fmt="parquet" if fmt == "parquet" else "jsonl",
+                version=version,
+                caps=caps,
+                progress=progress,
+                actor="cli",
+            )
+        except StoreError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"version {manifest.version}: {manifest.items} items -> {path} "
+        f"(sha256 {manifest.sha256}); excluded {manifest.excluded}"
+    )
+
+
+@store.command("verify")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def verify_command(as_json: bool) -> None:
+    """Check every signature and version; exit 1 listing what changed outside feedbackguard."""
+    with _open_store() as s:
+        report = s.verify()
+    if as_json:
+        click.echo(orjson.dumps(report.model_dump(mode="json"), option=orjson.OPT_INDENT_2))
+    else:
+        click.echo(
+            f"checked {report.items_checked} items, {report.tombstones_checked} tombstones, "
+            f"{report.versions_checked} versions: {report.problems_total} problem(s)"
+        )
+        for p in report.problems:
+            event = f" event_id={inert(p.event_id)!r}" if p.event_id is not None else ""
+            click.echo(f"{p.table} {p.id}{event}: {p.problem}")
+        if report.problems_total > len(report.problems):
+            click.echo(f"... and {report.problems_total - len(report.problems)} more")
+    if not report.ok:
+        raise SystemExit(1)
+
+
+@store.command("versions")
+@click.option("--json", "as_json", is_flag=True, help="Print the versions as JSON.")
+def versions_command(as_json: bool) -> None:
+    """List the dataset versions, oldest first."""
+    with _open_store() as s:
+        versions = s.versions()
+    if as_json:
+        payload = [v.model_dump(mode="json") for v in versions]
+        click.echo(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
+        return
+    header = f"{'version':>7}  {'created_at (UTC)':<19}  {'watermark':>9}  {'live':>9}  "
+    click.echo(header + f"{'quarantined':>11}  actor / note")
+    for v in versions:
+        click.echo(
+            f"{v.version:>7}  {v.created_at:%Y-%m-%d %H:%M:%S}  {v.watermark:>9}  {v.live:>9}  "
+            f"{v.quarantined:>11}  {inert(v.actor)} / {inert(v.note)}"
+        )
