@@ -1,0 +1,276 @@
+"""Lockstep groups: accounts that act on the same items, the same way, at the same time.
+
+CopyCatch (Beutel et al. WWW 2013) and SynchroTrap (Cao et al. CCS 2014) observe that
+a fake-account swarm is driven by one operator, so its members' actions line up in
+time far more than any two honest users' do. Here two actions *match* when they are
+on the same item with the same value within `t_sim_s`; accounts that match on
+several items, and on a good share of their activity, are linked; groups are the
+connected components of that similarity graph after a small k-core pruning.
+
+An organic burst (a viral item reported by hundreds of unrelated accounts) gives
+each pair of reporters one matched item, never several, so it forms no group.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+from feedbackguard.graph.infrastructure import shared_infrastructure
+from feedbackguard.graph.params import LockstepPolicy
+from feedbackguard.graph.window import BoolArray, EventWindow, FloatArray, IntArray
+
+_INT64_LIMIT = 2**62
+
+
+@dataclass(frozen=True, eq=False)
+class SimilarPairs:
+    """Account pairs (a < b) that passed the similarity tests, with their evidence."""
+
+    a: IntArray
+    b: IntArray
+    shared_items: IntArray
+    """Distinct matched items per pair."""
+    similarity: FloatArray
+    mean_gap_s: FloatArray
+    """Mean time between the pair's matched actions (one per matched item)."""
+
+
+@dataclass(frozen=True, eq=False)
+class LockstepGroup:
+    """A group of accounts acting in lockstep, with the statistics behind its score."""
+
+    members: IntArray
+    items: IntArray
+    """Items on which at least two members matched."""
+    events: IntArray
+    """Indices of the members' events on those items."""
+    pairs: int
+    density: float
+    """Similar pairs / possible pairs among members."""
+    synchrony: float
+    """1 - median over member pairs of their mean matched-action gap / t_sim."""
+    value_agreement: float
+    """Share of members' events on the shared items that carry the group's modal value."""
+    young_share: float
+    infrastructure_share: float
+    start: float
+    end: float
+    score: float
+    flagged: bool
+
+
+@dataclass(frozen=True, eq=False)
+class _Matches:
+    a: IntArray
+    b: IntArray
+    item: IntArray
+    gap: FloatArray
+
+
+def _matches(window: EventWindow, policy: LockstepPolicy) -> _Matches:
+    """Every (account, account, item) whose actions match, with the time gap.
+
+    Events are sorted by (item, value, time); each is compared with the next
+    `max_neighbours` events. Once no event matches at some offset, none can at a
+    larger one (same key and within t_sim are both monotone), so the scan stops.
+    """
+    n_values = int(window.value.max()) + 1 if window.n_events else 1
+    key = window.item * n_values + window.value
+    order = np.lexsort((window.time, key))
+    k = key[order]
+    t = window.time[order]
+    acc = window.account[order]
+    itm = window.item[order]
+    parts_a: list[IntArray] = []
+    parts_b: list[IntArray] = []
+    parts_i: list[IntArray] = []
+    parts_g: list[FloatArray] = []
+    for offset in range(1, policy.max_neighbours + 1):
+        if offset >= k.size:
+            break
+        same = (k[offset:] == k[:-offset]) & (t[offset:] - t[:-offset] <= policy.t_sim_s)
+        if not same.any():
+            break
+        hit = np.flatnonzero(same & (acc[offset:] != acc[:-offset]))
+        left = acc[hit]
+        right = acc[hit + offset]
+        parts_a.append(np.minimum(left, right))
+        parts_b.append(np.maximum(left, right))
+        parts_i.append(itm[hit])
+        parts_g.append(t[hit + offset] - t[hit])
+    if not parts_a:
+        empty = np.empty(0, dtype=np.int64)
+        return _Matches(empty, empty, empty, np.empty(0))
+    return _Matches(
+        np.concatenate(parts_a),
+        np.concatenate(parts_b),
+        np.concatenate(parts_i),
+        np.concatenate(parts_g),
+    )
+
+
+def _items_per_account(window: EventWindow) -> IntArray:
+    pairs = np.unique(window.account * max(window.n_items, 1) + window.item)
+    return np.bincount(pairs // max(window.n_items, 1), minlength=window.n_accounts).astype(
+        np.int64
+    )
+
+
+def _pair_item_key(m: _Matches, n_accounts: int, n_items: int) -> IntArray:
+    """One int64 per (account pair, item), ordered by pair then item."""
+    pair = m.a * n_accounts + m.b
+    if n_accounts * n_accounts * max(n_items, 1) < _INT64_LIMIT:
+        return np.asarray(pair * max(n_items, 1) + m.item, dtype=np.int64)
+    # Too many ids for one int64: rank the pairs first (rarely needed, slower).
+    _, pair_rank = np.unique(pair, return_inverse=True)
+    return np.asarray(pair_rank.astype(np.int64) * max(n_items, 1) + m.item, dtype=np.int64)
+
+
+def similar_pairs(window: EventWindow, policy: LockstepPolicy) -> SimilarPairs:
+    """Account pairs matching on enough distinct items, far more than chance allows."""
+    m = _matches(window, policy)
+    empty = np.empty(0, dtype=np.int64)
+    if m.a.size == 0:
+        return SimilarPairs(empty, empty, empty, np.empty(0), np.empty(0))
+    # One vote per (pair, item): repeated actions on one item are not more evidence.
+    key = _pair_item_key(m, window.n_accounts, window.n_items)
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    first = np.ones(key.size, dtype=bool)
+    first[1:] = key[1:] != key[:-1]
+    pick = order[first]
+    a, b, gap = m.a[pick], m.b[pick], m.gap[pick]
+    new_pair = np.ones(a.size, dtype=bool)
+    new_pair[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    starts = np.flatnonzero(new_pair)
+    counts = np.diff(np.append(starts, a.size))
+    pair_id = np.cumsum(new_pair) - 1
+    mean_gap = np.bincount(pair_id, weights=gap) / counts
+    pa, pb = a[starts], b[starts]
+    n_items = _items_per_account(window)
+    similarity = counts / np.minimum(n_items[pa], n_items[pb])
+    keep = (counts >= policy.min_shared_items) & (similarity >= policy.min_similarity)
+    return SimilarPairs(
+        a=pa[keep].astype(np.int64),
+        b=pb[keep].astype(np.int64),
+        shared_items=counts[keep].astype(np.int64),
+        similarity=similarity[keep].astype(np.float64),
+        mean_gap_s=mean_gap[keep],
+    )
+
+
+def _kcore(n: int, a: IntArray, b: IntArray, k: int) -> BoolArray:
+    """Nodes of the k-core of the undirected graph (a, b)."""
+    alive = np.zeros(n, dtype=bool)
+    alive[a] = True
+    alive[b] = True
+    while True:
+        live = alive[a] & alive[b]
+        deg = np.bincount(a[live], minlength=n) + np.bincount(b[live], minlength=n)
+        drop = alive & (deg < k)
+        if not drop.any():
+            return alive
+        alive &= ~drop
+
+
+def detect_lockstep(
+    window: EventWindow, policy: LockstepPolicy, young: BoolArray
+) -> tuple[list[LockstepGroup], SimilarPairs]:
+    """Lockstep groups (flagged or not) and the similarity edges they came from.
+
+    `young` is the per-account young flag (see `EventWindow.young`).
+    """
+    pairs = similar_pairs(window, policy)
+    if pairs.a.size == 0:
+        return [], pairs
+    n = window.n_accounts
+    core = _kcore(n, pairs.a, pairs.b, policy.min_core_degree)
+    live = core[pairs.a] & core[pairs.b]
+    a, b = pairs.a[live], pairs.b[live]
+    graph = sp.csr_matrix((np.ones(a.size), (a, b)), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    groups: list[LockstepGroup] = []
+    members_of = np.flatnonzero(core)
+    lab = label[members_of]
+    for comp in np.unique(lab):
+        members = members_of[lab == comp]
+        if members.size < policy.min_group_size:
+            continue
+        in_group = np.zeros(n, dtype=bool)
+        in_group[members] = True
+        mine = in_group[pairs.a] & in_group[pairs.b]
+        groups.append(_describe(window, policy, members, in_group, pairs, mine, young))
+    groups.sort(key=lambda g: (-g.score, -g.members.size))
+    return groups, pairs
+
+
+def _describe(
+    window: EventWindow,
+    policy: LockstepPolicy,
+    members: IntArray,
+    in_group: BoolArray,
+    pairs: SimilarPairs,
+    mine: BoolArray,
+    young: BoolArray,
+) -> LockstepGroup:
+    n_pairs = int(mine.sum())
+    possible = members.size * (members.size - 1) / 2
+    density = n_pairs / possible
+    gap = float(np.median(pairs.mean_gap_s[mine]))
+    synchrony = max(0.0, 1.0 - gap / policy.t_sim_s)
+    member_events = np.flatnonzero(in_group[window.account])
+    ev_items = window.item[member_events]
+    # Shared items: acted on by at least min_similarity of the members (and two), so
+    # that camouflage on popular items does not count as the group's target.
+    acc_item = np.unique(window.account[member_events] * max(window.n_items, 1) + ev_items)
+    per_item = np.bincount(acc_item % max(window.n_items, 1), minlength=window.n_items)
+    need = max(2, math.ceil(policy.min_similarity * members.size))
+    shared = np.flatnonzero(per_item >= need)
+    on_shared = np.zeros(window.n_items, dtype=bool)
+    on_shared[shared] = True
+    events = member_events[on_shared[ev_items]]
+    agreement = _value_agreement(window, events)
+    times = window.time[events]
+    young_share = float(young[members].mean())
+    infra = shared_infrastructure(window, members)
+    score = min(
+        1.0,
+        policy.base_score
+        + policy.synchrony_weight * synchrony
+        + policy.young_weight * young_share
+        + policy.infrastructure_weight * infra
+        + policy.density_weight * density,
+    )
+    return LockstepGroup(
+        members=members.astype(np.int64),
+        items=shared.astype(np.int64),
+        events=events.astype(np.int64),
+        pairs=n_pairs,
+        density=density,
+        synchrony=synchrony,
+        value_agreement=agreement,
+        young_share=young_share,
+        infrastructure_share=infra,
+        start=float(times.min()) if times.size else 0.0,
+        end=float(times.max()) if times.size else 0.0,
+        score=score,
+        flagged=score >= policy.min_score,
+    )
+
+
+def _value_agreement(window: EventWindow, events: IntArray) -> float:
+    """Share of events whose value is the most common value on their item."""
+    if events.size == 0:
+        return 0.0
+    n_values = int(window.value.max()) + 1
+    key = window.item[events] * n_values + window.value[events]
+    _, counts = np.unique(key, return_counts=True)
+    uniq_keys = np.unique(key)
+    per_item_max = np.zeros(window.n_items, dtype=np.int64)
+    np.maximum.at(per_item_max, uniq_keys // n_values, counts)
+    return float(per_item_max.sum() / events.size)

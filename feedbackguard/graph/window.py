@@ -1,0 +1,267 @@
+"""A columnar window of feedback events: the input of every graph detector.
+
+Detectors work on integer-coded numpy arrays (one entry per event) so that they can
+be vectorised and fed to scipy.sparse; the string ids are kept once, for evidence.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+
+from feedbackguard.events import FeedbackEvent
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+MISSING = -1
+"""Code of an absent ip / subnet / device."""
+
+IPV4_SUBNET_BITS = 24
+IPV6_SUBNET_BITS = 48
+
+
+def subnet_of(ip: str) -> str:
+    """The network an address belongs to for infrastructure clustering (/24, /48).
+
+    Rate limits and NAT allowances work per subnet because one attacker renting a
+    block of addresses gets consecutive ones. A string that is not an address is its
+    own subnet, so garbage can never merge two unrelated clients.
+    """
+    try:
+        addr = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return ip
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    bits = IPV4_SUBNET_BITS if addr.version == 4 else IPV6_SUBNET_BITS
+    return str(ipaddress.ip_network(f"{addr}/{bits}", strict=False))
+
+
+class _Coder:
+    """Assigns dense integer codes to hashable keys in order of first appearance."""
+
+    def __init__(self) -> None:
+        self.codes: dict[Hashable, int] = {}
+        self.labels: list[str] = []
+
+    def code(self, key: Hashable, label: str) -> int:
+        found = self.codes.get(key)
+        if found is None:
+            found = len(self.labels)
+            self.codes[key] = found
+            self.labels.append(label)
+        return found
+
+    def optional(self, key: str | None) -> int:
+        return MISSING if key is None else self.code(key, key)
+
+
+def _value_key(value: bool | int | float | str) -> tuple[str, str]:
+    # True and 1 are different feedback values although they hash alike.
+    return (type(value).__name__, repr(value))
+
+
+def _timestamp(moment: datetime) -> float:
+    return moment.timestamp()
+
+
+@dataclass(frozen=True, eq=False)
+class EventWindow:
+    """One analysis window: E events over A accounts and I items.
+
+    Per event: `account`, `item`, `value` (codes), `time` (POSIX seconds), and `ip`,
+    `subnet`, `device` (codes, `MISSING` when absent). Per account: `account_created`
+    (POSIX seconds, NaN when unknown). The `*_ids` tuples map codes back to strings.
+    """
+
+    account: IntArray
+    item: IntArray
+    value: IntArray
+    time: FloatArray
+    ip: IntArray
+    subnet: IntArray
+    device: IntArray
+    account_created: FloatArray
+    account_ids: tuple[str, ...]
+    item_ids: tuple[str, ...]
+    ip_ids: tuple[str, ...] = ()
+    subnet_ids: tuple[str, ...] = ()
+    device_ids: tuple[str, ...] = ()
+
+    @property
+    def n_events(self) -> int:
+        return int(self.account.shape[0])
+
+    @property
+    def n_accounts(self) -> int:
+        return len(self.account_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def end(self) -> float:
+        """Time of the latest event (0 for an empty window)."""
+        return float(self.time.max()) if self.n_events else 0.0
+
+    def first_seen(self) -> FloatArray:
+        """Per account, the time of its first event in the window (inf if none)."""
+        out = np.full(self.n_accounts, np.inf)
+        np.minimum.at(out, self.account, self.time)
+        return out
+
+    def young(self, age_s: float) -> BoolArray:
+        """Per account: created less than `age_s` before its first event here.
+
+        Accounts without a creation time are treated as not young: the signal is
+        absent, and guessing would flag every product that does not send it.
+        """
+        age = self.first_seen() - self.account_created
+        return np.asarray(np.nan_to_num(age, nan=np.inf) < age_s)
+
+    @classmethod
+    def from_events(cls, events: Sequence[FeedbackEvent]) -> EventWindow:
+        """Build a window from validated events (all of one namespace, any order)."""
+        accounts, items, values = _Coder(), _Coder(), _Coder()
+        ips, subnets, devices = _Coder(), _Coder(), _Coder()
+        n = len(events)
+        account = np.empty(n, dtype=np.int64)
+        item = np.empty(n, dtype=np.int64)
+        value = np.empty(n, dtype=np.int64)
+        time = np.empty(n, dtype=np.float64)
+        ip = np.empty(n, dtype=np.int64)
+        subnet = np.empty(n, dtype=np.int64)
+        device = np.empty(n, dtype=np.int64)
+        created: dict[int, float] = {}
+        for i, ev in enumerate(events):
+            a = accounts.code(ev.account_id, ev.account_id)
+            account[i] = a
+            item[i] = items.code(ev.item_id, ev.item_id)
+            value[i] = values.code(_value_key(ev.value), str(ev.value))
+            time[i] = _timestamp(ev.received_at)
+            ip[i] = ips.optional(ev.ip)
+            subnet[i] = subnets.optional(None if ev.ip is None else subnet_of(ev.ip))
+            device[i] = devices.optional(ev.device_id)
+            if ev.account_created_at is not None:
+                # The earliest claim wins: a later event cannot make an account older.
+                stamp = _timestamp(ev.account_created_at)
+                created[a] = min(stamp, created.get(a, stamp))
+        account_created = np.full(len(accounts.labels), np.nan)
+        for a, stamp in created.items():
+            account_created[a] = stamp
+        return cls(
+            account=account,
+            item=item,
+            value=value,
+            time=time,
+            ip=ip,
+            subnet=subnet,
+            device=device,
+            account_created=account_created,
+            account_ids=tuple(accounts.labels),
+            item_ids=tuple(items.labels),
+            ip_ids=tuple(ips.labels),
+            subnet_ids=tuple(subnets.labels),
+            device_ids=tuple(devices.labels),
+        )
+
+    @classmethod
+    def from_arrays(
+        cls,
+        account: npt.ArrayLike,
+        item: npt.ArrayLike,
+        time: npt.ArrayLike,
+        *,
+        value: npt.ArrayLike | None = None,
+        ip: npt.ArrayLike | None = None,
+        subnet: npt.ArrayLike | None = None,
+        device: npt.ArrayLike | None = None,
+        account_created: npt.ArrayLike | None = None,
+        n_accounts: int | None = None,
+        n_items: int | None = None,
+    ) -> EventWindow:
+        """Build a window from integer-coded arrays (benchmarks, replays, stores).
+
+        Codes must be non-negative (ip / subnet / device may be `MISSING`); ids are
+        generated as the decimal code (`"a17"`, `"i3"`, ...). Raises ValueError on
+        mismatched lengths, negative or non-finite input.
+        """
+        acc = _codes(account, "account")
+        n = acc.shape[0]
+        itm = _codes(item, "item", n)
+        t = np.asarray(time, dtype=np.float64)
+        if t.shape != (n,):
+            raise ValueError(f"time has shape {t.shape}, expected ({n},)")
+        if not np.all(np.isfinite(t)):
+            raise ValueError("time must be finite")
+        val = np.zeros(n, dtype=np.int64) if value is None else _codes(value, "value", n)
+        ipc = _optional_codes(ip, "ip", n)
+        # Without explicit subnets each ip is its own subnet (the caller knows better).
+        sub = ipc.copy() if subnet is None else _optional_codes(subnet, "subnet", n)
+        dev = _optional_codes(device, "device", n)
+        n_acc = _count(acc, n_accounts, "n_accounts")
+        n_itm = _count(itm, n_items, "n_items")
+        if account_created is None:
+            created = np.full(n_acc, np.nan)
+        else:
+            created = np.asarray(account_created, dtype=np.float64)
+            if created.shape != (n_acc,):
+                raise ValueError(f"account_created has shape {created.shape}, expected ({n_acc},)")
+        return cls(
+            account=acc,
+            item=itm,
+            value=val,
+            time=t,
+            ip=ipc,
+            subnet=sub,
+            device=dev,
+            account_created=created,
+            account_ids=tuple(f"a{i}" for i in range(n_acc)),
+            item_ids=tuple(f"i{i}" for i in range(n_itm)),
+            ip_ids=tuple(f"ip{i}" for i in range(_count(ipc, None, "ip"))),
+            subnet_ids=tuple(f"net{i}" for i in range(_count(sub, None, "subnet"))),
+            device_ids=tuple(f"dev{i}" for i in range(_count(dev, None, "device"))),
+        )
+
+
+def _codes(raw: npt.ArrayLike, name: str, n: int | None = None) -> IntArray:
+    arr = np.asarray(raw)
+    if arr.ndim != 1 or (n is not None and arr.shape[0] != n):
+        raise ValueError(f"{name} has shape {arr.shape}, expected ({n if n is not None else 'n'},)")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"{name} must hold integer codes")
+    out = arr.astype(np.int64, copy=False)
+    if out.size and int(out.min()) < 0:
+        raise ValueError(f"{name} codes must be >= 0")
+    return out
+
+
+def _optional_codes(raw: npt.ArrayLike | None, name: str, n: int) -> IntArray:
+    if raw is None:
+        return np.full(n, MISSING, dtype=np.int64)
+    arr = np.asarray(raw)
+    if arr.shape != (n,):
+        raise ValueError(f"{name} has shape {arr.shape}, expected ({n},)")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"{name} must hold integer codes")
+    out = arr.astype(np.int64, copy=False)
+    if out.size and int(out.min()) < MISSING:
+        raise ValueError(f"{name} codes must be >= {MISSING}")
+    return out
+
+
+def _count(codes: IntArray, declared: int | None, name: str) -> int:
+    needed = int(codes.max()) + 1 if codes.size else 0
+    if declared is None:
+        return needed
+    if declared < needed:
+        raise ValueError(f"{name}={declared} but codes go up to {needed - 1}")
+    return declared

@@ -1,0 +1,83 @@
+"""Lockstep (synchronised action) groups."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from feedbackguard.graph.lockstep import detect_lockstep, similar_pairs
+from feedbackguard.graph.params import LockstepPolicy
+from feedbackguard.graph.window import EventWindow
+
+DAY = 86400.0
+HOUR = 3600.0
+
+
+def _honest(rng: np.random.Generator, n_acc: int = 1000, n_events: int = 20000) -> list[np.ndarray]:
+    acc = rng.integers(0, n_acc, n_events)
+    itm = rng.integers(0, 2000, n_events)
+    val = rng.integers(0, 3, n_events)
+    t = rng.uniform(0, 30 * DAY, n_events)
+    return [acc, itm, val, t]
+
+
+def _window(parts: list[list[np.ndarray]], n_acc: int) -> EventWindow:
+    cols = [np.concatenate([p[k] for p in parts]) for k in range(4)]
+    return EventWindow.from_arrays(cols[0], cols[1], cols[3], value=cols[2], n_accounts=n_acc)
+
+
+def _group(rng: np.random.Generator, first: int, size: int, n_items: int) -> list[np.ndarray]:
+    members = np.arange(first, first + size)
+    items = rng.choice(2000, n_items, replace=False)
+    acc = np.repeat(members, n_items)
+    itm = np.tile(items, size)
+    start = 5 * DAY
+    return [acc, itm, np.ones(acc.size, dtype=int), start + rng.uniform(0, 2 * HOUR, acc.size)]
+
+
+def _flagged(w: EventWindow) -> list[set[int]]:
+    groups, _ = detect_lockstep(w, LockstepPolicy(), np.zeros(w.n_accounts, dtype=bool))
+    return [set(g.members.tolist()) for g in groups if g.flagged]
+
+
+def test_planted_lockstep_group_is_found_exactly() -> None:
+    rng = np.random.default_rng(1)
+    w = _window([_honest(rng), _group(rng, 1000, 30, 12)], 1030)
+    assert _flagged(w) == [set(range(1000, 1030))]
+
+
+def test_camouflaged_group_is_still_found() -> None:
+    rng = np.random.default_rng(2)
+    group = _group(rng, 1000, 30, 12)
+    n = group[0].size
+    camo = [
+        rng.integers(1000, 1030, n),
+        rng.integers(0, 2000, n),
+        rng.integers(0, 3, n),
+        rng.uniform(0, 30 * DAY, n),
+    ]
+    w = _window([_honest(rng), group, camo], 1030)
+    assert _flagged(w) == [set(range(1000, 1030))]
+
+
+def test_organic_viral_burst_is_not_flagged() -> None:
+    rng = np.random.default_rng(3)
+    viral = rng.choice(1000, 300, replace=False)
+    burst = [viral, np.full(300, 7), np.ones(300, dtype=int), 3 * DAY + rng.uniform(0, HOUR, 300)]
+    w = _window([_honest(rng), burst], 1000)
+    assert _flagged(w) == []
+
+
+def test_matching_requires_the_same_value() -> None:
+    rng = np.random.default_rng(4)
+    group = _group(rng, 0, 10, 12)
+    group[2] = group[0]  # every member gives its own value
+    w = _window([group], 10)
+    assert similar_pairs(w, LockstepPolicy()).a.size == 0
+
+
+def test_actions_further_apart_than_t_sim_do_not_match() -> None:
+    rng = np.random.default_rng(5)
+    group = _group(rng, 0, 10, 12)
+    group[3] = np.arange(group[0].size) * 4 * HOUR  # one action every 4 hours
+    w = _window([group], 10)
+    assert similar_pairs(w, LockstepPolicy(t_sim_s=3 * HOUR)).a.size == 0
