@@ -1,0 +1,32 @@
+"""The `feedbackguard` command. Each command (group) lives in its own module here;
+this module only assembles them."""
+
+from __future__ import annotations
+
+import click
+
+from feedbackguard import __version__
+from feedbackguard.cli.decisions import decisions
+from feedbackguard.cli.redis import redis_group
+from feedbackguard.cli.replay import replay_command
+from feedbackguard.cli.spool import spool_group
+from feedbackguard.cli.store import store
+from feedbackguard.cli.worker import worker
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="feedbackguard")
+def main() -> None:
+    """Defend a machine-learning feedback loop against poisoning.
+
+    Settings come from FEEDBACKGUARD_* environment variables (see config/settings.toml);
+    without FEEDBACKGUARD_REDIS_URL a private Redis is started under FEEDBACKGUARD_HOME.
+    """
+
+
+main.add_command(worker)
+main.add_command(replay_command)
+main.add_command(decisions)
+main.add_command(redis_group)
+main.add_command(store)
+main.add_command(spool_group)

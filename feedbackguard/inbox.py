@@ -1,0 +1,95 @@
+"""The inbox stream of a namespace, read in batches through one consumer group.
+
+Entries carry one field, `e`, the event's JSON. A worker that dies holding entries
+loses nothing: entries idle longer than `claim_idle_ms` are reclaimed by the next
+reader (XAUTOCLAIM) and processed again; downstream writes are idempotent on event_id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import redis
+
+from feedbackguard import keys
+from feedbackguard.events import FeedbackEvent
+
+GROUP = "fg-ingest"
+FIELD = b"e"
+
+Entry = tuple[bytes, bytes]
+"""(stream entry id, raw event JSON)"""
+
+
+def append(
+    pipe: redis.client.Pipeline[bytes], events: Iterable[FeedbackEvent], maxlen: int
+) -> None:
+    """Queue XADDs of events onto `pipe` (and note their namespaces); the caller executes."""
+    seen: set[str] = set()
+    for event in events:
+        pipe.xadd(
+            keys.inbox(event.namespace),
+            {FIELD: event.to_json()},
+            maxlen=maxlen,
+            approximate=True,
+        )
+        if event.namespace not in seen:
+            seen.add(event.namespace)
+            pipe.sadd(keys.namespaces(), event.namespace)
+
+
+def ensure_group(r: redis.Redis[bytes], namespace: str) -> None:
+    try:
+        r.xgroup_create(keys.inbox(namespace), GROUP, id="0", mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def read_batch(
+    r: redis.Redis[bytes],
+    namespace: str,
+    consumer: str,
+    count: int,
+    block_ms: int | None,
+    claim_idle_ms: int,
+) -> list[Entry]:
+    """Entries to process: first those abandoned by dead consumers, then new ones."""
+    stream = keys.inbox(namespace)
+    claimed = r.xautoclaim(stream, GROUP, consumer, claim_idle_ms, "0-0", count=count)
+    entries = _entries(claimed[1])
+    if entries:
+        return entries
+    read = r.xreadgroup(GROUP, consumer, {stream: ">"}, count=count, block=block_ms)
+    if not read:
+        return []
+    return _entries(read[0][1])
+
+
+def _entries(raw: list[tuple[bytes, dict[bytes, bytes] | None]]) -> list[Entry]:
+    out: list[Entry] = []
+    for entry_id, fields in raw:
+        out.append((entry_id, (fields or {}).get(FIELD, b"")))
+    return out
+
+
+def backlog(r: redis.Redis[bytes], namespace: str) -> int:
+    """Entries not yet acknowledged: undelivered plus delivered-but-pending."""
+    stream = keys.inbox(namespace)
+    try:
+        groups = r.xinfo_groups(stream)
+    except redis.ResponseError:
+        return 0
+    for group in groups:
+        if group["name"] in (GROUP, GROUP.encode()):
+            lag = group.get("lag")
+            pending = int(group.get("pending", 0))
+            if lag is None:  # Redis < 7 has no lag: count what is after last-delivered-id
+                lag = len(r.xrange(stream, _after(group["last-delivered-id"]), "+", count=1))
+            return int(lag) + pending
+    return int(r.xlen(stream))
+
+
+def _after(entry_id: bytes | str) -> str:
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return "(" + text

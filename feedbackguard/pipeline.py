@@ -1,0 +1,231 @@
+"""The per-batch path of every feedback event, and the release of ended probations.
+
+ingest:  inbox batch -> parse -> dedupe (event_id) -> checks -> decide -> one MULTI
+         writing the records, the status indexes, the counters, the event clock and
+         the XACK. Either all of a batch's outcomes are written and acknowledged, or
+         none are and the batch is delivered again.
+release: pending items whose probation ended (event time) -> retraining store ->
+         records marked admitted. The store write is idempotent on event_id, so a
+         release that crashes half way is simply done again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pydantic
+import redis
+
+from feedbackguard import inbox, keys, ledger
+from feedbackguard.checks.base import Check, CheckContext, Findings
+from feedbackguard.decide import Decision, decide
+from feedbackguard.events import FeedbackEvent
+from feedbackguard.policy import Policy
+from feedbackguard.policystore import PolicyStore
+from feedbackguard.store import Store
+
+log = logging.getLogger(__name__)
+
+# Dead letters kept per namespace (the newest); each holds the raw entry and the error.
+DEAD_LETTER_MAXLEN = 10_000
+_RAW_PREVIEW_BYTES = 4096
+
+
+def dead_letter_key(namespace: str) -> str:
+    return keys.ns(namespace, "dead")
+
+
+@dataclass
+class BatchOutcome:
+    """What one ingest batch did (for progress, metrics and tests)."""
+
+    entries: int = 0
+    decided: int = 0
+    duplicates: int = 0
+    dead: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Pipeline:
+    r: redis.Redis[bytes]
+    store: Store
+    policies: PolicyStore
+    checks: Sequence[Check]
+    batch_size: int = 500
+    claim_idle_ms: int = 30_000
+    release_batch: int = 2000
+
+    def ingest_batch(
+        self, namespace: str, consumer: str, block_ms: int | None = None
+    ) -> BatchOutcome:
+        """Read, check, decide and acknowledge one batch of the namespace's inbox."""
+        inbox.ensure_group(self.r, namespace)
+        entries = inbox.read_batch(
+            self.r, namespace, consumer, self.batch_size, block_ms, self.claim_idle_ms
+        )
+        outcome = BatchOutcome(entries=len(entries))
+        if not entries:
+            return outcome
+        current = self.policies.current()
+        dead: list[dict[str, Any]] = []
+        events: list[FeedbackEvent] = []
+        raws: list[bytes] = []
+        seen: set[str] = set()
+        for entry_id, raw in entries:
+            try:
+                event = FeedbackEvent.from_json(raw)
+            except pydantic.ValidationError as exc:
+                dead.append(_dead(entry_id, raw, "invalid event", str(exc)))
+                continue
+            if event.event_id in seen:
+                outcome.duplicates += 1
+                continue
+            seen.add(event.event_id)
+            events.append(event)
+            raws.append(raw)
+        fresh = ledger.missing(self.r, namespace, [e.event_id for e in events])
+        outcome.duplicates += fresh.count(False)
+        events = [e for e, new in zip(events, fresh, strict=True) if new]
+        raws = [raw for raw, new in zip(raws, fresh, strict=True) if new]
+
+        ctx = CheckContext(redis=self.r, policy=current.policy, namespace=namespace)
+        findings, poisoned = self._run_checks(events, ctx)
+        now = datetime.now(UTC)
+        pipe = self.r.pipeline(transaction=True)
+        pending: dict[str, float] = {}
+        review: dict[str, float] = {}
+        for index, (event, raw) in enumerate(zip(events, raws, strict=True)):
+            if index in poisoned:
+                dead.append(_dead(b"", raw, "check crashed", poisoned[index]))
+                continue
+            decision = decide(
+                event.event_id,
+                findings.get(index, []),
+                current.policy.thresholds,
+                current.version,
+                now,
+            )
+            self._write_decision(pipe, namespace, event, raw, decision, current.policy)
+            received = event.received_at.timestamp()
+            if decision.status == "pending":
+                pending[event.event_id] = received + current.policy.probation_s
+            elif decision.status == "review":
+                review[event.event_id] = received
+            outcome.statuses[decision.status] = outcome.statuses.get(decision.status, 0) + 1
+        outcome.decided = sum(outcome.statuses.values())
+        outcome.dead = len(dead)
+        if pending:
+            pipe.zadd(ledger.pending_key(namespace), pending)
+        if review:
+            pipe.zadd(ledger.review_key(namespace), review)
+        stats = ledger.stats_key(namespace)
+        for status, count in outcome.statuses.items():
+            pipe.hincrby(stats, status, count)
+        if outcome.decided:
+            pipe.hincrby(stats, "decided", outcome.decided)
+        if outcome.duplicates:
+            pipe.hincrby(stats, "duplicates", outcome.duplicates)
+        if dead:
+            pipe.lpush(dead_letter_key(namespace), *(orjson.dumps(d) for d in dead))
+            pipe.ltrim(dead_letter_key(namespace), 0, DEAD_LETTER_MAXLEN - 1)
+            pipe.hincrby(stats, "dead", len(dead))
+        if events:
+            ledger.advance_clock(pipe, namespace, max(e.received_at.timestamp() for e in events))
+        ids = [entry_id for entry_id, _ in entries]
+        pipe.xack(keys.inbox(namespace), inbox.GROUP, *ids)
+        pipe.xdel(keys.inbox(namespace), *ids)
+        pipe.execute()
+        return outcome
+
+    def _run_checks(
+        self, events: list[FeedbackEvent], ctx: CheckContext
+    ) -> tuple[Findings, dict[int, str]]:
+        """Every check over the batch. A check that crashes on the batch is run event by
+        event, so one poison event goes to the dead letters and the rest go on."""
+        findings: Findings = {}
+        poisoned: dict[int, str] = {}
+        for check in self.checks:
+            try:
+                found = check(events, ctx)
+            except Exception:
+                log.exception("check %s failed on a batch; isolating the event", check.name)
+                found = {}
+                for index, event in enumerate(events):
+                    if index in poisoned:
+                        continue
+                    try:
+                        single = check([event], ctx)
+                    except Exception as exc:
+                        poisoned[index] = f"{check.name}: {type(exc).__name__}: {exc}"
+                        continue
+                    if 0 in single:
+                        found[index] = single[0]
+            for index, reasons in found.items():
+                findings.setdefault(index, []).extend(reasons)
+        return findings, poisoned
+
+    def _write_decision(
+        self,
+        pipe: redis.client.Pipeline[bytes],
+        namespace: str,
+        event: FeedbackEvent,
+        raw: bytes,
+        decision: Decision,
+        policy: Policy,
+    ) -> None:
+        record = ledger.encode_record(raw, [decision.model_dump(mode="json")])
+        ttl = policy.outcome_ttl_s
+        if decision.status == "pending":
+            ttl += policy.probation_s
+        pipe.set(ledger.record_key(namespace, event.event_id), record, ex=int(ttl))
+
+    def release(self, namespace: str, now: float | None = None) -> int:
+        """Admit up to `release_batch` items whose probation ended by `now` (event time;
+        the namespace's clock by default). Returns how many were released."""
+        current = self.policies.current()
+        at = ledger.clock(self.r, namespace) if now is None else now
+        ids = ledger.claim_due(self.r, namespace, at, self.release_batch)
+        if not ids:
+            return 0
+        records = ledger.load(self.r, namespace, ids)
+        decided_at = datetime.now(UTC)
+        admitted: list[tuple[FeedbackEvent, list[Decision]]] = []
+        for record in records:
+            if record is None or record.decision.status != "pending":
+                continue  # expired, or re-decided by analysis before the claim
+            last = record.decision
+            final = last.model_copy(
+                update={"status": "admitted", "decided_at": decided_at, "reasons": last.reasons}
+            )
+            admitted.append((record.event, [*record.trail, final]))
+        self.store.admit(admitted)
+        pipe = self.r.pipeline(transaction=True)
+        ttl = int(current.policy.outcome_ttl_s)
+        for event, trail in admitted:
+            pipe.set(
+                ledger.record_key(namespace, event.event_id),
+                ledger.encode_record(event.to_json(), [d.model_dump(mode="json") for d in trail]),
+                ex=ttl,
+            )
+        pipe.zrem(ledger.releasing_key(namespace), *ids)
+        if admitted:
+            pipe.hincrby(ledger.stats_key(namespace), "admitted", len(admitted))
+            pipe.hincrby(ledger.stats_key(namespace), "pending", -len(admitted))
+        pipe.execute()
+        return len(admitted)
+
+
+def _dead(entry_id: bytes, raw: bytes, what: str, error: str) -> dict[str, Any]:
+    return {
+        "entry_id": entry_id.decode(),
+        "what": what,
+        "error": error[:_RAW_PREVIEW_BYTES],
+        "raw": raw[:_RAW_PREVIEW_BYTES].decode("utf-8", "replace"),
+        "at": datetime.now(UTC).isoformat(),
+    }

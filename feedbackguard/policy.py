@@ -1,0 +1,65 @@
+"""The policy: every limit, threshold and window that decides what feedback is admitted.
+
+Defaults live in `config/policy.toml`. Deployments store versions in Redis
+(`feedbackguard.policystore`); this module is only the validated shape.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from typing import Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from feedbackguard.defaults import config_path
+from feedbackguard.events import Kind
+
+Scope = Literal["account", "ip", "subnet", "device", "item", "kind"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Thresholds(_Section):
+    review: float = Field(0.5, ge=0.0, le=1.0)
+    reject: float = Field(0.9, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.review > self.reject:
+            raise ValueError("review threshold must not exceed reject threshold")
+        return self
+
+
+class RateLimit(_Section):
+    """`limit` events per `window_s` for each distinct value of `scope` (a GCRA)."""
+
+    scope: Scope
+    limit: int = Field(gt=0)
+    window_s: float = Field(gt=0)
+    new_account_limit: int | None = Field(None, gt=0)
+    kinds: tuple[Kind, ...] | None = None
+
+    @property
+    def name(self) -> str:
+        """Stable identifier of this limit (used in Redis keys)."""
+        kinds = "+".join(sorted(self.kinds)) if self.kinds else "all"
+        return f"{self.scope}:{kinds}:{self.window_s:g}"
+
+
+class RateLimits(_Section):
+    new_account_age_s: float = Field(7 * 86400, ge=0)
+    limits: tuple[RateLimit, ...] = ()
+
+
+class Policy(_Section):
+    probation_s: float = Field(6 * 3600, ge=0)
+    outcome_ttl_s: float = Field(30 * 86400, gt=0)
+    thresholds: Thresholds = Thresholds()
+    ratelimit: RateLimits = RateLimits()
+
+    @classmethod
+    def default(cls) -> Policy:
+        with config_path("policy.toml").open("rb") as fh:
+            return cls.model_validate(tomllib.load(fh))

@@ -1,0 +1,195 @@
+"""Replay a recorded stream of events through the real pipeline, on event time.
+
+Events go into the inbox exactly as capture puts them there; workers (started here
+unless told otherwise) decide them; at the end the event clock is moved past the
+last probation so that every event reaches a final status, as live traffic would
+once time passed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+import pydantic
+import redis
+
+from feedbackguard import inbox, ledger
+from feedbackguard.connection import redis_url
+from feedbackguard.events import FeedbackEvent
+from feedbackguard.policystore import PolicyStore
+from feedbackguard.settings import Settings
+
+# Events sent to Redis per pipelined round trip.
+PUSH_CHUNK = 1000
+# Records read per MGET when writing the decisions file.
+READ_CHUNK = 2000
+POLL_S = 0.1
+WORKER_STOP_TIMEOUT_S = 10.0
+
+Progress = Callable[[str, int, int], None]
+"""progress(phase, done, total)"""
+
+
+class ReplayFileError(ValueError):
+    """The replay file has lines that are not valid events."""
+
+
+@dataclass
+class ReplayReport:
+    events: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def read_events(path: Path, max_errors: int = 10) -> list[FeedbackEvent]:
+    """Every event of a JSONL file, or a ReplayFileError naming the bad lines."""
+    events: list[FeedbackEvent] = []
+    errors: list[str] = []
+    with path.open("rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                events.append(FeedbackEvent.from_json(line))
+            except pydantic.ValidationError as exc:
+                fields = "; ".join(
+                    f"{'.'.join(str(p) for p in err['loc']) or '(line)'}: {err['msg']}"
+                    for err in exc.errors()
+                )
+                errors.append(f"line {number}: {fields}")
+                if len(errors) >= max_errors:
+                    break
+    if errors:
+        raise ReplayFileError(f"{path}: invalid events:\n  " + "\n  ".join(errors))
+    return events
+
+
+def push(r: redis.Redis[bytes], events: Sequence[FeedbackEvent], maxlen: int) -> None:
+    for start in range(0, len(events), PUSH_CHUNK):
+        pipe = r.pipeline(transaction=False)
+        inbox.append(pipe, events[start : start + PUSH_CHUNK], maxlen)
+        pipe.execute()
+
+
+def start_workers(count: int, settings: Settings, url: str) -> list[subprocess.Popen[bytes]]:
+    env = dict(os.environ, FEEDBACKGUARD_REDIS_URL=url, FEEDBACKGUARD_HOME=str(settings.home))
+    if settings.store_url:
+        env["FEEDBACKGUARD_STORE_URL"] = settings.store_url
+    command = [sys.executable, "-m", "feedbackguard", "worker"]
+    return [subprocess.Popen(command, env=env) for _ in range(count)]
+
+
+def stop_workers(workers: Sequence[subprocess.Popen[bytes]]) -> None:
+    for proc in workers:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + WORKER_STOP_TIMEOUT_S
+    for proc in workers:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_until(done: Callable[[], tuple[int, int]], phase: str, progress: Progress) -> None:
+    while True:
+        finished, total = done()
+        progress(phase, finished, total)
+        if finished >= total:
+            return
+        time.sleep(POLL_S)
+
+
+def replay(
+    path: Path,
+    settings: Settings,
+    *,
+    workers: int = 1,
+    spawn_workers: bool = True,
+    decisions_out: IO[bytes] | None = None,
+    progress: Progress = lambda phase, done, total: None,
+) -> ReplayReport:
+    started = time.monotonic()
+    events = read_events(path)
+    url = redis_url(settings)
+    r: redis.Redis[bytes] = redis.Redis.from_url(url)
+    PolicyStore(r).current()  # the policy exists before any worker reads it
+    namespaces = sorted({e.namespace for e in events})
+    for namespace in namespaces:
+        inbox.ensure_group(r, namespace)
+    procs = start_workers(workers, settings, url) if spawn_workers else []
+    try:
+        push(r, events, settings.inbox_maxlen)
+        total = len(events)
+
+        def ingested() -> tuple[int, int]:
+            return total - sum(inbox.backlog(r, ns) for ns in namespaces), total
+
+        wait_until(ingested, "decide", progress)
+        probation = PolicyStore(r).current().policy.probation_s
+        last = max((e.received_at.timestamp() for e in events), default=0.0)
+        pipe = r.pipeline()
+        for namespace in namespaces:
+            ledger.advance_clock(pipe, namespace, last + probation)
+        pipe.execute()
+
+        def released() -> tuple[int, int]:
+            waiting = sum(
+                r.zcount(ledger.pending_key(ns), "-inf", last + probation)
+                + r.zcard(ledger.releasing_key(ns))
+                for ns in namespaces
+            )
+            return total - waiting, total
+
+        wait_until(released, "release", progress)
+    finally:
+        stop_workers(procs)
+    report = ReplayReport(events=len(events))
+    for chunk in _chunks(events, READ_CHUNK):
+        for line in _decision_lines(r, chunk):
+            status = str(line["status"])
+            report.statuses[status] = report.statuses.get(status, 0) + 1
+            if decisions_out is not None:
+                decisions_out.write(orjson.dumps(line) + b"\n")
+    report.seconds = time.monotonic() - started
+    r.close()
+    return report
+
+
+def _chunks(events: Sequence[FeedbackEvent], size: int) -> Iterator[Sequence[FeedbackEvent]]:
+    for start in range(0, len(events), size):
+        yield events[start : start + size]
+
+
+def _decision_lines(
+    r: redis.Redis[bytes], events: Sequence[FeedbackEvent]
+) -> Iterator[dict[str, Any]]:
+    by_namespace: dict[str, list[str]] = {}
+    for event in events:
+        by_namespace.setdefault(event.namespace, []).append(event.event_id)
+    found: dict[tuple[str, str], ledger.Record | None] = {}
+    for namespace, ids in by_namespace.items():
+        for event_id, record in zip(ids, ledger.load(r, namespace, ids), strict=True):
+            found[namespace, event_id] = record
+    for event in events:
+        record = found[event.namespace, event.event_id]
+        if record is None:
+            yield {"event_id": event.event_id, "status": "dead", "risk": None, "reasons": []}
+            continue
+        decision = record.decision
+        yield {
+            "event_id": event.event_id,
+            "status": decision.status,
+            "risk": decision.risk,
+            "reasons": [reason.model_dump() for reason in decision.reasons],
+        }

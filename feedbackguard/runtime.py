@@ -1,0 +1,55 @@
+"""One worker process's long-lived objects: settings, Redis client, store, pipeline.
+
+RQ imports job functions by name in the worker process; they reach their
+dependencies through `current()`, built once per process from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from functools import cache
+
+import redis
+
+from feedbackguard.checks.base import Check
+from feedbackguard.checks.ratelimit import RateLimitCheck
+from feedbackguard.connection import connect
+from feedbackguard.pipeline import Pipeline
+from feedbackguard.policystore import PolicyStore
+from feedbackguard.settings import Settings
+from feedbackguard.store import Store
+
+
+def default_checks() -> list[Check]:
+    """The checks every batch goes through, in order."""
+    return [RateLimitCheck()]
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    redis: redis.Redis[bytes]
+    pipeline: Pipeline
+    consumer: str
+
+    @classmethod
+    def build(cls, settings: Settings) -> Runtime:
+        r = connect(settings)
+        pipeline = Pipeline(
+            r=r,
+            store=Store.from_settings(settings),
+            policies=PolicyStore(r, cache_s=settings.policy_cache_s),
+            checks=default_checks(),
+            batch_size=settings.batch_size,
+            claim_idle_ms=settings.claim_idle_ms,
+            release_batch=settings.release_batch,
+        )
+        consumer = f"{socket.gethostname()}:{os.getpid()}"
+        return cls(settings=settings, redis=r, pipeline=pipeline, consumer=consumer)
+
+
+@cache
+def current() -> Runtime:
+    return Runtime.build(Settings())

@@ -1,0 +1,34 @@
+"""Lua scripts, kept as resource files in `feedbackguard/lua/`.
+
+Each runs with EVALSHA and is loaded into a server on first use (redis-py's Script).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+import redis
+from redis.commands.core import Script
+
+_scripts: dict[str, Script] = {}
+
+
+@cache
+def source(name: str) -> str:
+    return (files("feedbackguard") / "lua" / f"{name}.lua").read_text(encoding="utf-8")
+
+
+def run(
+    r: redis.Redis[bytes] | redis.client.Pipeline[bytes],
+    name: str,
+    keys: Sequence[Any],
+    args: Sequence[Any] = (),
+) -> Any:
+    """Run the named script on `r` (a client, or a pipeline to queue it on)."""
+    found = _scripts.get(name)
+    if found is None:
+        found = _scripts[name] = Script(r, source(name))
+    return found(keys=list(keys), args=list(args), client=r)

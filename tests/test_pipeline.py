@@ -1,0 +1,182 @@
+"""The ingest -> decide -> probation -> release path, against real Redis and SQL."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+import redis
+
+from feedbackguard import inbox, keys, ledger
+from feedbackguard.checks.base import CheckContext, Findings
+from feedbackguard.checks.ratelimit import RateLimitCheck
+from feedbackguard.events import FeedbackEvent
+from feedbackguard.pipeline import Pipeline, dead_letter_key
+from feedbackguard.policy import Policy, RateLimit, RateLimits
+from feedbackguard.policystore import PolicyStore
+from feedbackguard.store import Store
+
+MakeEvent = Callable[..., FeedbackEvent]
+NS = "default"
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    s = Store(store_url, b"k" * 32)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def pipeline(r: redis.Redis[bytes], store: Store) -> Pipeline:
+    return Pipeline(r=r, store=store, policies=PolicyStore(r, cache_s=0), checks=[RateLimitCheck()])
+
+
+def push(r: redis.Redis[bytes], events: Sequence[FeedbackEvent]) -> None:
+    pipe = r.pipeline(transaction=False)
+    inbox.append(pipe, events, maxlen=1_000_000)
+    pipe.execute()
+
+
+def drain(pipeline: Pipeline) -> None:
+    while pipeline.ingest_batch(NS, "test").entries:
+        pass
+
+
+def test_every_event_is_decided_exactly_once(
+    r: redis.Redis[bytes], pipeline: Pipeline, make_event: MakeEvent
+) -> None:
+    events = [make_event(at=i) for i in range(1200)]
+    push(r, events)
+    drain(pipeline)
+    stats = ledger.stats(r, NS)
+    assert stats["decided"] == 1200
+    assert stats["pending"] == 1200
+    assert all(rec is not None for rec in ledger.load(r, NS, [e.event_id for e in events]))
+    assert inbox.backlog(r, NS) == 0
+
+
+def test_redelivered_event_ids_are_not_decided_again(
+    r: redis.Redis[bytes], pipeline: Pipeline, make_event: MakeEvent
+) -> None:
+    events = [make_event() for _ in range(20)]
+    push(r, events)
+    drain(pipeline)
+    push(r, events)
+    drain(pipeline)
+    stats = ledger.stats(r, NS)
+    assert (stats["decided"], stats["duplicates"]) == (20, 20)
+
+
+def test_entries_of_a_dead_consumer_are_reclaimed(
+    r: redis.Redis[bytes], pipeline: Pipeline, make_event: MakeEvent
+) -> None:
+    push(r, [make_event() for _ in range(30)])
+    inbox.ensure_group(r, NS)
+    taken = inbox.read_batch(r, NS, "died", count=30, block_ms=None, claim_idle_ms=60_000)
+    assert len(taken) == 30
+    pipeline.claim_idle_ms = 1
+    time.sleep(0.01)  # let the entries go idle longer than claim_idle_ms
+    drain(pipeline)
+    assert ledger.stats(r, NS)["decided"] == 30
+
+
+def test_probation_ends_on_event_time_then_items_reach_the_store(
+    r: redis.Redis[bytes], pipeline: Pipeline, store: Store, make_event: MakeEvent
+) -> None:
+    events = [make_event(at=i) for i in range(10)]
+    push(r, events)
+    drain(pipeline)
+    probation = pipeline.policies.current().policy.probation_s
+    t0 = events[0].received_at.timestamp()
+    assert pipeline.release(NS, now=t0 + probation - 1) == 0
+    assert pipeline.release(NS, now=t0 + probation + 4) == 5
+    assert pipeline.release(NS, now=t0 + probation + 100) == 5
+    assert store.count() == 10
+    statuses = {rec.decision.status for rec in ledger.load(r, NS, [e.event_id for e in events])}
+    assert statuses == {"admitted"}
+
+
+def test_release_redone_after_a_crash_stores_nothing_twice(
+    r: redis.Redis[bytes], pipeline: Pipeline, store: Store, make_event: MakeEvent
+) -> None:
+    events = [make_event() for _ in range(8)]
+    push(r, events)
+    drain(pipeline)
+    due = events[0].received_at.timestamp() + pipeline.policies.current().policy.probation_s
+    claimed = ledger.claim_due(r, NS, due, limit=100)  # a release that died after claiming
+    assert len(claimed) == 8
+    assert pipeline.release(NS, now=due) == 8
+    assert store.count() == 8
+    r.zadd(ledger.releasing_key(NS), dict.fromkeys(claimed, due))  # and one that died later
+    assert pipeline.release(NS, now=due) == 0
+    assert store.count() == 8
+
+
+def test_rate_limited_feedback_is_rejected_and_never_stored(
+    r: redis.Redis[bytes], pipeline: Pipeline, store: Store, make_event: MakeEvent
+) -> None:
+    limits = RateLimits(limits=(RateLimit(scope="account", limit=5, window_s=3600),))
+    pipeline.policies.set(Policy(ratelimit=limits), author="test")
+    events = [make_event(at=i, account_id="eager") for i in range(12)]
+    push(r, events)
+    drain(pipeline)
+    records = ledger.load(r, NS, [e.event_id for e in events])
+    statuses = [rec.decision.status for rec in records if rec]
+    assert statuses.count("pending") == 5
+    assert statuses.count("rejected") == 7
+    rejected = next(rec for rec in records if rec and rec.decision.status == "rejected")
+    assert rejected.decision.reasons[0].code == "rate_limited.account"
+    pipeline.release(NS, now=events[-1].received_at.timestamp() + 10**6)
+    assert store.count() == 5
+
+
+def test_unparseable_entry_goes_to_dead_letters_and_the_batch_goes_on(
+    r: redis.Redis[bytes], pipeline: Pipeline, make_event: MakeEvent
+) -> None:
+    push(r, [make_event()])
+    r.xadd(keys.inbox(NS), {inbox.FIELD: b'{"kind": "nonsense"}'})
+    push(r, [make_event()])
+    drain(pipeline)
+    assert ledger.stats(r, NS)["decided"] == 2
+    assert r.llen(dead_letter_key(NS)) == 1
+    assert inbox.backlog(r, NS) == 0
+
+
+class ExplodesOnItem:
+    name = "explodes"
+
+    def __call__(self, events: Sequence[FeedbackEvent], ctx: CheckContext) -> Findings:
+        if any(e.item_id == "poison" for e in events):
+            raise RuntimeError("boom")
+        return {}
+
+
+def test_an_event_that_crashes_a_check_is_isolated_in_dead_letters(
+    r: redis.Redis[bytes], pipeline: Pipeline, make_event: MakeEvent
+) -> None:
+    pipeline.checks = [ExplodesOnItem()]
+    push(r, [make_event(), make_event(item_id="poison"), make_event()])
+    drain(pipeline)
+    assert ledger.stats(r, NS)["decided"] == 2
+    assert r.llen(dead_letter_key(NS)) == 1
+
+
+def test_policy_version_is_recorded_on_each_decision(
+    r: redis.Redis[bytes], pipeline: Pipeline, make_event: MakeEvent
+) -> None:
+    version = pipeline.policies.set(Policy.default(), author="test").version
+    event = make_event()
+    push(r, [event])
+    drain(pipeline)
+    record = ledger.load(r, NS, [event.event_id])[0]
+    assert record is not None
+    assert record.decision.policy_version == version
+
+
+def test_decision_records_survive_a_round_trip(tmp_path: Path, make_event: MakeEvent) -> None:
+    event = make_event(payload={"text": "<script>x</script>"})
+    raw = ledger.encode_record(event.to_json(), [])
+    assert ledger.decode_record(raw).event == event
