@@ -4,7 +4,9 @@ A feedback event is never one RQ job (RQ costs ~0.7 ms to enqueue and ~6 ms to r
 job here). An ingest job drains a namespace's inbox batch after batch for up to
 `ingest_budget_s`, then returns; the pump, a thread in every worker process, keeps
 one ingest job per worker queued while there is backlog and a release job while
-probations are due. One pump acts per tick across all workers (a Redis lock).
+probations are due and an analysis job when the event clock has moved a policy
+interval past the last analysis. One pump acts per tick across all workers (a Redis
+lock).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import redis
 from rq import Queue, Worker
 
 from feedbackguard import inbox, keys, ledger, runtime
+from feedbackguard.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -55,31 +58,52 @@ def release_job(namespace: str) -> int:
             return total
 
 
+def analysis_job(namespace: str) -> int:
+    """Run the analysers over the namespace's window; events whose status changed."""
+    outcome = runtime.current().pipeline.analyse(namespace)
+    return sum(outcome.changed.values())
+
+
 def namespaces(r: redis.Redis[bytes]) -> list[str]:
     return sorted(m.decode() for m in r.smembers(keys.namespaces()))
 
 
-def release_due(r: redis.Redis[bytes], namespace: str) -> bool:
+def release_due(pipeline: Pipeline, namespace: str) -> bool:
     """Is any pending item's probation over, or a crashed release unfinished?"""
+    r = pipeline.r
     if r.exists(ledger.releasing_key(namespace)):
         return True
-    now = ledger.clock(r, namespace)
-    return bool(r.zrangebyscore(ledger.pending_key(namespace), "-inf", now, start=0, num=1))
+    horizon = pipeline.release_horizon(namespace)
+    return bool(r.zrangebyscore(ledger.pending_key(namespace), "-inf", horizon, start=0, num=1))
 
 
-def pump_tick(r: redis.Redis[bytes], workers: int, lock_ms: int) -> int:
+def analysis_due(pipeline: Pipeline, namespace: str) -> bool:
+    """Has the event clock moved the policy's interval past the last analysis?"""
+    if not pipeline.analysers:
+        return False
+    r = pipeline.r
+    interval = pipeline.policies.current().policy.analysis.interval_s
+    return ledger.clock(r, namespace) - ledger.analysed(r, namespace) >= interval
+
+
+def pump_tick(pipeline: Pipeline, workers: int, lock_ms: int) -> int:
     """Queue the jobs that are due now; returns how many were queued."""
+    r = pipeline.r
     if not r.set(PUMP_LOCK, 1, nx=True, px=lock_ms):
         return 0
     ingest_q = Queue(INGEST_QUEUE, connection=r)
     release_q = Queue(RELEASE_QUEUE, connection=r)
+    analysis_q = Queue(ANALYSIS_QUEUE, connection=r)
     queued = 0
     for namespace in namespaces(r):
         if inbox.backlog(r, namespace) and ingest_q.count < workers:
             ingest_q.enqueue(ingest_job, namespace, job_timeout=JOB_TIMEOUT_S, result_ttl=0)
             queued += 1
-        if release_q.count == 0 and release_due(r, namespace):
+        if release_q.count == 0 and release_due(pipeline, namespace):
             release_q.enqueue(release_job, namespace, job_timeout=JOB_TIMEOUT_S, result_ttl=0)
+            queued += 1
+        if analysis_q.count == 0 and analysis_due(pipeline, namespace):
+            analysis_q.enqueue(analysis_job, namespace, job_timeout=JOB_TIMEOUT_S, result_ttl=0)
             queued += 1
     return queued
 
@@ -91,9 +115,9 @@ def worker_count(r: redis.Redis[bytes]) -> int:
 class Pump(threading.Thread):
     """Runs `pump_tick` every `interval_s` until stopped."""
 
-    def __init__(self, r: redis.Redis[bytes], interval_s: float) -> None:
+    def __init__(self, pipeline: Pipeline, interval_s: float) -> None:
         super().__init__(name="feedbackguard-pump", daemon=True)
-        self.r = r
+        self.pipeline = pipeline
         self.interval_s = interval_s
         self.stopped = threading.Event()
 
@@ -101,7 +125,7 @@ class Pump(threading.Thread):
         lock_ms = max(1, int(self.interval_s * 1000 * 0.9))
         while not self.stopped.wait(self.interval_s):
             try:
-                pump_tick(self.r, worker_count(self.r), lock_ms)
+                pump_tick(self.pipeline, worker_count(self.pipeline.r), lock_ms)
             except redis.RedisError:
                 log.exception("pump tick failed; retrying next tick")
 

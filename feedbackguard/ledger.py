@@ -47,6 +47,15 @@ def clock_key(namespace: str) -> str:
     return keys.ns(namespace, "clock")
 
 
+def analysed_key(namespace: str) -> str:
+    return keys.ns(namespace, "analysed")
+
+
+def lock_key(namespace: str) -> str:
+    """Held while a status changes after ingest (release, re-decision, moderation)."""
+    return keys.ns(namespace, "status-lock")
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     event: FeedbackEvent
@@ -106,6 +115,12 @@ def clock(r: redis.Redis[bytes], namespace: str) -> float:
 def advance_clock(pipe: redis.client.Pipeline[bytes], namespace: str, t: float) -> None:
     """Move the event clock forward to `t` (never back)."""
     pipe.zadd(clock_key(namespace), {_CLOCK_MEMBER: t}, gt=True)
+
+
+def analysed(r: redis.Redis[bytes], namespace: str) -> float:
+    """Event time up to which the analysers have run (0 when they never have)."""
+    value = r.get(analysed_key(namespace))
+    return float(value) if value is not None else 0.0
 
 
 def stats(r: redis.Redis[bytes], namespace: str) -> dict[str, int]:

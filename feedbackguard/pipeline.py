@@ -22,8 +22,16 @@ import pydantic
 import redis
 
 from feedbackguard import inbox, keys, ledger
-from feedbackguard.checks.base import Check, CheckContext, Findings
-from feedbackguard.decide import Decision, decide
+from feedbackguard.checks.base import (
+    Analyser,
+    AnalysisContext,
+    Check,
+    CheckContext,
+    Findings,
+    Reason,
+    Verdicts,
+)
+from feedbackguard.decide import Decision, Status, decide
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.policy import Policy
 from feedbackguard.policystore import PolicyStore
@@ -31,6 +39,8 @@ from feedbackguard.store import Store
 
 log = logging.getLogger(__name__)
 
+# Longest a release or re-decision may hold a namespace's status lock.
+STATUS_LOCK_TIMEOUT_S = 120
 # Dead letters kept per namespace (the newest); each holds the raw entry and the error.
 DEAD_LETTER_MAXLEN = 10_000
 _RAW_PREVIEW_BYTES = 4096
@@ -52,11 +62,20 @@ class BatchOutcome:
 
 
 @dataclass
+class Redecision:
+    """What re-judging events found by analysis did: status changes by (old, new)."""
+
+    changed: dict[tuple[str, str], int] = field(default_factory=dict)
+    quarantined: int = 0
+
+
+@dataclass
 class Pipeline:
     r: redis.Redis[bytes]
     store: Store
     policies: PolicyStore
     checks: Sequence[Check]
+    analysers: Sequence[Analyser] = ()
     batch_size: int = 500
     claim_idle_ms: int = 30_000
     release_batch: int = 2000
@@ -185,11 +204,22 @@ class Pipeline:
             ttl += policy.probation_s
         pipe.set(ledger.record_key(namespace, event.event_id), record, ex=int(ttl))
 
+    def release_horizon(self, namespace: str) -> float:
+        """Event time up to which probations may end now: the namespace's clock, but
+        never past what the analysers have seen."""
+        at = ledger.clock(self.r, namespace)
+        if self.analysers:
+            at = min(at, ledger.analysed(self.r, namespace))
+        return at
+
     def release(self, namespace: str, now: float | None = None) -> int:
         """Admit up to `release_batch` items whose probation ended by `now` (event time;
-        the namespace's clock by default). Returns how many were released."""
+        the release horizon by default). Returns how many were released."""
+        with self.r.lock(ledger.lock_key(namespace), timeout=STATUS_LOCK_TIMEOUT_S):
+            return self._release(namespace, self.release_horizon(namespace) if now is None else now)
+
+    def _release(self, namespace: str, at: float) -> int:
         current = self.policies.current()
-        at = ledger.clock(self.r, namespace) if now is None else now
         ids = ledger.claim_due(self.r, namespace, at, self.release_batch)
         if not ids:
             return 0
@@ -219,6 +249,113 @@ class Pipeline:
             pipe.hincrby(ledger.stats_key(namespace), "pending", -len(admitted))
         pipe.execute()
         return len(admitted)
+
+    def analyse(self, namespace: str) -> Redecision:
+        """Run every analyser over the window ending at the namespace's clock and
+        re-judge what they found; then mark the clock time as analysed."""
+        current = self.policies.current()
+        now = ledger.clock(self.r, namespace)
+        ctx = AnalysisContext(
+            redis=self.r, policy=current.policy, namespace=namespace, now=now, store=self.store
+        )
+        verdicts: Verdicts = {}
+        for analyser in self.analysers:
+            for event_id, reasons in analyser(ctx).items():
+                verdicts.setdefault(event_id, []).extend(reasons)
+        outcome = self.redecide(namespace, verdicts, actor="analysis")
+        self.r.set(ledger.analysed_key(namespace), repr(now))
+        return outcome
+
+    def redecide(self, namespace: str, verdicts: Verdicts, actor: str) -> Redecision:
+        """Decide events again with new reasons added to their current ones.
+
+        Pending items may go to review or be rejected; items in review may be rejected
+        (never cleared: a moderator decides those); admitted items whose new decision
+        would not admit them are quarantined in the store. Final outcomes stay final.
+        """
+        outcome = Redecision()
+        if not verdicts:
+            return outcome
+        current = self.policies.current()
+        policy = current.policy
+        with self.r.lock(ledger.lock_key(namespace), timeout=STATUS_LOCK_TIMEOUT_S):
+            ids = sorted(verdicts)
+            records = ledger.load(self.r, namespace, ids)
+            now = datetime.now(UTC)
+            pipe = self.r.pipeline(transaction=True)
+            quarantine: list[str] = []
+            for event_id, record in zip(ids, records, strict=True):
+                if record is None or record.decision.status not in (
+                    "pending",
+                    "review",
+                    "admitted",
+                ):
+                    continue
+                last = record.decision
+                merged = _merge(last, verdicts[event_id])
+                if merged is None:
+                    continue
+                decision = decide(event_id, merged, policy.thresholds, current.version, now)
+                new: Status = _redecided_status(last.status, decision.status)
+                if new == last.status and decision.risk == last.risk:
+                    continue
+                decision = decision.model_copy(update={"status": new, "decided_by": actor})
+                trail = [d.model_dump(mode="json") for d in (*record.trail, decision)]
+                ttl = policy.outcome_ttl_s + (policy.probation_s if new == "pending" else 0)
+                pipe.set(
+                    ledger.record_key(namespace, event_id),
+                    ledger.encode_record(record.event.to_json(), trail),
+                    ex=int(ttl),
+                )
+                if new == last.status:
+                    continue
+                if last.status == "pending":
+                    pipe.zrem(ledger.pending_key(namespace), event_id)
+                    pipe.zrem(ledger.releasing_key(namespace), event_id)
+                elif last.status == "review":
+                    pipe.zrem(ledger.review_key(namespace), event_id)
+                if new == "review":
+                    pipe.zadd(
+                        ledger.review_key(namespace),
+                        {event_id: record.event.received_at.timestamp()},
+                    )
+                elif new == "quarantined":
+                    quarantine.append(event_id)
+                pipe.hincrby(ledger.stats_key(namespace), last.status, -1)
+                pipe.hincrby(ledger.stats_key(namespace), new, 1)
+                key = (last.status, new)
+                outcome.changed[key] = outcome.changed.get(key, 0) + 1
+            if quarantine:
+                # The store first: a crash here leaves the records saying admitted and
+                # the next analysis run quarantines them again (idempotent).
+                self.store.quarantine(
+                    quarantine, reason="found by analysis after admission", actor=actor
+                )
+                outcome.quarantined = len(quarantine)
+            pipe.execute()
+        return outcome
+
+
+def _merge(last: Decision, found: Sequence[Reason]) -> list[Reason] | None:
+    """The last decision's reasons with `found` added (a code found again takes the new
+    score); None when nothing changes."""
+    reasons = {r.code: Reason(r.code, r.detail, r.score) for r in last.reasons}
+    changed = False
+    for reason in found:
+        old = reasons.get(reason.code)
+        if old is None or old.score != reason.score:
+            reasons[reason.code] = reason
+            changed = True
+    return list(reasons.values()) if changed else None
+
+
+def _redecided_status(old: Status, new: Status) -> Status:
+    if old == "pending":
+        return new
+    if old == "review":
+        return "rejected" if new == "rejected" else "review"
+    # admitted
+    return "admitted" if new == "pending" else "quarantined"
 
 
 def _dead(entry_id: bytes, raw: bytes, what: str, error: str) -> dict[str, Any]:

@@ -52,12 +52,33 @@ class RateLimits(_Section):
     new_account_age_s: float = Field(7 * 86400, ge=0)
     limits: tuple[RateLimit, ...] = ()
 
+    @model_validator(mode="after")
+    def _distinct(self) -> Self:
+        names = [limit.name for limit in self.limits]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"rate limits must differ in scope, kinds or window: {twice}")
+        return self
+
+
+class Analysis(_Section):
+    """When the periodic analysers run, in event time.
+
+    They run once the namespace's clock has moved `interval_s` past the last run; no
+    pending item is released before an analysis run has seen the end of its probation,
+    and `replay` holds its input back while analysis lags more than `max_lag_s`.
+    """
+
+    interval_s: float = Field(300.0, gt=0)
+    max_lag_s: float = Field(3600.0, gt=0)
+
 
 class Policy(_Section):
     probation_s: float = Field(6 * 3600, ge=0)
     outcome_ttl_s: float = Field(30 * 86400, gt=0)
     thresholds: Thresholds = Thresholds()
     ratelimit: RateLimits = RateLimits()
+    analysis: Analysis = Analysis()
 
     @classmethod
     def default(cls) -> Policy:

@@ -26,6 +26,7 @@ from feedbackguard import inbox, ledger
 from feedbackguard.connection import redis_url
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.policystore import PolicyStore
+from feedbackguard.runtime import default_analysers
 from feedbackguard.settings import Settings
 
 # Events sent to Redis per pipelined round trip.
@@ -73,10 +74,19 @@ def read_events(path: Path, max_errors: int = 10) -> list[FeedbackEvent]:
     return events
 
 
-def push(r: redis.Redis[bytes], events: Sequence[FeedbackEvent], maxlen: int) -> None:
+def push(
+    r: redis.Redis[bytes],
+    events: Sequence[FeedbackEvent],
+    maxlen: int,
+    hold: Callable[[float], None] = lambda t: None,
+) -> None:
+    """Append events to their inboxes in chunks; `hold(t)` is called before a chunk
+    whose events reach event time `t` (replay uses it to let analysis keep up)."""
     for start in range(0, len(events), PUSH_CHUNK):
+        chunk = events[start : start + PUSH_CHUNK]
+        hold(max(e.received_at.timestamp() for e in chunk))
         pipe = r.pipeline(transaction=False)
-        inbox.append(pipe, events[start : start + PUSH_CHUNK], maxlen)
+        inbox.append(pipe, chunk, maxlen)
         pipe.execute()
 
 
@@ -127,20 +137,42 @@ def replay(
     namespaces = sorted({e.namespace for e in events})
     for namespace in namespaces:
         inbox.ensure_group(r, namespace)
+    policy = PolicyStore(r).current().policy
+    analysed = bool(default_analysers())
     procs = start_workers(workers, settings, url) if spawn_workers else []
     try:
-        push(r, events, settings.inbox_maxlen)
         total = len(events)
+        pushed = 0
 
         def ingested() -> tuple[int, int]:
-            return total - sum(inbox.backlog(r, ns) for ns in namespaces), total
+            return pushed - sum(inbox.backlog(r, ns) for ns in namespaces), total
 
+        def hold(t: float) -> None:
+            """Wait while analysis lags the pushed stream by more than the policy's
+            max_lag_s of event time, so windows see the stream as live traffic would."""
+            nonlocal pushed
+
+            def lagging(ns: str) -> bool:
+                done = ledger.analysed(r, ns)
+                if t - done <= policy.analysis.max_lag_s:
+                    return False
+                due = ledger.clock(r, ns) - done >= policy.analysis.interval_s
+                return due or inbox.backlog(r, ns) > 0
+
+            while analysed and any(lagging(ns) for ns in namespaces):
+                progress("decide", *ingested())
+                time.sleep(POLL_S)
+            pushed = min(total, pushed + PUSH_CHUNK)
+
+        push(r, events, settings.inbox_maxlen, hold)
         wait_until(ingested, "decide", progress)
-        probation = PolicyStore(r).current().policy.probation_s
+        # Past the last probation, and far enough for one last analysis run to be due.
         last = max((e.received_at.timestamp() for e in events), default=0.0)
+        probation = policy.probation_s
+        end = last + max(probation, policy.analysis.interval_s)
         pipe = r.pipeline()
         for namespace in namespaces:
-            ledger.advance_clock(pipe, namespace, last + probation)
+            ledger.advance_clock(pipe, namespace, end)
         pipe.execute()
 
         def released() -> tuple[int, int]:

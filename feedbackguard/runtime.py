@@ -13,7 +13,7 @@ from functools import cache
 
 import redis
 
-from feedbackguard.checks.base import Check
+from feedbackguard.checks.base import Analyser, Check
 from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.connection import connect
 from feedbackguard.pipeline import Pipeline
@@ -25,6 +25,11 @@ from feedbackguard.store import Store
 def default_checks() -> list[Check]:
     """The checks every batch goes through, in order."""
     return [RateLimitCheck()]
+
+
+def default_analysers() -> list[Analyser]:
+    """The periodic analyses over each namespace's recent window, in order."""
+    return []
 
 
 @dataclass
@@ -42,6 +47,7 @@ class Runtime:
             store=Store.from_settings(settings),
             policies=PolicyStore(r, cache_s=settings.policy_cache_s),
             checks=default_checks(),
+            analysers=default_analysers(),
             batch_size=settings.batch_size,
             claim_idle_ms=settings.claim_idle_ms,
             release_batch=settings.release_batch,

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from feedbackguard import inbox, keys, ledger
-from feedbackguard.checks.base import CheckContext, Findings
+from feedbackguard.checks.base import AnalysisContext, CheckContext, Findings, Reason, Verdicts
 from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import Pipeline, dead_letter_key
@@ -180,3 +180,102 @@ def test_decision_records_survive_a_round_trip(tmp_path: Path, make_event: MakeE
     event = make_event(payload={"text": "<script>x</script>"})
     raw = ledger.encode_record(event.to_json(), [])
     assert ledger.decode_record(raw).event == event
+
+
+class FlagsAccount:
+    """An analyser that finds every pending/admitted event of one account suspect."""
+
+    name = "flags-account"
+
+    def __init__(self, account_id: str, events: Sequence[FeedbackEvent], score: float) -> None:
+        self.ids = [e.event_id for e in events if e.account_id == account_id]
+        self.score = score
+        self.seen_now: list[float] = []
+
+    def __call__(self, ctx: AnalysisContext) -> Verdicts:
+        self.seen_now.append(ctx.now)
+        return {i: [Reason("sybil.cluster", "test swarm", self.score)] for i in self.ids}
+
+
+def _statuses(r: redis.Redis[bytes], events: Sequence[FeedbackEvent]) -> list[str]:
+    records = ledger.load(r, NS, [e.event_id for e in events])
+    return [rec.decision.status for rec in records if rec]
+
+
+def test_analysis_sends_pending_items_of_a_flagged_account_to_review(
+    r: redis.Redis[bytes], pipeline: Pipeline, make_event: MakeEvent
+) -> None:
+    events = [make_event(at=i, account_id="swarm" if i % 2 else f"h{i}") for i in range(10)]
+    pipeline.analysers = [FlagsAccount("swarm", events, score=0.6)]
+    push(r, events)
+    drain(pipeline)
+    outcome = pipeline.analyse(NS)
+    assert outcome.changed == {("pending", "review"): 5}
+    assert _statuses(r, events).count("review") == 5
+    assert r.zcard(ledger.review_key(NS)) == 5
+    stats = ledger.stats(r, NS)
+    assert (stats["pending"], stats["review"]) == (5, 5)
+
+
+def test_analysis_finding_the_same_reasons_again_changes_nothing(
+    r: redis.Redis[bytes], pipeline: Pipeline, make_event: MakeEvent
+) -> None:
+    events = [make_event(account_id="swarm") for _ in range(3)]
+    pipeline.analysers = [FlagsAccount("swarm", events, score=0.6)]
+    push(r, events)
+    drain(pipeline)
+    pipeline.analyse(NS)
+    again = pipeline.analyse(NS)
+    assert again.changed == {}
+    record = ledger.load(r, NS, [events[0].event_id])[0]
+    assert record is not None
+    assert len(record.trail) == 2
+
+
+def test_nothing_is_released_before_analysis_has_seen_its_probation_end(
+    r: redis.Redis[bytes], pipeline: Pipeline, store: Store, make_event: MakeEvent
+) -> None:
+    events = [make_event(at=i, account_id="swarm") for i in range(4)]
+    analyser = FlagsAccount("nobody", events, score=0.6)
+    pipeline.analysers = [analyser]
+    push(r, events)
+    drain(pipeline)
+    end = events[-1].received_at.timestamp() + pipeline.policies.current().policy.probation_s
+    pipe = r.pipeline()
+    ledger.advance_clock(pipe, NS, end)
+    pipe.execute()
+    assert pipeline.release(NS) == 0
+    pipeline.analyse(NS)
+    assert analyser.seen_now == [end]
+    assert pipeline.release(NS) == 4
+    assert store.count() == 4
+
+
+def test_admitted_items_of_an_account_found_later_are_quarantined(
+    r: redis.Redis[bytes], pipeline: Pipeline, store: Store, make_event: MakeEvent
+) -> None:
+    events = [make_event(at=i, account_id="sleeper" if i < 3 else f"h{i}") for i in range(6)]
+    push(r, events)
+    drain(pipeline)
+    pipeline.release(NS, now=events[-1].received_at.timestamp() + 10**6)
+    pipeline.analysers = [FlagsAccount("sleeper", events, score=0.95)]
+    outcome = pipeline.analyse(NS)
+    assert outcome.quarantined == 3
+    assert _statuses(r, events).count("quarantined") == 3
+    live = {item.event.event_id for item in store.iter_rows()}
+    assert live == {e.event_id for e in events[3:]}
+
+
+def test_items_in_review_are_rejected_but_never_cleared_by_analysis(
+    r: redis.Redis[bytes], pipeline: Pipeline, make_event: MakeEvent
+) -> None:
+    events = [make_event(account_id="swarm") for _ in range(2)]
+    pipeline.analysers = [FlagsAccount("swarm", events, score=0.6)]
+    push(r, events)
+    drain(pipeline)
+    pipeline.analyse(NS)
+    pipeline.analysers = [FlagsAccount("swarm", events, score=0.1)]
+    assert pipeline.analyse(NS).changed == {}
+    pipeline.analysers = [FlagsAccount("swarm", events, score=0.99)]
+    assert pipeline.analyse(NS).changed == {("review", "rejected"): 2}
+    assert r.zcard(ledger.review_key(NS)) == 0

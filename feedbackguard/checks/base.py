@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import redis
 
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.policy import Policy
+
+if TYPE_CHECKING:
+    from feedbackguard.store import Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,3 +48,34 @@ class Check(Protocol):
     name: str
 
     def __call__(self, events: Sequence[FeedbackEvent], ctx: CheckContext) -> Findings: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisContext:
+    """What a periodic analyser may use. `now` is the namespace's event-time clock
+    (epoch seconds): analysers look at the window of event time ending there."""
+
+    redis: redis.Redis[bytes]
+    policy: Policy
+    namespace: str
+    now: float
+    store: Store
+
+
+Verdicts = dict[str, list[Reason]]
+"""event_id -> reasons found for it by an analyser. The pipeline re-judges those events:
+pending or in-review ones are decided again, admitted ones are quarantined when their
+new risk would not have admitted them."""
+
+
+class Analyser(Protocol):
+    """A periodic analysis over a window of recent events (graph, consistency...).
+
+    It may refresh whatever caches its ingest-time check reads, and returns reasons
+    against events seen earlier. Must be idempotent: reasons it returns again with the
+    same codes and scores change nothing.
+    """
+
+    name: str
+
+    def __call__(self, ctx: AnalysisContext) -> Verdicts: ...

@@ -32,10 +32,10 @@ def worker(burst: bool, queue_names: tuple[str, ...], log_level: str) -> None:
     queues = [Queue(name, connection=rt.redis) for name in (queue_names or jobs.QUEUES)]
     rq_worker = SimpleWorker(queues, connection=rt.redis)
     if burst:
-        while jobs.pump_tick(rt.redis, workers=1, lock_ms=1) or any(q.count for q in queues):
+        while jobs.pump_tick(rt.pipeline, workers=1, lock_ms=1) or any(q.count for q in queues):
             rq_worker.work(burst=True, logging_level=log_level.upper())
         return
-    pump = jobs.Pump(rt.redis, rt.settings.pump_interval_s)
+    pump = jobs.Pump(rt.pipeline, rt.settings.pump_interval_s)
     pump.start()
     try:
         rq_worker.work(logging_level=log_level.upper())
