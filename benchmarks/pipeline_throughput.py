@@ -135,7 +135,7 @@ def run_naive(settings: Settings, url: str, events: list[FeedbackEvent]) -> floa
     r.flushdb()
     queue = Queue("naive", connection=r)
     for event in events:
-        queue.enqueue(naive_job, event.to_json(), result_ttl=0)
+        queue.enqueue("pipeline_throughput.naive_job", event.to_json(), result_ttl=0)
     env = dict(
         os.environ,
         FEEDBACKGUARD_REDIS_URL=url,

@@ -82,6 +82,22 @@ def decode_record(raw: bytes) -> Record:
     )
 
 
+def write_records(
+    pipe: redis.client.Pipeline[bytes],
+    namespace: str,
+    records: Sequence[tuple[str, bytes]],
+    ttl_s: float,
+) -> None:
+    """Queue on `pipe` the (event_id, record) writes that expire after `ttl_s`."""
+    if records:
+        scripts.run(
+            pipe,
+            "set_records",
+            [record_key(namespace, event_id) for event_id, _ in records],
+            [int(ttl_s), *(record for _, record in records)],
+        )
+
+
 def missing(r: redis.Redis[bytes], namespace: str, event_ids: Sequence[str]) -> list[bool]:
     """For each event id, True when no record exists yet (not decided before)."""
     if not event_ids:

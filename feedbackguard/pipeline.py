@@ -33,7 +33,6 @@ from feedbackguard.checks.base import (
 )
 from feedbackguard.decide import Decision, Status, decide
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.policy import Policy
 from feedbackguard.policystore import PolicyStore
 from feedbackguard.store import Store
 
@@ -119,6 +118,7 @@ class Pipeline:
         pipe = self.r.pipeline(transaction=True)
         pending: dict[str, float] = {}
         review: dict[str, float] = {}
+        records: dict[bool, list[tuple[str, bytes]]] = {True: [], False: []}
         for index, (event, raw) in enumerate(zip(events, raws, strict=True)):
             if index in poisoned:
                 dead.append(_dead(b"", raw, "check crashed", poisoned[index]))
@@ -130,13 +130,17 @@ class Pipeline:
                 current.version,
                 now,
             )
-            self._write_decision(pipe, namespace, event, raw, decision, current.policy)
+            record = ledger.encode_record(raw, [decision.model_dump(mode="json")])
+            records[decision.status == "pending"].append((event.event_id, record))
             received = event.received_at.timestamp()
             if decision.status == "pending":
                 pending[event.event_id] = received + current.policy.probation_s
             elif decision.status == "review":
                 review[event.event_id] = received
             outcome.statuses[decision.status] = outcome.statuses.get(decision.status, 0) + 1
+        ttl = current.policy.outcome_ttl_s
+        ledger.write_records(pipe, namespace, records[False], ttl)
+        ledger.write_records(pipe, namespace, records[True], ttl + current.policy.probation_s)
         outcome.decided = sum(outcome.statuses.values())
         outcome.dead = len(dead)
         if pending:
@@ -189,21 +193,6 @@ class Pipeline:
                 findings.setdefault(index, []).extend(reasons)
         return findings, poisoned
 
-    def _write_decision(
-        self,
-        pipe: redis.client.Pipeline[bytes],
-        namespace: str,
-        event: FeedbackEvent,
-        raw: bytes,
-        decision: Decision,
-        policy: Policy,
-    ) -> None:
-        record = ledger.encode_record(raw, [decision.model_dump(mode="json")])
-        ttl = policy.outcome_ttl_s
-        if decision.status == "pending":
-            ttl += policy.probation_s
-        pipe.set(ledger.record_key(namespace, event.event_id), record, ex=int(ttl))
-
     def release_horizon(self, namespace: str) -> float:
         """Event time up to which probations may end now: the namespace's clock, but
         never past what the analysers have seen."""
@@ -223,10 +212,10 @@ class Pipeline:
         ids = ledger.claim_due(self.r, namespace, at, self.release_batch)
         if not ids:
             return 0
-        records = ledger.load(self.r, namespace, ids)
+        loaded = ledger.load(self.r, namespace, ids)
         decided_at = datetime.now(UTC)
         admitted: list[tuple[FeedbackEvent, list[Decision]]] = []
-        for record in records:
+        for record in loaded:
             if record is None or record.decision.status != "pending":
                 continue  # expired, or re-decided by analysis before the claim
             last = record.decision
@@ -236,13 +225,11 @@ class Pipeline:
             admitted.append((record.event, [*record.trail, final]))
         self.store.admit(admitted)
         pipe = self.r.pipeline(transaction=True)
-        ttl = int(current.policy.outcome_ttl_s)
-        for event, trail in admitted:
-            pipe.set(
-                ledger.record_key(namespace, event.event_id),
-                ledger.encode_record(event.to_json(), [d.model_dump(mode="json") for d in trail]),
-                ex=ttl,
-            )
+        records = [
+            (event.event_id, ledger.encode_record(event.to_json(), _dump(trail)))
+            for event, trail in admitted
+        ]
+        ledger.write_records(pipe, namespace, records, current.policy.outcome_ttl_s)
         pipe.zrem(ledger.releasing_key(namespace), *ids)
         if admitted:
             pipe.hincrby(ledger.stats_key(namespace), "admitted", len(admitted))
@@ -334,6 +321,10 @@ class Pipeline:
                 outcome.quarantined = len(quarantine)
             pipe.execute()
         return outcome
+
+
+def _dump(trail: Sequence[Decision]) -> list[dict[str, Any]]:
+    return [d.model_dump(mode="json") for d in trail]
 
 
 def _merge(last: Decision, found: Sequence[Reason]) -> list[Reason] | None:
