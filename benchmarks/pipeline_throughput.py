@@ -184,7 +184,7 @@ def main() -> None:
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="fg-bench-"))
     url = args.redis_url or EmbeddedRedis(home).start()
-    settings = Settings(home=home, redis_url=url)
+    settings = Settings(home=home, redis_url=url, clock="events")
     events = generate(args.events, accounts=max(1000, args.events // 5))
     results: dict[str, float | None] = {}
     for workers in (1, 2):

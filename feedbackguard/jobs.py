@@ -108,6 +108,14 @@ def pump_tick(pipeline: Pipeline, workers: int, lock_ms: int) -> int:
     return queued
 
 
+def advance_clocks(r: redis.Redis[bytes], now: float) -> None:
+    """Move every namespace's clock to `now` (settings `clock = "wall"`)."""
+    pipe = r.pipeline(transaction=False)
+    for namespace in namespaces(r):
+        ledger.advance_clock(pipe, namespace, now)
+    pipe.execute()
+
+
 def worker_count(r: redis.Redis[bytes]) -> int:
     return max(1, Worker.count(connection=r, queue=Queue(INGEST_QUEUE, connection=r)))
 
@@ -115,9 +123,10 @@ def worker_count(r: redis.Redis[bytes]) -> int:
 class Pump(threading.Thread):
     """Runs `pump_tick` every `interval_s` until stopped."""
 
-    def __init__(self, pipeline: Pipeline, interval_s: float) -> None:
+    def __init__(self, pipeline: Pipeline, interval_s: float, wall_clock: bool) -> None:
         super().__init__(name="feedbackguard-pump", daemon=True)
         self.pipeline = pipeline
+        self.wall_clock = wall_clock
         self.interval_s = interval_s
         self.stopped = threading.Event()
 
@@ -125,6 +134,8 @@ class Pump(threading.Thread):
         lock_ms = max(1, int(self.interval_s * 1000 * 0.9))
         while not self.stopped.wait(self.interval_s):
             try:
+                if self.wall_clock:
+                    advance_clocks(self.pipeline.r, time.time())
                 pump_tick(self.pipeline, worker_count(self.pipeline.r), lock_ms)
             except redis.RedisError:
                 log.exception("pump tick failed; retrying next tick")

@@ -3,7 +3,8 @@
 Events go into the inbox exactly as capture puts them there; workers (started here
 unless told otherwise) decide them; at the end the event clock is moved past the
 last probation so that every event reaches a final status, as live traffic would
-once time passed.
+once time passed. Workers that replay does not start itself must run with
+`FEEDBACKGUARD_CLOCK=events`, or they would end probations on wall time.
 """
 
 from __future__ import annotations
@@ -91,7 +92,12 @@ def push(
 
 
 def start_workers(count: int, settings: Settings, url: str) -> list[subprocess.Popen[bytes]]:
-    env = dict(os.environ, FEEDBACKGUARD_REDIS_URL=url, FEEDBACKGUARD_HOME=str(settings.home))
+    env = dict(
+        os.environ,
+        FEEDBACKGUARD_REDIS_URL=url,
+        FEEDBACKGUARD_HOME=str(settings.home),
+        FEEDBACKGUARD_CLOCK=settings.clock,
+    )
     if settings.store_url:
         env["FEEDBACKGUARD_STORE_URL"] = settings.store_url
     command = [sys.executable, "-m", "feedbackguard", "worker"]
@@ -139,7 +145,9 @@ def replay(
         inbox.ensure_group(r, namespace)
     policy = PolicyStore(r).current().policy
     analysed = bool(default_analysers())
-    procs = start_workers(workers, settings, url) if spawn_workers else []
+    # The stream is decided on its own time: workers must not move clocks to the wall's.
+    event_clock = settings.model_copy(update={"clock": "events"})
+    procs = start_workers(workers, event_clock, url) if spawn_workers else []
     try:
         total = len(events)
         pushed = 0

@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     release_batch: int = Field(2000, gt=0)
     pump_interval_s: float = Field(0.5, gt=0)
     policy_cache_s: float = Field(2.0, ge=0)
+    clock: Literal["wall", "events"] = "wall"
 
     @classmethod
     def settings_customise_sources(

@@ -20,7 +20,11 @@ from feedbackguard.settings import Settings
     help="Write one JSON line per event: {event_id, status, risk, reasons}.",
 )
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
-@click.option("--no-workers", is_flag=True, help="Use workers that are already running elsewhere.")
+@click.option(
+    "--no-workers",
+    is_flag=True,
+    help="Use workers already running elsewhere (started with FEEDBACKGUARD_CLOCK=events).",
+)
 def replay_command(
     path: Path, decisions_out: IO[bytes] | None, workers: int, no_workers: bool
 ) -> None:

@@ -35,7 +35,9 @@ def worker(burst: bool, queue_names: tuple[str, ...], log_level: str) -> None:
         while jobs.pump_tick(rt.pipeline, workers=1, lock_ms=1) or any(q.count for q in queues):
             rq_worker.work(burst=True, logging_level=log_level.upper())
         return
-    pump = jobs.Pump(rt.pipeline, rt.settings.pump_interval_s)
+    pump = jobs.Pump(
+        rt.pipeline, rt.settings.pump_interval_s, wall_clock=rt.settings.clock == "wall"
+    )
     pump.start()
     try:
         rq_worker.work(logging_level=log_level.upper())
