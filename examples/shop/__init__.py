@@ -6,6 +6,6 @@ endpoint, POST /tickets/<id>/feedback, is wrapped by FeedbackGuard.
 
 from __future__ import annotations
 
-from examples.shop.app import create_app
+from .app import create_app
 
 __all__ = ["create_app"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from examples.shop.app import create_app
+from .app import create_app
 
 DEFAULT_PORT = 5000
 

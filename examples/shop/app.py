@@ -23,10 +23,11 @@ from typing import Any
 
 import flask
 
-from examples.shop.model import TicketClassifier, load_tickets
 from feedbackguard.capture import FeedbackGuard
 from feedbackguard.connection import redis_url
 from feedbackguard.settings import Settings
+
+from .model import TicketClassifier, load_tickets
 
 NAMESPACE = "tickets"
 USER_HEADER = "X-User"

@@ -7,6 +7,7 @@ import click
 
 from feedbackguard import __version__
 from feedbackguard.cli.decisions import decisions
+from feedbackguard.cli.demo import demo
 from feedbackguard.cli.redis import redis_group
 from feedbackguard.cli.replay import replay_command
 from feedbackguard.cli.spool import spool_group
@@ -24,6 +25,7 @@ def main() -> None:
     """
 
 
+main.add_command(demo)
 main.add_command(worker)
 main.add_command(replay_command)
 main.add_command(decisions)

@@ -1,0 +1,42 @@
+"""The demo end to end: embedded Redis, the example desk over HTTP, a real worker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from feedbackguard.demo import run
+from feedbackguard.settings import Settings
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    home: Path = tmp_path_factory.mktemp("demo-home")
+    return run(Settings(home=home, redis_url=None, store_url=None), echo=lambda _: None)
+
+
+def test_every_demo_event_reaches_a_final_status(report: dict[str, Any]) -> None:
+    finals = {"admitted", "review", "rejected", "quarantined"}
+    statuses = {s for counts in report["outcomes"].values() for s in counts}
+    assert statuses <= finals
+    assert sum(sum(c.values()) for c in report["outcomes"].values()) == report["events"]
+
+
+def test_demo_admits_honest_corrections(report: dict[str, Any]) -> None:
+    honest = report["outcomes"]["honest"]
+    assert honest.get("admitted", 0) >= 0.98 * sum(honest.values())
+
+
+def test_demo_flood_is_stopped_by_the_new_account_limit(report: dict[str, Any]) -> None:
+    flood = report["outcomes"]["flood"]
+    assert flood.get("admitted", 0) <= 30
+    assert report["reasons"].get("rate_limited.account", 0) >= 100
+
+
+def test_demo_store_holds_exactly_the_admitted_events(report: dict[str, Any]) -> None:
+    admitted = sum(c.get("admitted", 0) for c in report["outcomes"].values())
+    assert report["store_rows"] == admitted
