@@ -32,6 +32,7 @@ from __future__ import annotations
 import atexit
 import functools
 import logging
+import math
 import os
 import threading
 import time
@@ -174,13 +175,15 @@ class FeedbackSpec:
 class CaptureCounters:
     """Per-process counts. `invalid` counts refused feedback in both modes (in "pass"
     mode that is the dropped feedback); `dropped` counts valid events lost because
-    Redis and the spool both refused them (spool full, disk error)."""
+    Redis and the spool both refused them (spool full, disk error); `refused` counts
+    events answered with a 503 because the inbox was full (`inbox_overflow = "reject"`)."""
 
     captured: int = 0
     spooled: int = 0
     invalid: int = 0
     dropped: int = 0
     replayed: int = 0
+    refused: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -231,34 +234,43 @@ def _bulk(data: bytes) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(data), data)
 
 
+def _args(*args: bytes) -> bytes:
+    return b"".join(map(_bulk, args))
+
+
 class InboxWriter:
-    """XADD + SADD with commands packed by hand on a per-thread connection.
+    """XADD + SADD + XLEN with commands packed by hand on a per-thread connection.
 
     This is the hot path of capture. redis-py's pipeline spends ~10 us of CPU per
     command on packing, callbacks and pool checkout (~12 us with its observability
-    hooks); the commands here are the same (`XADD fg:{ns}:inbox MAXLEN ~ N * e
-    <json>` and `SADD fg:namespaces ns`), their fixed parts packed once per
-    namespace, sent with one sendall and answered with one read. Connections come
-    from the client's pool settings (timeouts, no retries, auth, db), one per thread
-    and per process (a forked worker opens its own).
+    hooks); the commands here are the same (`XADD fg:{ns}:inbox * e <json>`,
+    `SADD fg:namespaces ns` and `XLEN fg:{ns}:inbox`), their fixed parts packed once
+    per namespace, sent with one sendall and answered with one read. The stream is
+    never trimmed (trimming would silently drop unprocessed events); the XLEN reply
+    tells capture when the inbox is past its cap, so it can push back instead.
+    Connections come from the client's pool settings (timeouts, no retries, auth,
+    db), one per thread and per process (a forked worker opens its own).
     """
 
-    def __init__(self, client: redis.Redis[bytes], maxlen: int) -> None:
+    def __init__(self, client: redis.Redis[bytes]) -> None:
         self._pool = client.connection_pool
-        self._maxlen = str(maxlen).encode()
         self._local = threading.local()
         self._xadd: dict[str, bytes] = {}
-        self._sadd: dict[str, bytes] = {}
+        self._rest: dict[str, bytes] = {}
 
     def _prefixes(self, namespace: str) -> tuple[bytes, bytes]:
         xadd = self._xadd.get(namespace)
         if xadd is None:
             key = keys.inbox(namespace).encode()
-            xadd_args = (b"XADD", key, b"MAXLEN", b"~", self._maxlen, b"*", FIELD)
-            xadd = self._xadd[namespace] = b"*8\r\n" + b"".join(map(_bulk, xadd_args))
-            sadd_args = (b"SADD", keys.namespaces().encode(), namespace.encode())
-            self._sadd[namespace] = b"*3\r\n" + b"".join(map(_bulk, sadd_args))
-        return xadd, self._sadd[namespace]
+            # The event follows as the XADD's last argument, packed per request.
+            xadd = self._xadd[namespace] = b"*5\r\n" + _args(b"XADD", key, b"*", FIELD)
+            self._rest[namespace] = (
+                b"*3\r\n"
+                + _args(b"SADD", keys.namespaces().encode(), namespace.encode())
+                + b"*2\r\n"
+                + _args(b"XLEN", key)
+            )
+        return xadd, self._rest[namespace]
 
     def _connection(self) -> Any:
         local = self._local
@@ -268,25 +280,30 @@ class InboxWriter:
             local.conn = self._pool.connection_class(**self._pool.connection_kwargs)
         return local.conn
 
-    def write(self, events: list[tuple[str, bytes]]) -> None:
-        """Send every event (one XADD each, one SADD per namespace) in one round trip;
-        raise on any failure, after dropping the connection (its state is unknown)."""
+    def write(self, events: list[tuple[str, bytes]]) -> int:
+        """Send every event (one XADD each; one SADD and one XLEN per namespace) in one
+        round trip and return the longest inbox length seen; raise on any failure,
+        after dropping the connection (its state is unknown)."""
         chunks: list[bytes] = []
-        namespaces: set[str] = set()
+        tails: dict[str, bytes] = {}
         for namespace, raw in events:
-            xadd, sadd = self._prefixes(namespace)
+            xadd, rest = self._prefixes(namespace)
             chunks += (xadd, b"$%d\r\n" % len(raw), raw, b"\r\n")
-            if namespace not in namespaces:
-                namespaces.add(namespace)
-                chunks.append(sadd)
+            tails[namespace] = rest
+        chunks += tails.values()
         conn = self._connection()
         try:
             conn.send_packed_command([b"".join(chunks)], check_health=False)
-            for _ in range(len(events) + len(namespaces)):
+            for _ in range(len(events)):
                 conn.read_response()
+            longest = 0
+            for _ in tails:
+                conn.read_response()  # SADD
+                longest = max(longest, int(conn.read_response()))
         except BaseException:
             conn.disconnect()
             raise
+        return longest
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -312,7 +329,10 @@ class Capture:
         self.client = capture_client(settings)
         self.pass_invalid = settings.invalid_feedback == "pass"
         self.trusted_proxies = settings.trusted_proxies
-        self.writer = InboxWriter(self.client, settings.inbox_maxlen)
+        self.writer = InboxWriter(self.client)
+        # Open while an inbox is past `inbox_maxlen`: new events go to the overflow path.
+        self.backpressure = CircuitBreaker(settings.breaker_cooldown_s)
+        self.spool_overflow = settings.inbox_overflow == "spool"
         self._retrier = _SpoolRetrier(self)
         self.sender: _Sender = (
             _BufferedSender(self) if settings.capture_mode == "buffered" else _SyncSender(self)
@@ -328,6 +348,9 @@ class Capture:
         except pydantic.ValidationError as exc:
             self.counters.invalid += 1
             return None if self.pass_invalid else invalid_response(exc)
+        if not self.spool_overflow and not self.backpressure.allow():
+            self.counters.refused += 1
+            return full_response(self.settings.breaker_cooldown_s)
         try:
             self.sender.send(event.namespace, event.to_json())
         except Exception:  # invariant 3: capture never breaks the product endpoint
@@ -365,11 +388,14 @@ class Capture:
 
     def deliver(self, events: list[tuple[str, bytes]]) -> None:
         """Append events to their inboxes in one round trip, or spool them."""
+        if self.spool_overflow and not self.backpressure.allow():
+            self.to_spool([raw for _, raw in events])  # replayed once workers catch up
+            return
         if not self.breaker.allow():
             self.to_spool([raw for _, raw in events])
             return
         try:
-            self.writer.write(events)
+            longest = self.writer.write(events)
         except (redis.RedisError, OSError) as exc:
             self.breaker.failure()
             log.warning("feedbackguard: Redis unavailable (%s); spooling", exc)
@@ -377,6 +403,18 @@ class Capture:
             return
         self.breaker.success()
         self.counters.captured += len(events)
+        if longest > self.settings.inbox_maxlen:
+            if not self.backpressure.is_open:
+                log.warning(
+                    "feedbackguard: inbox holds %d events (cap %d); workers are behind, "
+                    "new feedback is %s",
+                    longest,
+                    self.settings.inbox_maxlen,
+                    "spooled" if self.spool_overflow else "refused (503)",
+                )
+            self.backpressure.failure()
+        else:
+            self.backpressure.success()
 
     def to_spool(self, raws: list[bytes]) -> None:
         try:
@@ -391,7 +429,7 @@ class Capture:
         """Replay the spool into the inbox now; the number of events sent."""
         result = self.spool.replay(
             self.client,
-            maxlen=self.settings.inbox_maxlen,
+            cap=self.settings.inbox_maxlen,
             batch=self.settings.spool_replay_batch,
         )
         self.counters.replayed += result.replayed
@@ -531,6 +569,15 @@ def invalid_response(exc: pydantic.ValidationError) -> flask.Response:
     return flask.current_app.response_class(
         orjson.dumps(body), status=INVALID_STATUS, mimetype="application/json"
     )
+
+
+def full_response(retry_after_s: float) -> flask.Response:
+    """503 `{"error": "feedback_backlog"}` with Retry-After: the workers are behind."""
+    response = flask.current_app.response_class(
+        orjson.dumps({"error": "feedback_backlog"}), status=503, mimetype="application/json"
+    )
+    response.headers["Retry-After"] = str(math.ceil(retry_after_s))
+    return response
 
 
 def invalid_fields(exc: pydantic.ValidationError) -> list[dict[str, str]]:

@@ -21,18 +21,12 @@ Entry = tuple[bytes, bytes]
 """(stream entry id, raw event JSON)"""
 
 
-def append(
-    pipe: redis.client.Pipeline[bytes], events: Iterable[FeedbackEvent], maxlen: int
-) -> None:
-    """Queue XADDs of events onto `pipe` (and note their namespaces); the caller executes."""
+def append(pipe: redis.client.Pipeline[bytes], events: Iterable[FeedbackEvent]) -> None:
+    """Queue XADDs of events onto `pipe` (and note their namespaces); the caller
+    executes. The stream is never trimmed: entries leave it once decided."""
     seen: set[str] = set()
     for event in events:
-        pipe.xadd(
-            keys.inbox(event.namespace),
-            {FIELD: event.to_json()},
-            maxlen=maxlen,
-            approximate=True,
-        )
+        pipe.xadd(keys.inbox(event.namespace), {FIELD: event.to_json()})
         if event.namespace not in seen:
             seen.add(event.namespace)
             pipe.sadd(keys.namespaces(), event.namespace)

@@ -78,16 +78,20 @@ def read_events(path: Path, max_errors: int = 10) -> list[FeedbackEvent]:
 def push(
     r: redis.Redis[bytes],
     events: Sequence[FeedbackEvent],
-    maxlen: int,
+    cap: int,
     hold: Callable[[float], None] = lambda t: None,
 ) -> None:
     """Append events to their inboxes in chunks; `hold(t)` is called before a chunk
-    whose events reach event time `t` (replay uses it to let analysis keep up)."""
+    whose events reach event time `t` (replay uses it to let analysis keep up), and
+    no chunk is sent while its inbox holds more than `cap` undecided events."""
     for start in range(0, len(events), PUSH_CHUNK):
         chunk = events[start : start + PUSH_CHUNK]
         hold(max(e.received_at.timestamp() for e in chunk))
+        namespaces = {e.namespace for e in chunk}
+        while max(inbox.backlog(r, ns) for ns in namespaces) > cap:
+            time.sleep(POLL_S)
         pipe = r.pipeline(transaction=False)
-        inbox.append(pipe, chunk, maxlen)
+        inbox.append(pipe, chunk)
         pipe.execute()
 
 

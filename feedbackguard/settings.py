@@ -33,7 +33,8 @@ class Settings(BaseSettings):
     spool_path: Path | None = None
     spool_max_bytes: int = Field(256 * 1024 * 1024, gt=0)
     spool_retry_s: float = Field(5.0, gt=0)
-    inbox_maxlen: int = Field(10_000_000, gt=0)
+    inbox_maxlen: int = Field(1_000_000, gt=0)
+    inbox_overflow: Literal["spool", "reject"] = "spool"
     signing_key: SecretStr | None = None
     # Capture (see config/settings.toml for what each means).
     capture_mode: Literal["sync", "buffered"] = "sync"

@@ -70,6 +70,8 @@ class ReplayResult:
     replayed: int = 0
     bad: int = 0
     busy: bool = False
+    full: bool = False
+    """Stopped because an inbox is past its cap; the rest waits for the next replay."""
 
 
 class Spool:
@@ -139,22 +141,26 @@ class Spool:
 
     # -- replay ----------------------------------------------------------------
 
-    def replay(self, r: redis.Redis[bytes], *, maxlen: int, batch: int) -> ReplayResult:
+    def replay(self, r: redis.Redis[bytes], *, cap: int, batch: int) -> ReplayResult:
         """Send everything spooled to the inbox streams; at most one replayer at a time.
 
-        Raises redis errors when Redis fails mid-way: what was sent stays sent, the
-        rest stays on disk for the next attempt.
+        Stops early (`full`) once an inbox holds more than `cap` undecided events, so
+        a replay never buries workers that are already behind. Raises redis errors
+        when Redis fails mid-way: what was sent stays sent, the rest stays on disk for
+        the next attempt.
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._try_locked(self.replay_lock_path) as acquired:
             if not acquired:
                 return ReplayResult(busy=True)
-            first = self._replay_file(r, maxlen, batch)
-            if not self._claim_spool():
+            first = self._replay_file(r, cap, batch)
+            if first.full or not self._claim_spool():
                 return first
-            second = self._replay_file(r, maxlen, batch)
+            second = self._replay_file(r, cap, batch)
             return ReplayResult(
-                replayed=first.replayed + second.replayed, bad=first.bad + second.bad
+                replayed=first.replayed + second.replayed,
+                bad=first.bad + second.bad,
+                full=second.full,
             )
 
     def _claim_spool(self) -> bool:
@@ -167,7 +173,7 @@ class Spool:
             _fsync_dir(self.path.parent)
             return True
 
-    def _replay_file(self, r: redis.Redis[bytes], maxlen: int, batch: int) -> ReplayResult:
+    def _replay_file(self, r: redis.Redis[bytes], cap: int, batch: int) -> ReplayResult:
         if not self.replaying_path.exists():
             return ReplayResult()
         replayed = bad = 0
@@ -176,10 +182,13 @@ class Spool:
             if bad_lines:
                 self._quarantine(bad_lines)
                 bad += len(bad_lines)
+            longest = 0
             if good:
-                _xadd_batch(r, good, maxlen)
+                longest = _xadd_batch(r, good)
                 replayed += len(good)
             self._save_offset(end)
+            if longest > cap:
+                return ReplayResult(replayed=replayed, bad=bad, full=True)
         self.replaying_path.unlink()
         self.offset_path.unlink(missing_ok=True)
         _fsync_dir(self.path.parent)
@@ -292,11 +301,15 @@ def _split_valid(lines: list[bytes]) -> tuple[list[tuple[str, bytes]], list[byte
     return good, bad
 
 
-def _xadd_batch(r: redis.Redis[bytes], events: list[tuple[str, bytes]], maxlen: int) -> None:
-    """One round trip: an XADD per event plus one SADD per namespace seen."""
+def _xadd_batch(r: redis.Redis[bytes], events: list[tuple[str, bytes]]) -> int:
+    """One round trip: an XADD per event plus one SADD and one XLEN per namespace
+    seen; returns the longest inbox length."""
+    namespaces = sorted({ns for ns, _ in events})
     pipe = r.pipeline(transaction=False)
-    for namespace in {ns for ns, _ in events}:
-        pipe.sadd(keys.namespaces(), namespace)
     for namespace, raw in events:
-        pipe.xadd(keys.inbox(namespace), {FIELD: raw}, maxlen=maxlen, approximate=True)
-    pipe.execute()
+        pipe.xadd(keys.inbox(namespace), {FIELD: raw})
+    for namespace in namespaces:
+        pipe.sadd(keys.namespaces(), namespace)
+        pipe.xlen(keys.inbox(namespace))
+    replies = pipe.execute()
+    return max(int(n) for n in replies[len(events) + 1 :: 2])

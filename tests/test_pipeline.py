@@ -36,7 +36,7 @@ def pipeline(r: redis.Redis[bytes], store: Store) -> Pipeline:
 
 def push(r: redis.Redis[bytes], events: Sequence[FeedbackEvent]) -> None:
     pipe = r.pipeline(transaction=False)
-    inbox.append(pipe, events, maxlen=1_000_000)
+    inbox.append(pipe, events)
     pipe.execute()
 
 

@@ -265,9 +265,9 @@ def test_interrupted_replay_resumes_without_resending_finished_batches(
     spool = _spool_with(tmp_path, ["a"] * 4 + ["b"] * 4)
     r.set(keys.inbox("b"), "not a stream")  # batch 2 fails (WRONGTYPE) mid-replay
     with pytest.raises(redis.ResponseError):
-        spool.replay(r, maxlen=1000, batch=4)
+        spool.replay(r, cap=1000, batch=4)
     r.delete(keys.inbox("b"))
-    assert spool.replay(r, maxlen=1000, batch=4).replayed == 4
+    assert spool.replay(r, cap=1000, batch=4).replayed == 4
     assert r.xlen(keys.inbox("a")) == 4
     assert r.xlen(keys.inbox("b")) == 4
     assert not spool.has_pending()
@@ -279,10 +279,10 @@ def test_events_spooled_during_a_replay_wait_for_the_next_one(
     spool = _spool_with(tmp_path, ["a"] * 3)
     r.set(keys.inbox("a"), "not a stream")
     with pytest.raises(redis.ResponseError):
-        spool.replay(r, maxlen=1000, batch=10)
+        spool.replay(r, cap=1000, batch=10)
     spool.append(FeedbackEvent(kind="vote", account_id="x", item_id="y", value=True).to_json())
     r.delete(keys.inbox("a"))
-    assert spool.replay(r, maxlen=1000, batch=10).replayed == 4
+    assert spool.replay(r, cap=1000, batch=10).replayed == 4
     assert r.xlen(keys.inbox("a")) == 3
     assert r.xlen(keys.inbox("default")) == 1
 
@@ -293,7 +293,7 @@ def test_torn_line_is_quarantined_and_the_next_event_survives(
     spool = Spool(tmp_path / "spool.jsonl", max_bytes=10**7)
     spool.path.write_bytes(b'{"event_id": "half-writ')  # a crash mid-append
     spool.append(FeedbackEvent(kind="vote", account_id="x", item_id="y", value=True).to_json())
-    result = spool.replay(r, maxlen=1000, batch=10)
+    result = spool.replay(r, cap=1000, batch=10)
     assert (result.replayed, result.bad) == (1, 1)
     assert spool.status().bad_events == 1
 
@@ -303,7 +303,7 @@ def test_concurrent_replays_do_not_both_send(tmp_path: Path, r: redis.Redis[byte
     results = []
 
     def run() -> None:
-        results.append(spool.replay(r, maxlen=1000, batch=5))
+        results.append(spool.replay(r, cap=1000, batch=5))
 
     threads = [threading.Thread(target=run) for _ in range(4)]
     for t in threads:
@@ -331,7 +331,7 @@ def test_several_processes_append_whole_lines(tmp_path: Path, r: redis.Redis[byt
         for p in range(4)
     ]
     assert [p.wait() for p in procs] == [0, 0, 0, 0]
-    result = Spool(path, max_bytes=10**8).replay(r, maxlen=10**6, batch=64)
+    result = Spool(path, max_bytes=10**8).replay(r, cap=10**6, batch=64)
     assert (result.replayed, result.bad) == (400, 0)
 
 
@@ -350,3 +350,68 @@ def test_cli_status_and_replay(tmp_path: Path, r: redis.Redis[bytes], redis_url:
     assert replay.exit_code == 0, replay.output
     assert "replayed 3" in replay.output
     assert r.xlen(keys.inbox("default")) == 3
+
+
+# -- backpressure: a full inbox is never trimmed ------------------------------------------
+
+
+@pytest.fixture
+def full_inbox_app(
+    tmp_path: Path, r: redis.Redis[bytes], redis_url: str
+) -> Iterator[tuple[flask.Flask, FeedbackGuard]]:
+    app, guard = _app(_settings(tmp_path, redis_url, inbox_maxlen=5))
+    yield app, guard
+    guard.close()
+
+
+def test_events_past_the_inbox_cap_are_spooled_and_none_is_trimmed(
+    full_inbox_app: tuple[flask.Flask, FeedbackGuard], r: redis.Redis[bytes]
+) -> None:
+    app, guard = full_inbox_app
+    responses = _post(app.test_client(), 12)
+    assert {resp.status_code for resp in responses} == {200}
+    queued = _event_ids(r)
+    assert queued == [f"ev-{i}" for i in range(6)]  # the 6th shows the inbox is past 5
+    assert guard.counters.spooled == 6
+    assert guard.capture_of().spool.status().spooled_events == 6
+
+
+def test_full_inbox_in_reject_mode_answers_503_with_retry_after(
+    tmp_path: Path, r: redis.Redis[bytes], redis_url: str
+) -> None:
+    app, guard = _app(_settings(tmp_path, redis_url, inbox_maxlen=2, inbox_overflow="reject"))
+    responses = _post(app.test_client(), 5)
+    guard.close()
+    assert [resp.status_code for resp in responses] == [200, 200, 200, 503, 503]
+    assert responses[-1].headers["Retry-After"] == "3600"
+    assert responses[-1].get_json() == {"error": "feedback_backlog"}
+    assert guard.counters.refused == 2
+    assert len(_event_ids(r)) == 3
+
+
+def test_capture_resumes_once_workers_drain_the_inbox(
+    tmp_path: Path, r: redis.Redis[bytes], redis_url: str
+) -> None:
+    app, guard = _app(_settings(tmp_path, redis_url, inbox_maxlen=2, breaker_cooldown_s=0.05))
+    client = app.test_client()
+    _post(client, 4)
+    r.delete(keys.inbox("default"))  # the workers caught up
+    time.sleep(0.1)
+    _post(client, 1, start=10)
+    guard.close()
+    assert _event_ids(r) == ["ev-10"]
+
+
+def test_spool_replay_stops_at_the_inbox_cap_and_resumes_later(
+    tmp_path: Path, r: redis.Redis[bytes]
+) -> None:
+    spool = Spool(tmp_path / "spool.jsonl", max_bytes=10**8)
+    events = [FeedbackEvent(kind="label", account_id="a", item_id="i", value=1) for _ in range(10)]
+    spool.append_many([e.to_json() for e in events])
+    first = spool.replay(r, cap=3, batch=2)
+    assert (first.replayed, first.full) == (4, True)
+    assert spool.has_pending()
+    r.delete(keys.inbox("default"))
+    second = spool.replay(r, cap=100, batch=2)
+    assert (second.replayed, second.full) == (6, False)
+    assert not spool.has_pending()

@@ -55,7 +55,7 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(
     inbox.ensure_group(r, NS)
     env = worker_env(settings, store_url, FEEDBACKGUARD_CLAIM_IDLE_MS="500")
     first = spawn_worker(env)
-    push(r, events, maxlen=1_000_000)
+    push(r, events, cap=1_000_000)
     wait_for(lambda: ledger.stats(r, NS).get("decided", 0) > 0, timeout_s=30)
     first.send_signal(signal.SIGKILL)
     first.wait()

@@ -43,7 +43,7 @@ def replay() -> None:
     client = connect(settings)
     try:
         result = _spool(settings).replay(
-            client, maxlen=settings.inbox_maxlen, batch=settings.spool_replay_batch
+            client, cap=settings.inbox_maxlen, batch=settings.spool_replay_batch
         )
     except redis.RedisError as exc:
         raise click.ClickException(f"Redis refused the replay ({exc}); the spool is kept") from exc
