@@ -38,8 +38,12 @@ from feedbackguard.store import Store
 
 log = logging.getLogger(__name__)
 
-# Longest a release or re-decision may hold a namespace's status lock.
-STATUS_LOCK_TIMEOUT_S = 120
+# Longest a release or re-decision may hold a namespace's status lock: also how long
+# a worker killed while holding it stalls the others. One release batch or one chunk
+# of re-decisions takes well under a second here (docs/benchmarks.md).
+STATUS_LOCK_TIMEOUT_S = 15
+# Events re-decided per hold of the status lock.
+REDECIDE_CHUNK = 2000
 # Dead letters kept per namespace (the newest); each holds the raw entry and the error.
 DEAD_LETTER_MAXLEN = 10_000
 _RAW_PREVIEW_BYTES = 4096
@@ -261,12 +265,22 @@ class Pipeline:
         would not admit them are quarantined in the store. Final outcomes stay final.
         """
         outcome = Redecision()
-        if not verdicts:
-            return outcome
+        ids = sorted(verdicts)
+        for start in range(0, len(ids), REDECIDE_CHUNK):
+            self._redecide(namespace, ids[start : start + REDECIDE_CHUNK], verdicts, actor, outcome)
+        return outcome
+
+    def _redecide(
+        self,
+        namespace: str,
+        ids: list[str],
+        verdicts: Verdicts,
+        actor: str,
+        outcome: Redecision,
+    ) -> None:
         current = self.policies.current()
         policy = current.policy
         with self.r.lock(ledger.lock_key(namespace), timeout=STATUS_LOCK_TIMEOUT_S):
-            ids = sorted(verdicts)
             records = ledger.load(self.r, namespace, ids)
             now = datetime.now(UTC)
             pipe = self.r.pipeline(transaction=True)
@@ -318,9 +332,8 @@ class Pipeline:
                 self.store.quarantine(
                     quarantine, reason="found by analysis after admission", actor=actor
                 )
-                outcome.quarantined = len(quarantine)
+                outcome.quarantined += len(quarantine)
             pipe.execute()
-        return outcome
 
 
 def _dump(trail: Sequence[Decision]) -> list[dict[str, Any]]:

@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 import logging
+import time
+from types import FrameType
 
 import click
+import redis
 from rq import Queue, SimpleWorker
 
 from feedbackguard import jobs, runtime
+
+log = logging.getLogger(__name__)
+# Pause before serving again after RQ's loop ended on a lost Redis connection.
+REDIS_RETRY_S = 1.0
+
+
+class _Worker(SimpleWorker):
+    """RQ's in-process worker, remembering whether SIGTERM/SIGINT asked it to stop."""
+
+    stop_signalled = False
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stop_signalled = True
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
 
 
 @click.command()
@@ -30,7 +47,7 @@ def worker(burst: bool, queue_names: tuple[str, ...], log_level: str) -> None:
     logging.basicConfig(level=log_level.upper())
     rt = runtime.current()
     queues = [Queue(name, connection=rt.redis) for name in (queue_names or jobs.QUEUES)]
-    rq_worker = SimpleWorker(queues, connection=rt.redis)
+    rq_worker = _Worker(queues, connection=rt.redis)
     if burst:
         while jobs.pump_tick(rt.pipeline, workers=1, lock_ms=1) or any(q.count for q in queues):
             rq_worker.work(burst=True, logging_level=log_level.upper())
@@ -40,6 +57,18 @@ def worker(burst: bool, queue_names: tuple[str, ...], log_level: str) -> None:
     )
     pump.start()
     try:
-        rq_worker.work(logging_level=log_level.upper())
+        while True:
+            try:
+                rq_worker.work(logging_level=log_level.upper())
+            except redis.ConnectionError as exc:  # raised by RQ's teardown, Redis gone
+                log.warning("lost Redis: %s", exc)
+            if rq_worker.stop_signalled:
+                return
+            # RQ's loop ends on an error it does not handle, such as Redis going away
+            # mid-job; a restarted Redis (AOF) still holds the unacknowledged batch,
+            # so serve again rather than leave the deployment one worker short.
+            log.warning("worker loop ended; serving again in %g s", REDIS_RETRY_S)
+            time.sleep(REDIS_RETRY_S)
+            rq_worker = _Worker(queues, connection=rt.redis)
     finally:
         pump.stop()
