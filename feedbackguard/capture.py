@@ -61,6 +61,8 @@ ROUTES_KEY = "FEEDBACKGUARD_ROUTES"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 FORWARDED_FOR_HEADER = "X-Forwarded-For"
 INVALID_STATUS = 422
+# A full inbox is logged at most this often per process (it can flap at the cap).
+FULL_LOG_EVERY_S = 60.0
 _MS = 1000.0
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -333,6 +335,7 @@ class Capture:
         # Open while an inbox is past `inbox_maxlen`: new events go to the overflow path.
         self.backpressure = CircuitBreaker(settings.breaker_cooldown_s)
         self.spool_overflow = settings.inbox_overflow == "spool"
+        self._full_logged_at = -FULL_LOG_EVERY_S
         self._retrier = _SpoolRetrier(self)
         self.sender: _Sender = (
             _BufferedSender(self) if settings.capture_mode == "buffered" else _SyncSender(self)
@@ -404,7 +407,9 @@ class Capture:
         self.breaker.success()
         self.counters.captured += len(events)
         if longest > self.settings.inbox_maxlen:
-            if not self.backpressure.is_open:
+            now = time.monotonic()
+            if now - self._full_logged_at >= FULL_LOG_EVERY_S:
+                self._full_logged_at = now
                 log.warning(
                     "feedbackguard: inbox holds %d events (cap %d); workers are behind, "
                     "new feedback is %s",
@@ -433,6 +438,8 @@ class Capture:
             batch=self.settings.spool_replay_batch,
         )
         self.counters.replayed += result.replayed
+        if result.full:  # the rest waits, and so do new events
+            self.backpressure.failure()
         return result.replayed
 
     def close(self) -> None:

@@ -86,15 +86,16 @@ def write_records(
     pipe: redis.client.Pipeline[bytes],
     namespace: str,
     records: Sequence[tuple[str, bytes]],
-    ttl_s: float,
+    ttl_s: float | None,
 ) -> None:
-    """Queue on `pipe` the (event_id, record) writes that expire after `ttl_s`."""
+    """Queue on `pipe` the (event_id, record) writes that expire after `ttl_s`, or
+    never (None: the event still waits for a final status)."""
     if records:
         scripts.run(
             pipe,
             "set_records",
             [record_key(namespace, event_id) for event_id, _ in records],
-            [int(ttl_s), *(record for _, record in records)],
+            [max(1, int(ttl_s)) if ttl_s is not None else 0, *(record for _, record in records)],
         )
 
 

@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 # a worker killed while holding it stalls the others. One release batch or one chunk
 # of re-decisions takes well under a second here (docs/benchmarks.md).
 STATUS_LOCK_TIMEOUT_S = 15
+# Statuses still waiting for a final one: their records never expire (a release or a
+# moderator that lags must not find them gone); final outcomes expire after the
+# policy's outcome_ttl_s.
+WAITING = ("pending", "review")
 # Events re-decided per hold of the status lock.
 REDECIDE_CHUNK = 2000
 # Dead letters kept per namespace (the newest); each holds the raw entry and the error.
@@ -135,16 +139,15 @@ class Pipeline:
                 now,
             )
             record = ledger.encode_record(raw, [decision.model_dump(mode="json")])
-            records[decision.status == "pending"].append((event.event_id, record))
+            records[decision.status in WAITING].append((event.event_id, record))
             received = event.received_at.timestamp()
             if decision.status == "pending":
                 pending[event.event_id] = received + current.policy.probation_s
             elif decision.status == "review":
                 review[event.event_id] = received
             outcome.statuses[decision.status] = outcome.statuses.get(decision.status, 0) + 1
-        ttl = current.policy.outcome_ttl_s
-        ledger.write_records(pipe, namespace, records[False], ttl)
-        ledger.write_records(pipe, namespace, records[True], ttl + current.policy.probation_s)
+        ledger.write_records(pipe, namespace, records[False], current.policy.outcome_ttl_s)
+        ledger.write_records(pipe, namespace, records[True], None)
         outcome.decided = sum(outcome.statuses.values())
         outcome.dead = len(dead)
         if pending:
@@ -302,11 +305,10 @@ class Pipeline:
                     continue
                 decision = decision.model_copy(update={"status": new, "decided_by": actor})
                 trail = [d.model_dump(mode="json") for d in (*record.trail, decision)]
-                ttl = policy.outcome_ttl_s + (policy.probation_s if new == "pending" else 0)
                 pipe.set(
                     ledger.record_key(namespace, event_id),
                     ledger.encode_record(record.event.to_json(), trail),
-                    ex=int(ttl),
+                    ex=None if new in WAITING else int(policy.outcome_ttl_s),
                 )
                 if new == last.status:
                     continue

@@ -182,13 +182,12 @@ class Spool:
             if bad_lines:
                 self._quarantine(bad_lines)
                 bad += len(bad_lines)
-            longest = 0
             if good:
-                longest = _xadd_batch(r, good)
+                if _longest_inbox(r, {ns for ns, _ in good}) > cap:
+                    return ReplayResult(replayed=replayed, bad=bad, full=True)
+                _xadd_batch(r, good)
                 replayed += len(good)
             self._save_offset(end)
-            if longest > cap:
-                return ReplayResult(replayed=replayed, bad=bad, full=True)
         self.replaying_path.unlink()
         self.offset_path.unlink(missing_ok=True)
         _fsync_dir(self.path.parent)
@@ -301,15 +300,18 @@ def _split_valid(lines: list[bytes]) -> tuple[list[tuple[str, bytes]], list[byte
     return good, bad
 
 
-def _xadd_batch(r: redis.Redis[bytes], events: list[tuple[str, bytes]]) -> int:
-    """One round trip: an XADD per event plus one SADD and one XLEN per namespace
-    seen; returns the longest inbox length."""
-    namespaces = sorted({ns for ns, _ in events})
+def _longest_inbox(r: redis.Redis[bytes], namespaces: set[str]) -> int:
     pipe = r.pipeline(transaction=False)
+    for namespace in namespaces:
+        pipe.xlen(keys.inbox(namespace))
+    return max(int(n) for n in pipe.execute())
+
+
+def _xadd_batch(r: redis.Redis[bytes], events: list[tuple[str, bytes]]) -> None:
+    """One round trip: an XADD per event plus one SADD per namespace seen."""
+    pipe = r.pipeline(transaction=False)
+    for namespace in {ns for ns, _ in events}:
+        pipe.sadd(keys.namespaces(), namespace)
     for namespace, raw in events:
         pipe.xadd(keys.inbox(namespace), {FIELD: raw})
-    for namespace in namespaces:
-        pipe.sadd(keys.namespaces(), namespace)
-        pipe.xlen(keys.inbox(namespace))
-    replies = pipe.execute()
-    return max(int(n) for n in replies[len(events) + 1 :: 2])
+    pipe.execute()

@@ -279,3 +279,15 @@ def test_items_in_review_are_rejected_but_never_cleared_by_analysis(
     pipeline.analysers = [FlagsAccount("swarm", events, score=0.99)]
     assert pipeline.analyse(NS).changed == {("review", "rejected"): 2}
     assert r.zcard(ledger.review_key(NS)) == 0
+
+
+def test_records_waiting_for_a_final_status_never_expire(
+    pipeline: Pipeline, r: redis.Redis[bytes], make_event: MakeEvent
+) -> None:
+    event = make_event()
+    push(r, [event])
+    drain(pipeline)
+    record = ledger.load(r, NS, [event.event_id])[0]
+    assert record is not None
+    assert record.decision.status == "pending"
+    assert r.ttl(ledger.record_key(NS, event.event_id)) == -1
