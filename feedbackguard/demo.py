@@ -55,6 +55,8 @@ ANALYSIS_INTERVAL_S = 3.0
 SETTLE_TIMEOUT_S = 90.0
 POLL_S = 0.5
 HTTP_TIMEOUT_S = 10.0
+# Passes of honest agents over the desk's tickets.
+HONEST_ROUNDS = 2
 SEED = 20261124
 
 Echo = Callable[[str], None]
@@ -114,10 +116,13 @@ def _plan(
         return rng.choice([label for label in labels if label != truth[ticket]])
 
     honest: list[tuple[Actor, str, str]] = []
-    for actor in actors["honest"]:
-        for ticket in rng.sample(tickets, rng.randint(3, 9)):
-            label = truth[ticket] if rng.random() > 0.05 else rng.choice(labels)
-            honest.append((actor, ticket, label))
+    # Each ticket is corrected by a few agents (a desk's agents work their own
+    # queues), with a little label noise.
+    for _ in range(HONEST_ROUNDS):
+        for ticket in tickets:
+            for actor in rng.sample(actors["honest"], rng.randint(1, 3)):
+                label = truth[ticket] if rng.random() > 0.05 else rng.choice(labels)
+                honest.append((actor, ticket, label))
     swarm = [(a, t, flipped) for a in actors["swarm"] for t in targets]
     flood = [(actors["flood"][0], t, wrong(t)) for t in rng.choices(tickets, k=150)]
     sleepers = [(a, t, flipped) for a in actors["sleeper"] for t in targets[:3]]
@@ -296,13 +301,14 @@ def _report(
     ids = list(sent.population)
     records = ledger.load(r, NAMESPACE, ids)
     outcome: dict[str, Counter[str]] = {}
-    reasons: Counter[str] = Counter()
+    reasons: dict[str, Counter[str]] = {}
     for event_id, record in zip(ids, records, strict=True):
         status = record.decision.status if record else "lost"
         population = sent.population[event_id]
         outcome.setdefault(population, Counter())[status] += 1
         if record and status in ("rejected", "review", "quarantined"):
-            reasons.update({reason.code for reason in record.decision.reasons})
+            found = {reason.code for reason in record.decision.reasons}
+            reasons.setdefault(population, Counter()).update(found)
     store = Store.from_settings(settings)
     admitted_ids = {item.event.event_id for item in store.iter_rows()}
     stored = store.count()
@@ -312,7 +318,7 @@ def _report(
         "events": len(ids),
         "refused_by_capture": sent.refused,
         "outcomes": {pop: dict(counts) for pop, counts in sorted(outcome.items())},
-        "reasons": dict(reasons.most_common()),
+        "reasons": {pop: dict(counts.most_common()) for pop, counts in sorted(reasons.items())},
         "review_waiting": int(r.zcard(ledger.review_key(NAMESPACE))),
         "store_rows": stored,
         "model": impact,
@@ -356,8 +362,8 @@ def _print(report: dict[str, Any], echo: Echo) -> None:
             f"{counts.get('review', 0):>7} {counts.get('rejected', 0):>9} "
             f"{counts.get('quarantined', 0):>12}"
         )
-    if report["reasons"]:
-        echo("why: " + ", ".join(f"{code} x{n}" for code, n in report["reasons"].items()))
+    for population, counts in report["reasons"].items():
+        echo(f"why ({population}): " + ", ".join(f"{code} x{n}" for code, n in counts.items()))
     echo(f"waiting for a moderator: {report['review_waiting']}")
     echo(f"rows in the retraining store: {report['store_rows']}")
     model = report["model"]

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from feedbackguard.defaults import config_path
 from feedbackguard.events import Kind
+from feedbackguard.graph.params import GraphPolicy
 
 Scope = Literal["account", "ip", "subnet", "device", "item", "kind"]
 
@@ -73,12 +74,27 @@ class Analysis(_Section):
     max_lag_s: float = Field(3600.0, gt=0)
 
 
+class Graph(_Section):
+    """The account graph: which events the periodic graph analysis sees, how its
+    findings reach decisions, and which accounts seed trust propagation."""
+
+    enabled: bool = True
+    window_s: float = Field(7 * 86400, gt=0)
+    bucket_s: float = Field(3600, gt=0)
+    min_risk: float = Field(0.3, ge=0, le=1)
+    seed_min_age_s: float = Field(180 * 86400, ge=0)
+    seed_min_events: int = Field(3, ge=1)
+    seed_max: int = Field(500, ge=0)
+    detect: GraphPolicy = GraphPolicy()
+
+
 class Policy(_Section):
     probation_s: float = Field(6 * 3600, ge=0)
     outcome_ttl_s: float = Field(30 * 86400, gt=0)
     thresholds: Thresholds = Thresholds()
     ratelimit: RateLimits = RateLimits()
     analysis: Analysis = Analysis()
+    graph: Graph = Graph()
 
     @classmethod
     def default(cls) -> Policy:

@@ -14,6 +14,7 @@ from functools import cache
 import redis
 
 from feedbackguard.checks.base import Analyser, Check
+from feedbackguard.checks.graph import GraphAnalyser, GraphCheck
 from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.connection import connect
 from feedbackguard.pipeline import Pipeline
@@ -24,12 +25,12 @@ from feedbackguard.store import Store
 
 def default_checks() -> list[Check]:
     """The checks every batch goes through, in order."""
-    return [RateLimitCheck()]
+    return [RateLimitCheck(), GraphCheck()]
 
 
 def default_analysers() -> list[Analyser]:
     """The periodic analyses over each namespace's recent window, in order."""
-    return []
+    return [GraphAnalyser()]
 
 
 @dataclass

@@ -34,7 +34,17 @@ def test_demo_admits_honest_corrections(report: dict[str, Any]) -> None:
 def test_demo_flood_is_stopped_by_the_new_account_limit(report: dict[str, Any]) -> None:
     flood = report["outcomes"]["flood"]
     assert flood.get("admitted", 0) <= 30
-    assert report["reasons"].get("rate_limited.account", 0) >= 100
+    assert report["reasons"]["flood"].get("rate_limited.account", 0) >= 100
+
+
+def test_demo_stops_the_sybil_swarm_and_the_flood(report: dict[str, Any]) -> None:
+    for population in ("swarm", "flood"):
+        assert report["outcomes"][population].get("admitted", 0) == 0
+
+
+def test_demo_sends_few_honest_corrections_to_review(report: dict[str, Any]) -> None:
+    honest = report["outcomes"]["honest"]
+    assert honest.get("review", 0) + honest.get("rejected", 0) <= 0.02 * sum(honest.values())
 
 
 def test_demo_store_holds_exactly_the_admitted_events(report: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from feedbackguard import __version__
+from feedbackguard.cli.accounts import accounts_group
 from feedbackguard.cli.decisions import decisions
 from feedbackguard.cli.demo import demo
 from feedbackguard.cli.redis import redis_group
@@ -26,6 +27,7 @@ def main() -> None:
 
 
 main.add_command(demo)
+main.add_command(accounts_group)
 main.add_command(worker)
 main.add_command(replay_command)
 main.add_command(decisions)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 import numpy as np
 import numpy.typing as npt
@@ -63,13 +62,29 @@ class _Coder:
         return MISSING if key is None else self.code(key, key)
 
 
-def _value_key(value: bool | int | float | str) -> tuple[str, str]:
+def _value_key(value: bool | int | float | str) -> str:
     # True and 1 are different feedback values although they hash alike.
-    return (type(value).__name__, repr(value))
+    return f"{type(value).__name__}:{value!r}"
 
 
-def _timestamp(moment: datetime) -> float:
-    return moment.timestamp()
+Row = tuple[str, str, str, str, str, float, str | None, str | None, float | None]
+"""(event_id, account, item, value key, value label, time, ip, device, account created):
+what the graph needs of one event, small enough to keep a window of them in Redis."""
+
+
+def row_of(event: FeedbackEvent) -> Row:
+    created = event.account_created_at
+    return (
+        event.event_id,
+        event.account_id,
+        event.item_id,
+        _value_key(event.value),
+        str(event.value),
+        event.received_at.timestamp(),
+        event.ip,
+        event.device_id,
+        None if created is None else created.timestamp(),
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -130,9 +145,14 @@ class EventWindow:
     @classmethod
     def from_events(cls, events: Sequence[FeedbackEvent]) -> EventWindow:
         """Build a window from validated events (all of one namespace, any order)."""
+        return cls.from_rows([row_of(ev) for ev in events])
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Row]) -> EventWindow:
+        """Build a window from compact rows (`row_of`), as the pipeline keeps them."""
         accounts, items, values = _Coder(), _Coder(), _Coder()
         ips, subnets, devices = _Coder(), _Coder(), _Coder()
-        n = len(events)
+        n = len(rows)
         account = np.empty(n, dtype=np.int64)
         item = np.empty(n, dtype=np.int64)
         value = np.empty(n, dtype=np.int64)
@@ -141,19 +161,18 @@ class EventWindow:
         subnet = np.empty(n, dtype=np.int64)
         device = np.empty(n, dtype=np.int64)
         created: dict[int, float] = {}
-        for i, ev in enumerate(events):
-            a = accounts.code(ev.account_id, ev.account_id)
+        for i, (_, acc, itm, val, label, t, addr, dev, made) in enumerate(rows):
+            a = accounts.code(acc, acc)
             account[i] = a
-            item[i] = items.code(ev.item_id, ev.item_id)
-            value[i] = values.code(_value_key(ev.value), str(ev.value))
-            time[i] = _timestamp(ev.received_at)
-            ip[i] = ips.optional(ev.ip)
-            subnet[i] = subnets.optional(None if ev.ip is None else subnet_of(ev.ip))
-            device[i] = devices.optional(ev.device_id)
-            if ev.account_created_at is not None:
+            item[i] = items.code(itm, itm)
+            value[i] = values.code(val, label)
+            time[i] = t
+            ip[i] = ips.optional(addr)
+            subnet[i] = subnets.optional(None if addr is None else subnet_of(addr))
+            device[i] = devices.optional(dev)
+            if made is not None:
                 # The earliest claim wins: a later event cannot make an account older.
-                stamp = _timestamp(ev.account_created_at)
-                created[a] = min(stamp, created.get(a, stamp))
+                created[a] = min(made, created.get(a, made))
         account_created = np.full(len(accounts.labels), np.nan)
         for a, stamp in created.items():
             account_created[a] = stamp

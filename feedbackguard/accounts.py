@@ -1,0 +1,151 @@
+"""Accounts as feedbackguard knows them: what admins said (trusted, blocked), what
+moderators decided about their feedback, and what the last graph analysis found.
+
+Admin states are product-wide (an account id names the same person in every
+namespace); moderation outcomes and graph findings are per namespace. The graph
+analysis writes its findings here and reads its trust seeds from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+import orjson
+import redis
+
+from feedbackguard import audit, keys
+
+State = Literal["trusted", "blocked"]
+STATES_KEY = f"{keys.PREFIX}:accounts:state"
+
+
+def risk_key(namespace: str) -> str:
+    """Hash: account -> its findings of the last graph analysis (JSON)."""
+    return keys.ns(namespace, "graph", "risk")
+
+
+def clusters_key(namespace: str) -> str:
+    """Hash: cluster id -> its evidence of the last graph analysis (JSON)."""
+    return keys.ns(namespace, "graph", "clusters")
+
+
+def moderation_key(namespace: str, approved: bool) -> str:
+    """Sorted set: account -> how many of its items moderators approved (rejected)."""
+    return keys.ns(namespace, "moderated", "approved" if approved else "rejected")
+
+
+def _set_state(
+    r: redis.Redis[bytes], account_id: str, state: State | None, actor: str, note: str
+) -> None:
+    pipe = r.pipeline(transaction=True)
+    if state is None:
+        pipe.hdel(STATES_KEY, account_id)
+    else:
+        pipe.hset(STATES_KEY, account_id, state)
+    audit.record(pipe, actor, f"account.{state or 'cleared'}", account_id=account_id, note=note)
+    pipe.execute()
+
+
+def trust(r: redis.Redis[bytes], account_id: str, actor: str, note: str = "") -> None:
+    """Vouch for an account: a trust seed, and no graph reasons against it."""
+    _set_state(r, account_id, "trusted", actor, note)
+
+
+def block(r: redis.Redis[bytes], account_id: str, actor: str, note: str = "") -> None:
+    """Reject every further event of the account (`account.blocked`)."""
+    _set_state(r, account_id, "blocked", actor, note)
+
+
+def untrust(r: redis.Redis[bytes], account_id: str, actor: str, note: str = "") -> None:
+    if state(r, account_id) == "trusted":
+        _set_state(r, account_id, None, actor, note)
+
+
+def unblock(r: redis.Redis[bytes], account_id: str, actor: str, note: str = "") -> None:
+    if state(r, account_id) == "blocked":
+        _set_state(r, account_id, None, actor, note)
+
+
+def state(r: redis.Redis[bytes], account_id: str) -> State | None:
+    return states(r, [account_id])[0]
+
+
+def states(r: redis.Redis[bytes], account_ids: Sequence[str]) -> list[State | None]:
+    if not account_ids:
+        return []
+    return [_state(raw) for raw in r.hmget(STATES_KEY, list(account_ids))]
+
+
+def _state(raw: bytes | None) -> State | None:
+    if raw == b"trusted":
+        return "trusted"
+    if raw == b"blocked":
+        return "blocked"
+    return None
+
+
+def all_states(r: redis.Redis[bytes]) -> dict[str, State]:
+    out: dict[str, State] = {}
+    for account, raw in r.hgetall(STATES_KEY).items():
+        found = _state(raw)
+        if found is not None:
+            out[account.decode()] = found
+    return out
+
+
+def record_moderation(
+    r: redis.Redis[bytes], namespace: str, account_id: str, approved: bool
+) -> None:
+    """Count a moderator's decision on one of the account's items (trust seeds)."""
+    r.zincrby(moderation_key(namespace, approved), 1, account_id)
+
+
+def seeds(r: redis.Redis[bytes], namespace: str) -> tuple[list[str], list[str]]:
+    """(trusted, rejected) seeds from admins and moderators: admin-trusted accounts
+    and accounts moderators approved more often than rejected; admin-blocked ones
+    and accounts moderators rejected more often than approved."""
+    pipe = r.pipeline(transaction=False)
+    pipe.zrange(moderation_key(namespace, True), 0, -1, withscores=True)
+    pipe.zrange(moderation_key(namespace, False), 0, -1, withscores=True)
+    approved_raw, rejected_raw = pipe.execute()
+    approved = {a.decode(): s for a, s in approved_raw}
+    rejected = {a.decode(): s for a, s in rejected_raw}
+    trusted = {a for a, n in approved.items() if n > rejected.get(a, 0)}
+    negative = {a for a, n in rejected.items() if n > approved.get(a, 0)}
+    for account, found in all_states(r).items():
+        (trusted if found == "trusted" else negative).add(account)
+        (negative if found == "trusted" else trusted).discard(account)
+    return sorted(trusted), sorted(negative)
+
+
+def account_risk(r: redis.Redis[bytes], namespace: str, account_id: str) -> dict[str, Any] | None:
+    """The account's findings of the last graph analysis: risk, reasons, clusters."""
+    raw = r.hget(risk_key(namespace), account_id)
+    return None if raw is None else dict(orjson.loads(raw))
+
+
+def cluster(r: redis.Redis[bytes], namespace: str, cluster_id: str) -> dict[str, Any] | None:
+    """A cluster's evidence of the last graph analysis: code, score, detail,
+    members, items, timeline, stats."""
+    raw = r.hget(clusters_key(namespace), cluster_id)
+    return None if raw is None else dict(orjson.loads(raw))
+
+
+def replace_findings(
+    r: redis.Redis[bytes],
+    namespace: str,
+    risks: Iterable[tuple[str, dict[str, Any]]],
+    clusters: Iterable[tuple[str, dict[str, Any]]],
+) -> None:
+    """Swap in a new analysis's findings at once (readers never see half of one)."""
+    pipe = r.pipeline(transaction=True)
+    for key, items in ((risk_key(namespace), risks), (clusters_key(namespace), clusters)):
+        staged = {name: orjson.dumps(value) for name, value in items}
+        if staged:
+            pipe.delete(key + ":next")
+            pipe.hset(key + ":next", mapping=staged)
+            pipe.rename(key + ":next", key)
+        else:
+            pipe.delete(key)
+    pipe.execute()

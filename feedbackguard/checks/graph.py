@@ -1,0 +1,228 @@
+"""The account graph in the pipeline: kept per batch, analysed periodically.
+
+Per batch (`GraphCheck`): every event's compact row (`graph.window.row_of`) is
+appended to its namespace's window in Redis, in slices of `policy.graph.bucket_s` of
+event time, and events of accounts that the last analysis found risky get its
+reasons at once; events of admin-blocked accounts are rejected (`account.blocked`).
+One pipelined round trip per batch.
+
+Periodically (`GraphAnalyser`): the window is loaded (duplicates of redelivered
+batches dropped by event id), every graph detector runs on it
+(`feedbackguard.graph.analysis.analyse`), the findings replace the cached ones read
+by the check, the moderator review UI and `feedbackguard accounts show`, and the
+events in the window of accounts at `policy.graph.min_risk` or more are returned so
+the pipeline re-judges them (pending to review or rejected, admitted to quarantined).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+import orjson
+import redis
+
+from feedbackguard import accounts, keys
+from feedbackguard.checks.base import (
+    AnalysisContext,
+    CheckContext,
+    Findings,
+    Reason,
+    Verdicts,
+)
+from feedbackguard.events import FeedbackEvent
+from feedbackguard.graph.analysis import AccountRisk, AnalysisResult, Cluster, analyse
+from feedbackguard.graph.window import EventWindow, Row, row_of
+from feedbackguard.policy import Graph
+
+BLOCKED = Reason("account.blocked", "account blocked by an admin", 1.0)
+# Scores are rounded so that an analysis finding the same thing again with a slightly
+# different score does not re-decide (and lengthen the trail of) every event it names.
+SCORE_DIGITS = 2
+# Buckets read per round trip when loading the window.
+LOAD_CHUNK = 16
+
+
+def bucket_index_key(namespace: str) -> str:
+    """Sorted set of the window's bucket keys, scored by their start (event time)."""
+    return keys.ns(namespace, "graph", "buckets")
+
+
+def bucket_key(namespace: str, start: int) -> str:
+    return keys.ns(namespace, "graph", "w", str(start))
+
+
+def _bucket(t: float, bucket_s: float) -> int:
+    return int(math.floor(t / bucket_s) * bucket_s)
+
+
+def append_rows(
+    pipe: redis.client.Pipeline[bytes], namespace: str, rows: Sequence[Row], policy: Graph
+) -> None:
+    """Queue on `pipe` the appends of `rows` to the namespace's window."""
+    by_bucket: dict[int, list[bytes]] = {}
+    for row in rows:
+        by_bucket.setdefault(_bucket(row[5], policy.bucket_s), []).append(orjson.dumps(row))
+    # Wall-clock expiry backs up the analyser's event-time trimming (a namespace that
+    # stops receiving feedback is never analysed again).
+    ttl = int(policy.window_s + 2 * policy.bucket_s)
+    for start, encoded in by_bucket.items():
+        key = bucket_key(namespace, start)
+        pipe.rpush(key, *encoded)
+        pipe.expire(key, ttl)
+        pipe.zadd(bucket_index_key(namespace), {key: start})
+
+
+def load_window(r: redis.Redis[bytes], namespace: str, start: float, policy: Graph) -> list[Row]:
+    """Rows of events after `start` (event time), each event id once."""
+    index = bucket_index_key(namespace)
+    buckets = [key.decode() for key in r.zrangebyscore(index, start - policy.bucket_s, "+inf")]
+    rows: list[Row] = []
+    seen: set[str] = set()
+    for offset in range(0, len(buckets), LOAD_CHUNK):
+        pipe = r.pipeline(transaction=False)
+        for key in buckets[offset : offset + LOAD_CHUNK]:
+            pipe.lrange(key, 0, -1)
+        for encoded in pipe.execute():
+            for raw in encoded:
+                row = _row(orjson.loads(raw))
+                if row[5] > start and row[0] not in seen:
+                    seen.add(row[0])
+                    rows.append(row)
+    return rows
+
+
+def _row(values: list[Any]) -> Row:
+    event_id, account, item, value, label, t, ip, device, created = values
+    return (event_id, account, item, value, label, float(t), ip, device, created)
+
+
+def trim_window(r: redis.Redis[bytes], namespace: str, start: float, policy: Graph) -> None:
+    """Drop the buckets that hold only events before `start` (event time)."""
+    index = bucket_index_key(namespace)
+    old = r.zrangebyscore(index, "-inf", f"({start - policy.bucket_s}")
+    if old:
+        pipe = r.pipeline(transaction=False)
+        pipe.delete(*old)
+        pipe.zrem(index, *old)
+        pipe.execute()
+
+
+def _reasons(raw: bytes) -> list[Reason]:
+    found = orjson.loads(raw)
+    return [Reason(code, detail, score) for code, detail, score in found["reasons"]]
+
+
+class GraphCheck:
+    """Keeps the graph window and applies the last analysis's findings at ingest."""
+
+    name = "graph"
+
+    def __call__(self, events: Sequence[FeedbackEvent], ctx: CheckContext) -> Findings:
+        policy = ctx.policy.graph
+        if not events:
+            return {}
+        names = sorted({e.account_id for e in events})
+        pipe = ctx.redis.pipeline(transaction=False)
+        if policy.enabled:
+            append_rows(pipe, ctx.namespace, [row_of(e) for e in events], policy)
+        pipe.hmget(accounts.STATES_KEY, names)
+        pipe.hmget(accounts.risk_key(ctx.namespace), names)
+        replies = pipe.execute()
+        states = dict(zip(names, replies[-2], strict=True))
+        risks = dict(zip(names, replies[-1], strict=True)) if policy.enabled else {}
+        findings: Findings = {}
+        for index, event in enumerate(events):
+            state = states[event.account_id]
+            if state == b"blocked":
+                findings[index] = [BLOCKED]
+            elif state != b"trusted" and (raw := risks.get(event.account_id)) is not None:
+                findings[index] = _reasons(raw)
+        return findings
+
+
+class GraphAnalyser:
+    """Runs every graph detector over the namespace's window (see module docstring)."""
+
+    name = "graph"
+
+    def __call__(self, ctx: AnalysisContext) -> Verdicts:
+        policy = ctx.policy.graph
+        if not policy.enabled:
+            return {}
+        r = ctx.redis
+        start = ctx.now - policy.window_s
+        trim_window(r, ctx.namespace, start, policy)
+        rows = load_window(r, ctx.namespace, start, policy)
+        if not rows:
+            accounts.replace_findings(r, ctx.namespace, [], [])
+            return {}
+        window = EventWindow.from_rows(rows)
+        trusted, rejected = accounts.seeds(r, ctx.namespace)
+        result = analyse(
+            window,
+            policy.detect,
+            trusted=[*trusted, *auto_seeds(window, rows, policy, set(rejected))],
+            rejected=rejected,
+        )
+        vouched = set(trusted)
+        risky = {
+            name: found
+            for name, found in result.accounts.items()
+            if found.risk >= policy.min_risk and name not in vouched
+        }
+        accounts.replace_findings(
+            r,
+            ctx.namespace,
+            ((name, _risk_json(found)) for name, found in risky.items()),
+            ((c.cluster_id, asdict(c)) for c in _clusters_of(result, risky)),
+        )
+        verdicts: Verdicts = {}
+        for row in rows:
+            found = risky.get(row[1])
+            if found is not None:
+                verdicts[row[0]] = [
+                    Reason(x.code, x.detail, round(x.score, SCORE_DIGITS)) for x in found.reasons
+                ]
+        return verdicts
+
+
+def auto_seeds(
+    window: EventWindow, rows: Sequence[Row], policy: Graph, exclude: set[str]
+) -> list[str]:
+    """Old accounts with some history in the window: the honest region's anchors
+    when admins and moderators have vouched for few accounts."""
+    if policy.seed_max == 0:
+        return []
+    counts: dict[str, int] = {}
+    first: dict[str, float] = {}
+    created: dict[str, float] = {}
+    for _, account, _, _, _, t, _, _, made in rows:
+        counts[account] = counts.get(account, 0) + 1
+        first[account] = min(t, first.get(account, t))
+        if made is not None:
+            created[account] = min(made, created.get(account, made))
+    old = [
+        a
+        for a, made in created.items()
+        if first[a] - made >= policy.seed_min_age_s
+        and counts[a] >= policy.seed_min_events
+        and a not in exclude
+    ]
+    old.sort(key=lambda a: (-counts[a], a))
+    return old[: policy.seed_max]
+
+
+def _risk_json(found: AccountRisk) -> dict[str, Any]:
+    return {
+        "risk": round(found.risk, SCORE_DIGITS),
+        "reasons": [[x.code, x.detail, round(x.score, SCORE_DIGITS)] for x in found.reasons],
+        "clusters": list(found.clusters),
+    }
+
+
+def _clusters_of(result: AnalysisResult, risky: dict[str, AccountRisk]) -> list[Cluster]:
+    """Clusters with at least one risky member (the evidence moderators need)."""
+    return [c for c in result.clusters if any(m in risky for m in c.members)]

@@ -1,0 +1,95 @@
+"""`feedbackguard accounts`: what is known about an account; trust and block."""
+
+from __future__ import annotations
+
+import getpass
+import json
+from collections.abc import Callable
+from typing import Any
+
+import click
+import redis
+
+from feedbackguard import accounts
+from feedbackguard.checks.graph import load_window
+from feedbackguard.connection import connect
+from feedbackguard.ledger import clock
+from feedbackguard.policystore import PolicyStore
+from feedbackguard.settings import Settings
+
+RECENT_EVENTS = 20
+
+actor_option = click.option(
+    "--actor", default=getpass.getuser, show_default="$USER", help="Who is acting (audit log)."
+)
+note_option = click.option("--note", default="", help="Why (kept in the audit log).")
+
+
+@click.group("accounts")
+def accounts_group() -> None:
+    """Accounts: what the graph analysis found, and admin trust / block."""
+
+
+def _client() -> redis.Redis[bytes]:
+    return connect(Settings())
+
+
+@accounts_group.command()
+@click.argument("account_id")
+@click.option("--namespace", default="default", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def show(account_id: str, namespace: str, as_json: bool) -> None:
+    """State, graph risk and reasons, clusters and recent events of ACCOUNT_ID."""
+    r = _client()
+    found = accounts.account_risk(r, namespace, account_id)
+    policy = PolicyStore(r).current().policy.graph
+    rows = load_window(r, namespace, clock(r, namespace) - policy.window_s, policy)
+    mine = sorted((row for row in rows if row[1] == account_id), key=lambda row: -row[5])
+    out: dict[str, Any] = {
+        "account_id": account_id,
+        "namespace": namespace,
+        "state": accounts.state(r, account_id),
+        "risk": found["risk"] if found else 0.0,
+        "reasons": [
+            {"code": c, "detail": d, "score": s} for c, d, s in (found or {}).get("reasons", [])
+        ],
+        "clusters": [
+            accounts.cluster(r, namespace, cid) for cid in (found or {}).get("clusters", [])
+        ],
+        "events_in_window": len(mine),
+        "recent_events": [
+            {"event_id": row[0], "item_id": row[2], "value": row[4], "time": row[5], "ip": row[6]}
+            for row in mine[:RECENT_EVENTS]
+        ],
+    }
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+        return
+    click.echo(f"{account_id} in {namespace}: state {out['state'] or 'none'}, risk {out['risk']}")
+    for reason in out["reasons"]:
+        click.echo(f"  {reason['code']} ({reason['score']}): {reason['detail']}")
+    for cluster in out["clusters"]:
+        if cluster:
+            click.echo(
+                f"  cluster {cluster['cluster_id']} {cluster['code']}: "
+                f"{len(cluster['members'])} members, items {', '.join(cluster['items'][:5])}"
+            )
+    click.echo(f"  {len(mine)} events in the analysis window")
+
+
+def _state_command(name: str, action: Callable[..., None], help_text: str) -> None:
+    @accounts_group.command(name=name, help=help_text)
+    @click.argument("account_id")
+    @note_option
+    @actor_option
+    def command(account_id: str, note: str, actor: str) -> None:
+        action(_client(), account_id, actor=actor, note=note)
+        click.echo(f"{account_id}: {name} (by {actor})")
+
+
+_state_command("trust", accounts.trust, "Vouch for ACCOUNT_ID: a trust seed, no graph reasons.")
+_state_command("untrust", accounts.untrust, "Withdraw trust from ACCOUNT_ID.")
+_state_command("block", accounts.block, "Reject every further event of ACCOUNT_ID.")
+_state_command(
+    "unblock", accounts.unblock, "Accept ACCOUNT_ID's feedback again (checked as usual)."
+)
