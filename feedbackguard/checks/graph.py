@@ -173,19 +173,26 @@ class GraphAnalyser:
             for name, found in result.accounts.items()
             if found.risk >= policy.min_risk and name not in vouched
         }
+        findings = {name: _risk_json(found) for name, found in risky.items()}
+        before = r.hgetall(accounts.risk_key(ctx.namespace))
         accounts.replace_findings(
             r,
             ctx.namespace,
-            ((name, _risk_json(found)) for name, found in risky.items()),
+            findings.items(),
             ((c.cluster_id, asdict(c)) for c in _clusters_of(result, risky)),
         )
+        # Events ingested since the last run already carry its findings (GraphCheck),
+        # so only accounts whose reasons changed need their window re-judged.
+        changed = {
+            name
+            for name, found in findings.items()
+            if (old := before.get(name.encode())) is None
+            or orjson.loads(old)["reasons"] != found["reasons"]
+        }
         verdicts: Verdicts = {}
         for row in rows:
-            found = risky.get(row[1])
-            if found is not None:
-                verdicts[row[0]] = [
-                    Reason(x.code, x.detail, round(x.score, SCORE_DIGITS)) for x in found.reasons
-                ]
+            if row[1] in changed:
+                verdicts[row[0]] = [Reason(*x) for x in findings[row[1]]["reasons"]]
         return verdicts
 
 

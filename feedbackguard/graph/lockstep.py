@@ -121,6 +121,12 @@ def _items_per_account(window: EventWindow) -> IntArray:
     )
 
 
+def _accounts_per_item(window: EventWindow) -> FloatArray:
+    pairs = np.unique(window.item * max(window.n_accounts, 1) + window.account)
+    per_item = np.bincount(pairs // max(window.n_accounts, 1), minlength=window.n_items)
+    return np.maximum(per_item, 1).astype(np.float64)
+
+
 def _pair_item_key(m: _Matches, n_accounts: int, n_items: int) -> IntArray:
     """One int64 per (account pair, item), ordered by pair then item."""
     pair = m.a * n_accounts + m.b
@@ -148,9 +154,14 @@ def similar_pairs(window: EventWindow, policy: LockstepPolicy) -> SimilarPairs:
     new_pair = np.ones(a.size, dtype=bool)
     new_pair[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
     starts = np.flatnonzero(new_pair)
-    counts = np.diff(np.append(starts, a.size))
+    matched = np.diff(np.append(starts, a.size))
     pair_id = np.cumsum(new_pair) - 1
-    mean_gap = np.bincount(pair_id, weights=gap) / counts
+    mean_gap = np.bincount(pair_id, weights=gap) / matched
+    # A match on a hot item is weak evidence: on an item that thousands of accounts act
+    # on, two honest accounts meet by chance. Each matched item counts
+    # min(1, hot_item_accounts / its accounts in the window).
+    weight = np.minimum(1.0, policy.hot_item_accounts / _accounts_per_item(window))
+    counts = np.bincount(pair_id, weights=weight[m.item[pick]])
     pa, pb = a[starts], b[starts]
     n_items = _items_per_account(window)
     similarity = counts / np.minimum(n_items[pa], n_items[pb])
@@ -158,7 +169,7 @@ def similar_pairs(window: EventWindow, policy: LockstepPolicy) -> SimilarPairs:
     return SimilarPairs(
         a=pa[keep].astype(np.int64),
         b=pb[keep].astype(np.int64),
-        shared_items=counts[keep].astype(np.int64),
+        shared_items=matched[keep].astype(np.int64),
         similarity=similarity[keep].astype(np.float64),
         mean_gap_s=mean_gap[keep],
     )

@@ -41,6 +41,15 @@ class LockstepPolicy(_Section):
         "carry little evidence anyway.",
     )
     min_shared_items: int = Field(3, ge=2, description="Distinct matched items for a pair edge.")
+    hot_item_accounts: float = Field(
+        100,
+        gt=0,
+        description="A matched item acted on by more accounts than this in the window "
+        "counts only hot_item_accounts / its accounts towards min_shared_items: honest "
+        "accounts meet on popular items by chance (measured: with every item counting "
+        "fully, two days of heavy-tailed honest traffic put 65 % of accounts in one "
+        "'lockstep' group on the ten most popular items).",
+    )
     min_similarity: float = Field(
         0.2,
         gt=0,
