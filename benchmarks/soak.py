@@ -16,8 +16,9 @@ On a private Redis (embedded) and a SQLite store in a temporary FEEDBACKGUARD_HO
      Redis memory, inbox length and worker RSS are sampled every few seconds;
   3. drain: load stops, the spool is replayed, the clock runs past every probation;
      then every sent event is looked up: none may be missing or decided twice.
-The policy is the default with short windows (probation 20 s, outcomes kept 60 s) so
-that state reaches its steady size within the run. The last line is one JSON object.
+The policy is the default with short windows (probation 20 s, outcomes kept 60 s,
+graph window 120 s) so that state reaches its steady size within the run. The last
+line is one JSON object.
 
     python benchmarks/soak.py [--duration-s 600] [--threads 4]
 """
@@ -53,6 +54,7 @@ SAMPLE_S = 5.0
 STATUSES = ("pending", "admitted", "review", "rejected", "quarantined")
 PROBATION_S = 20.0
 OUTCOME_TTL_S = 60.0
+GRAPH_WINDOW_S = 120.0
 HOSTILE_EVERY_S = 0.01
 
 
@@ -186,6 +188,16 @@ class Hostile:
             n += 1
 
 
+def keys_by_kind(r: redis.Redis[bytes]) -> dict[str, int]:
+    """Key count per kind (the key name without its ids), to see what holds memory."""
+    counts: dict[str, int] = {}
+    for key in r.scan_iter(count=10_000):
+        parts = key.decode(errors="replace").split(":")
+        kind = ":".join(parts[:4]) if parts[0] == "rq" else ":".join(parts[2:4])
+        counts[kind] = counts.get(kind, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1])[:15])
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -207,11 +219,15 @@ def main() -> None:
     server = EmbeddedRedis(home)
     url = server.start()
     r: redis.Redis[bytes] = redis.Redis.from_url(url)
-    policy = Policy.default().model_copy(
+    default = Policy.default()
+    policy = default.model_copy(
         update={
             "probation_s": PROBATION_S,
             "outcome_ttl_s": OUTCOME_TTL_S,
             "analysis": Analysis(interval_s=5.0, max_lag_s=PROBATION_S),
+            "graph": default.graph.model_copy(
+                update={"window_s": GRAPH_WINDOW_S, "bucket_s": GRAPH_WINDOW_S / 4}
+            ),
         }
     )
     PolicyStore(r).set(policy, author="soak")
@@ -328,6 +344,7 @@ def main() -> None:
         "worker_rss_mib_end": round(samples[-1]["worker_rss_mib"], 1) if samples else None,
         "faults_injected": stalls,  # worker stalls; crash faults: tests/test_faults.py
     }
+    result["keys_by_kind"] = keys_by_kind(r)
     r.close()
     server.stop()
     print(json.dumps(result))

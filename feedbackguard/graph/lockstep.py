@@ -72,16 +72,21 @@ class _Matches:
     gap: FloatArray
 
 
-def _matches(window: EventWindow, policy: LockstepPolicy) -> _Matches:
+def _matches(window: EventWindow, policy: LockstepPolicy, weight: FloatArray) -> _Matches:
     """Every (account, account, item) whose actions match, with the time gap.
 
     Events are sorted by (item, value, time); each is compared with the next
     `max_neighbours` events. Once no event matches at some offset, none can at a
     larger one (same key and within t_sim are both monotone), so the scan stops.
+    Items whose match `weight` is below `min_item_weight` are left out: they would
+    produce most of the matches (measured: 21 s of a 22 s analysis of 1M events)
+    and almost none of the evidence.
     """
     n_values = int(window.value.max()) + 1 if window.n_events else 1
     key = window.item * n_values + window.value
+    key = np.where(weight[window.item] >= policy.min_item_weight, key, -1)
     order = np.lexsort((window.time, key))
+    order = order[key[order] >= 0]
     k = key[order]
     t = window.time[order]
     acc = window.account[order]
@@ -139,7 +144,11 @@ def _pair_item_key(m: _Matches, n_accounts: int, n_items: int) -> IntArray:
 
 def similar_pairs(window: EventWindow, policy: LockstepPolicy) -> SimilarPairs:
     """Account pairs matching on enough distinct items, far more than chance allows."""
-    m = _matches(window, policy)
+    # A match on a hot item is weak evidence: on an item that thousands of accounts act
+    # on, two honest accounts meet by chance. Each matched item counts
+    # min(1, hot_item_accounts / its accounts in the window).
+    weight = np.minimum(1.0, policy.hot_item_accounts / _accounts_per_item(window))
+    m = _matches(window, policy, weight)
     empty = np.empty(0, dtype=np.int64)
     if m.a.size == 0:
         return SimilarPairs(empty, empty, empty, np.empty(0), np.empty(0))
@@ -157,10 +166,6 @@ def similar_pairs(window: EventWindow, policy: LockstepPolicy) -> SimilarPairs:
     matched = np.diff(np.append(starts, a.size))
     pair_id = np.cumsum(new_pair) - 1
     mean_gap = np.bincount(pair_id, weights=gap) / matched
-    # A match on a hot item is weak evidence: on an item that thousands of accounts act
-    # on, two honest accounts meet by chance. Each matched item counts
-    # min(1, hot_item_accounts / its accounts in the window).
-    weight = np.minimum(1.0, policy.hot_item_accounts / _accounts_per_item(window))
     counts = np.bincount(pair_id, weights=weight[m.item[pick]])
     pa, pb = a[starts], b[starts]
     n_items = _items_per_account(window)

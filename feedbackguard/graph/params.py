@@ -50,6 +50,13 @@ class LockstepPolicy(_Section):
         "fully, two days of heavy-tailed honest traffic put 65 % of accounts in one "
         "'lockstep' group on the ten most popular items).",
     )
+    min_item_weight: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Items whose match weight is below this are not matched at all "
+        "(they would need 1/weight times min_shared_items of them to link a pair).",
+    )
     min_similarity: float = Field(
         0.2,
         gt=0,

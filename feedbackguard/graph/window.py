@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -22,10 +23,13 @@ BoolArray = npt.NDArray[np.bool_]
 MISSING = -1
 """Code of an absent ip / subnet / device."""
 
+# Parsing an address costs ~3 us; a window repeats addresses, so parsed ones are kept.
+SUBNET_CACHE_SIZE = 1 << 17
 IPV4_SUBNET_BITS = 24
 IPV6_SUBNET_BITS = 48
 
 
+@lru_cache(maxsize=SUBNET_CACHE_SIZE)
 def subnet_of(ip: str) -> str:
     """The network an address belongs to for infrastructure clustering (/24, /48).
 
