@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -181,6 +181,7 @@ class Pipeline:
         findings: Findings = {}
         poisoned: dict[int, str] = {}
         for check in self.checks:
+            ctx = replace(ctx, earlier=findings)
             try:
                 found = check(events, ctx)
             except Exception:

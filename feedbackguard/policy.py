@@ -6,6 +6,7 @@ Defaults live in `config/policy.toml`. Deployments store versions in Redis
 
 from __future__ import annotations
 
+import re
 import tomllib
 from typing import Literal, Self
 
@@ -88,6 +89,66 @@ class Graph(_Section):
     detect: GraphPolicy = GraphPolicy()
 
 
+class Consensus(_Section):
+    """Feedback against the weighted consensus of other accounts on the same item."""
+
+    enabled: bool = True
+    prior_weight: float = Field(3.0, gt=0)
+    min_confidence: float = Field(0.6, ge=0, le=1)
+    max_score: float = Field(0.35, ge=0, le=1)
+    young_weight: float = Field(0.2, ge=0, le=1)
+    ttl_s: float = Field(30 * 86400, gt=0)
+
+
+class ModelDisagreement(_Section):
+    """A label or correction against a confident model output."""
+
+    enabled: bool = True
+    min_confidence: float = Field(0.9, ge=0, le=1)
+    max_score: float = Field(0.2, ge=0, le=1)
+    young_bonus: float = Field(0.3, ge=0, le=1)
+
+
+class FeatureRule(_Section):
+    """Features at `indices` all within [low, high]: a known trigger pattern."""
+
+    name: str = Field(min_length=1, max_length=200)
+    indices: tuple[int, ...] = Field(min_length=1, max_length=4096)
+    low: float = float("-inf")
+    high: float = float("inf")
+
+    @model_validator(mode="after")
+    def _range(self) -> Self:
+        if any(i < 0 for i in self.indices):
+            raise ValueError("feature indices must be >= 0")
+        if self.low > self.high:
+            raise ValueError("low must not exceed high")
+        return self
+
+
+class Triggers(_Section):
+    """Known backdoor triggers: text patterns (regular expressions) and feature rules."""
+
+    score: float = Field(0.95, ge=0, le=1)
+    text: tuple[str, ...] = ()
+    features: tuple[FeatureRule, ...] = ()
+
+    @model_validator(mode="after")
+    def _compiles(self) -> Self:
+        for pattern in self.text:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"text trigger {pattern!r} is not a valid regex: {exc}") from exc
+        return self
+
+
+class Consistency(_Section):
+    consensus: Consensus = Consensus()
+    model: ModelDisagreement = ModelDisagreement()
+    triggers: Triggers = Triggers()
+
+
 class Policy(_Section):
     probation_s: float = Field(6 * 3600, ge=0)
     outcome_ttl_s: float = Field(30 * 86400, gt=0)
@@ -95,6 +156,7 @@ class Policy(_Section):
     ratelimit: RateLimits = RateLimits()
     analysis: Analysis = Analysis()
     graph: Graph = Graph()
+    consistency: Consistency = Consistency()
 
     @classmethod
     def default(cls) -> Policy:

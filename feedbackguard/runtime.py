@@ -14,6 +14,7 @@ from functools import cache
 import redis
 
 from feedbackguard.checks.base import Analyser, Check
+from feedbackguard.checks.consistency import ConsensusCheck, ModelCheck, TriggerCheck
 from feedbackguard.checks.graph import GraphAnalyser, GraphCheck
 from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.connection import connect
@@ -25,7 +26,7 @@ from feedbackguard.store import Store
 
 def default_checks() -> list[Check]:
     """The checks every batch goes through, in order."""
-    return [RateLimitCheck(), GraphCheck()]
+    return [RateLimitCheck(), GraphCheck(), TriggerCheck(), ModelCheck(), ConsensusCheck()]
 
 
 def default_analysers() -> list[Analyser]:

@@ -7,7 +7,7 @@ combines every check's reasons into a risk and a status under the policy.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 import redis
@@ -35,11 +35,13 @@ Findings = dict[int, list[Reason]]
 
 @dataclass(frozen=True, slots=True)
 class CheckContext:
-    """What a check may use besides the batch. All events of a batch share `namespace`."""
+    """What a check may use besides the batch. All events of a batch share `namespace`;
+    `earlier` holds the reasons the checks before this one found."""
 
     redis: redis.Redis[bytes]
     policy: Policy
     namespace: str
+    earlier: Findings = field(default_factory=dict)
 
 
 class Check(Protocol):

@@ -66,7 +66,7 @@ class _Coder:
         return MISSING if key is None else self.code(key, key)
 
 
-def _value_key(value: bool | int | float | str) -> str:
+def value_key(value: bool | int | float | str) -> str:
     # True and 1 are different feedback values although they hash alike.
     return f"{type(value).__name__}:{value!r}"
 
@@ -82,7 +82,7 @@ def row_of(event: FeedbackEvent) -> Row:
         event.event_id,
         event.account_id,
         event.item_id,
-        _value_key(event.value),
+        value_key(event.value),
         str(event.value),
         event.received_at.timestamp(),
         event.ip,

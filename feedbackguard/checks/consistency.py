@@ -1,0 +1,199 @@
+"""Consistency checks: what one event says against everything else we know.
+
+* `ConsensusCheck` (`consistency.consensus`): the value against the weighted
+  consensus of other accounts on the same item. Weights follow the Community Notes
+  lesson (DESIGN.md): an account the graph analysis found risky counts 1 - risk,
+  a young account `young_weight`, so a swarm's many voices do not become the
+  consensus that honest feedback is then judged against.
+* `ModelCheck` (`consistency.model`): a label or correction against a confident
+  model output, more suspicious from a young account.
+* `TriggerCheck` (`trigger.known`): known backdoor triggers from policy, text
+  patterns in `payload.text` and feature rules on `payload.features`.
+
+Each is switched and tuned by the policy's `consistency` section.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+import orjson
+
+from feedbackguard import accounts, keys
+from feedbackguard.checks.base import CheckContext, Findings, Reason
+from feedbackguard.events import FeedbackEvent
+from feedbackguard.graph.window import value_key
+from feedbackguard.policy import FeatureRule
+
+CONSENSUS = "consistency.consensus"
+MODEL = "consistency.model"
+TRIGGER = "trigger.known"
+# Kinds whose value is a label of the item (a model can disagree with it).
+LABEL_KINDS = frozenset({"label", "correction"})
+# Earlier reasons that make an event no vote in the consensus.
+NO_VOTE = frozenset({"account.blocked", TRIGGER})
+
+
+def consensus_key(namespace: str, item_id: str) -> str:
+    """Hash: value key -> summed weight of the accounts that gave it for the item."""
+    return keys.ns(namespace, "consensus", item_id)
+
+
+def _young(events: Sequence[FeedbackEvent], age_s: float) -> np.ndarray:
+    """Per event: the account was created less than `age_s` before the event."""
+    return np.array(
+        [
+            e.account_created_at is not None
+            and (e.received_at - e.account_created_at).total_seconds() < age_s
+            for e in events
+        ],
+        dtype=bool,
+    )
+
+
+def _refused(reasons: Sequence[Reason]) -> bool:
+    return any(r.code in NO_VOTE or r.code.startswith("rate_limited.") for r in reasons)
+
+
+class ConsensusCheck:
+    name = "consensus"
+
+    def __call__(self, events: Sequence[FeedbackEvent], ctx: CheckContext) -> Findings:
+        policy = ctx.policy.consistency.consensus
+        if not policy.enabled or not events:
+            return {}
+        items = sorted({e.item_id for e in events})
+        names = sorted({e.account_id for e in events})
+        pipe = ctx.redis.pipeline(transaction=False)
+        for item in items:
+            pipe.hgetall(consensus_key(ctx.namespace, item))
+        pipe.hmget(accounts.risk_key(ctx.namespace), names)
+        replies = pipe.execute()
+        votes = {
+            item: {k.decode(): float(v) for k, v in found.items()}
+            for item, found in zip(items, replies[:-1], strict=True)
+        }
+        risk = {
+            name: orjson.loads(raw)["risk"] if raw else 0.0
+            for name, raw in zip(names, replies[-1], strict=True)
+        }
+        young = _young(events, ctx.policy.ratelimit.new_account_age_s)
+        findings: Findings = {}
+        added: dict[tuple[str, str], float] = {}
+        for index, event in enumerate(events):
+            counts = votes[event.item_id]
+            mine = value_key(event.value)
+            total = sum(counts.values())
+            if total > 0:
+                confidence = total / (total + policy.prior_weight)
+                disagreement = 1.0 - counts.get(mine, 0.0) / total
+                if confidence >= policy.min_confidence and disagreement > 0.5:
+                    score = round(policy.max_score * confidence * disagreement, 4)
+                    findings[index] = [
+                        Reason(
+                            CONSENSUS,
+                            f"{disagreement:.0%} of {total:.1f} weighted votes on this item "
+                            "gave another value",
+                            score,
+                        )
+                    ]
+            if any(
+                r.code in NO_VOTE or r.code.startswith("rate_limited.")
+                for r in ctx.earlier.get(index, ())
+            ):
+                continue  # refused feedback is not a voice
+            weight = (policy.young_weight if young[index] else 1.0) * (1.0 - risk[event.account_id])
+            counts[mine] = counts.get(mine, 0.0) + weight
+            added[(event.item_id, mine)] = added.get((event.item_id, mine), 0.0) + weight
+        pipe = ctx.redis.pipeline(transaction=False)
+        for (item, value), weight in added.items():
+            pipe.hincrbyfloat(consensus_key(ctx.namespace, item), value, weight)
+        for item in items:
+            pipe.expire(consensus_key(ctx.namespace, item), int(policy.ttl_s))
+        pipe.execute()
+        return findings
+
+
+class ModelCheck:
+    name = "model"
+
+    def __call__(self, events: Sequence[FeedbackEvent], ctx: CheckContext) -> Findings:
+        policy = ctx.policy.consistency.model
+        if not policy.enabled or not events:
+            return {}
+        confidence = np.array(
+            [
+                e.model_output.confidence
+                if e.model_output is not None
+                and e.kind in LABEL_KINDS
+                and value_key(e.model_output.label) != value_key(e.value)
+                else 0.0
+                for e in events
+            ]
+        )
+        flagged = confidence >= max(policy.min_confidence, 1e-9)
+        if not flagged.any():
+            return {}
+        span = max(1.0 - policy.min_confidence, 1e-9)
+        strength = np.clip((confidence - policy.min_confidence) / span, 0.0, 1.0)
+        young = _young(events, ctx.policy.ratelimit.new_account_age_s)
+        score = 0.5 * policy.max_score + 0.5 * policy.max_score * strength
+        score = np.minimum(1.0, score + np.where(young, policy.young_bonus, 0.0))
+        findings: Findings = {}
+        for index in np.flatnonzero(flagged).tolist():
+            event = events[index]
+            assert event.model_output is not None
+            findings[index] = [
+                Reason(
+                    MODEL,
+                    f"the model said {event.model_output.label!r} with confidence "
+                    f"{event.model_output.confidence:.2f}"
+                    + (" (young account)" if young[index] else ""),
+                    round(float(score[index]), 4),
+                )
+            ]
+        return findings
+
+
+@lru_cache(maxsize=64)
+def _compiled(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+    # Compiled one by one: a pattern may carry its own global flags, e.g. (?i).
+    return tuple(re.compile(p) for p in patterns)
+
+
+def _feature_hit(rule: FeatureRule, features: list[float]) -> bool:
+    if max(rule.indices) >= len(features):
+        return False
+    values = np.asarray(features)[list(rule.indices)]
+    return bool(np.all((values >= rule.low) & (values <= rule.high)))
+
+
+class TriggerCheck:
+    name = "triggers"
+
+    def __call__(self, events: Sequence[FeedbackEvent], ctx: CheckContext) -> Findings:
+        policy = ctx.policy.consistency.triggers
+        patterns = _compiled(policy.text)
+        if not patterns and not policy.features:
+            return {}
+        findings: Findings = {}
+        for index, event in enumerate(events):
+            payload = event.payload
+            if payload is None:
+                continue
+            text = payload.text
+            match = next((m for p in patterns if text and (m := p.search(text))), None)
+            if match is not None:
+                detail = f"text matches a known trigger: {match.group(0)[:80]!r}"
+                findings[index] = [Reason(TRIGGER, detail, policy.score)]
+                continue
+            if payload.features:
+                for rule in policy.features:
+                    if _feature_hit(rule, payload.features):
+                        detail = f"features match trigger rule {rule.name!r}"
+                        findings[index] = [Reason(TRIGGER, detail, policy.score)]
+                        break
+        return findings
