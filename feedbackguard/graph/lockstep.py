@@ -171,6 +171,9 @@ def similar_pairs(window: EventWindow, policy: LockstepPolicy) -> SimilarPairs:
     n_items = _items_per_account(window)
     similarity = counts / np.minimum(n_items[pa], n_items[pb])
     keep = (counts >= policy.min_shared_items) & (similarity >= policy.min_similarity)
+    disagreed = _disagreed_items(window, policy, weight, pa[keep], pb[keep])
+    agreement = matched[keep] / (matched[keep] + disagreed)
+    keep[np.flatnonzero(keep)[agreement < policy.min_value_agreement]] = False
     return SimilarPairs(
         a=pa[keep].astype(np.int64),
         b=pb[keep].astype(np.int64),
@@ -178,6 +181,49 @@ def similar_pairs(window: EventWindow, policy: LockstepPolicy) -> SimilarPairs:
         similarity=similarity[keep].astype(np.float64),
         mean_gap_s=mean_gap[keep],
     )
+
+
+def _disagreed_items(
+    window: EventWindow, policy: LockstepPolicy, weight: FloatArray, pa: IntArray, pb: IntArray
+) -> IntArray:
+    """Per candidate pair (pa[i], pb[i]), the distinct items on which the two acted
+    within t_sim with *different* values. Honest accounts that meet on the same
+    popular items by chance disagree about as often as their values differ; a swarm
+    never disagrees with itself."""
+    out = np.zeros(pa.size, dtype=np.int64)
+    if pa.size == 0:
+        return out
+    n = window.n_accounts
+    wanted = np.sort(pa * n + pb)
+    item = np.where(weight[window.item] >= policy.min_item_weight, window.item, -1)
+    order = np.lexsort((window.time, item))
+    order = order[item[order] >= 0]
+    it, t, acc, val = item[order], window.time[order], window.account[order], window.value[order]
+    keys: list[IntArray] = []
+    for offset in range(1, policy.max_neighbours + 1):
+        if offset >= it.size:
+            break
+        near = (it[offset:] == it[:-offset]) & (t[offset:] - t[:-offset] <= policy.t_sim_s)
+        if not near.any():
+            break
+        hit = np.flatnonzero(
+            near & (val[offset:] != val[:-offset]) & (acc[offset:] != acc[:-offset])
+        )
+        lo = np.minimum(acc[hit], acc[hit + offset])
+        hi = np.maximum(acc[hit], acc[hit + offset])
+        pair = lo * n + hi
+        mine = np.isin(pair, wanted)
+        keys.append(pair[mine] * max(window.n_items, 1) + it[hit][mine])
+    if not keys:
+        return out
+    pair_items = np.unique(np.concatenate(keys)) // max(window.n_items, 1)
+    pairs, per_pair = np.unique(pair_items, return_counts=True)
+    if pairs.size == 0:
+        return out
+    where = np.searchsorted(pairs, pa * n + pb)
+    found = (where < pairs.size) & (pairs[np.minimum(where, pairs.size - 1)] == pa * n + pb)
+    out[found] = per_pair[where[found]]
+    return out
 
 
 def _kcore(n: int, a: IntArray, b: IntArray, k: int) -> BoolArray:

@@ -50,6 +50,14 @@ class LockstepPolicy(_Section):
         "fully, two days of heavy-tailed honest traffic put 65 % of accounts in one "
         "'lockstep' group on the ten most popular items).",
     )
+    min_value_agreement: float = Field(
+        0.8,
+        ge=0,
+        le=1,
+        description="Matched items / (matched + items where the pair acted within t_sim "
+        "with different values). Honest accounts meeting on popular items by chance "
+        "also disagree there; a swarm agrees with itself.",
+    )
     min_item_weight: float = Field(
         0.05,
         ge=0,
