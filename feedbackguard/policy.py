@@ -97,6 +97,7 @@ class Consensus(_Section):
     min_confidence: float = Field(0.6, ge=0, le=1)
     max_score: float = Field(0.35, ge=0, le=1)
     young_weight: float = Field(0.2, ge=0, le=1)
+    young_bonus: float = Field(0.2, ge=0, le=1)
     ttl_s: float = Field(30 * 86400, gt=0)
 
 

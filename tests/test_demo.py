@@ -33,13 +33,12 @@ def test_demo_admits_honest_corrections(report: dict[str, Any]) -> None:
 
 def test_demo_flood_is_stopped_by_the_new_account_limit(report: dict[str, Any]) -> None:
     flood = report["outcomes"]["flood"]
-    assert flood.get("admitted", 0) <= 30
+    assert flood.get("admitted", 0) <= 30  # the new-account burst of the default limit
     assert report["reasons"]["flood"].get("rate_limited.account", 0) >= 100
 
 
-def test_demo_stops_the_sybil_swarm_and_the_flood(report: dict[str, Any]) -> None:
-    for population in ("swarm", "flood"):
-        assert report["outcomes"][population].get("admitted", 0) == 0
+def test_demo_stops_the_sybil_swarm(report: dict[str, Any]) -> None:
+    assert report["outcomes"]["swarm"].get("admitted", 0) == 0
 
 
 def test_demo_sends_few_honest_corrections_to_review(report: dict[str, Any]) -> None:

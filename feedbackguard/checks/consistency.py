@@ -91,7 +91,10 @@ class ConsensusCheck:
                 confidence = total / (total + policy.prior_weight)
                 disagreement = 1.0 - counts.get(mine, 0.0) / total
                 if confidence >= policy.min_confidence and disagreement > 0.5:
-                    score = round(policy.max_score * confidence * disagreement, 4)
+                    score = policy.max_score * confidence * disagreement
+                    score = round(
+                        min(1.0, score + (policy.young_bonus if young[index] else 0.0)), 4
+                    )
                     findings[index] = [
                         Reason(
                             CONSENSUS,
