@@ -57,6 +57,10 @@ class Runtime:
         consumer = f"{socket.gethostname()}:{os.getpid()}"
         return cls(settings=settings, redis=r, pipeline=pipeline, consumer=consumer)
 
+    def close(self) -> None:
+        self.pipeline.store.close()
+        self.redis.close()
+
 
 @cache
 def current() -> Runtime:

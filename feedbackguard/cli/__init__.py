@@ -11,6 +11,7 @@ from feedbackguard.cli.decisions import decisions
 from feedbackguard.cli.demo import demo
 from feedbackguard.cli.redis import redis_group
 from feedbackguard.cli.replay import replay_command
+from feedbackguard.cli.review import review_group
 from feedbackguard.cli.spool import spool_group
 from feedbackguard.cli.store import store
 from feedbackguard.cli.worker import worker
@@ -28,6 +29,7 @@ def main() -> None:
 
 main.add_command(demo)
 main.add_command(accounts_group)
+main.add_command(review_group)
 main.add_command(worker)
 main.add_command(replay_command)
 main.add_command(decisions)

@@ -1,0 +1,72 @@
+"""`feedbackguard review`: the moderators' queue from the terminal."""
+
+from __future__ import annotations
+
+import getpass
+import json
+
+import click
+
+from feedbackguard import moderation, runtime
+
+namespace_option = click.option("--namespace", default="default", show_default=True)
+
+
+@click.group("review")
+def review_group() -> None:
+    """Items the checks were unsure of: list, approve (to the retraining store), reject."""
+
+
+@review_group.command("list")
+@namespace_option
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--offset", default=0, show_default=True, type=click.IntRange(0))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def list_command(namespace: str, limit: int, offset: int, as_json: bool) -> None:
+    """Items waiting for a moderator, oldest first."""
+    items = moderation.waiting(runtime.current().pipeline, namespace, limit, offset)
+    for event, decision in items:
+        if as_json:
+            line = {
+                "event": event.model_dump(mode="json", exclude_none=True),
+                "risk": decision.risk,
+                "reasons": [r.model_dump() for r in decision.reasons],
+            }
+            click.echo(json.dumps(line))
+            continue
+        codes = ", ".join(r.code for r in decision.reasons)
+        value = repr(event.value)[:40]
+        click.echo(
+            f"{event.event_id}  {event.account_id[:24]:<24} {event.item_id[:24]:<24} "
+            f"{value:<16} risk {decision.risk:.2f}  {codes}"
+        )
+    if not as_json:
+        click.echo(f"{len(items)} item(s) shown", err=True)
+
+
+def _decide(
+    namespace: str, event_ids: tuple[str, ...], approve: bool, note: str, actor: str
+) -> None:
+    result = moderation.moderate(
+        runtime.current().pipeline, namespace, event_ids, approve=approve, actor=actor, note=note
+    )
+    done = result.approved if approve else result.rejected
+    click.echo(f"{'approved' if approve else 'rejected'} {len(done)}")
+    for event_id in result.not_in_review:
+        click.echo(f"not in review (already decided, expired or unknown): {event_id}", err=True)
+    if result.not_in_review:
+        raise SystemExit(1)
+
+
+def _decision_command(name: str, approve: bool, help_text: str) -> None:
+    @review_group.command(name=name, help=help_text)
+    @click.argument("event_ids", nargs=-1, required=True)
+    @namespace_option
+    @click.option("--note", default="", help="Why (kept in the audit log).")
+    @click.option("--actor", default=getpass.getuser, show_default="$USER")
+    def command(event_ids: tuple[str, ...], namespace: str, note: str, actor: str) -> None:
+        _decide(namespace, event_ids, approve, note, actor)
+
+
+_decision_command("approve", True, "Approve EVENT_IDS: they go to the retraining store.")
+_decision_command("reject", False, "Reject EVENT_IDS: they never reach the retraining store.")
