@@ -111,18 +111,21 @@ class ModelDisagreement(_Section):
 
 
 class FeatureRule(_Section):
-    """Features at `indices` all within [low, high]: a known trigger pattern."""
+    """Features at `indices` all within [low, high] (a missing bound is open): a known
+    trigger pattern."""
 
     name: str = Field(min_length=1, max_length=200)
     indices: tuple[int, ...] = Field(min_length=1, max_length=4096)
-    low: float = float("-inf")
-    high: float = float("inf")
+    low: float | None = Field(None, allow_inf_nan=False)
+    high: float | None = Field(None, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _range(self) -> Self:
         if any(i < 0 for i in self.indices):
             raise ValueError("feature indices must be >= 0")
-        if self.low > self.high:
+        if self.low is None and self.high is None:
+            raise ValueError("a feature rule needs low, high or both")
+        if self.low is not None and self.high is not None and self.low > self.high:
             raise ValueError("low must not exceed high")
         return self
 

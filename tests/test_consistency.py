@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -149,15 +150,27 @@ def test_an_invalid_trigger_regex_is_refused_with_its_pattern() -> None:
 
 @given(
     indices=st.lists(st.integers(min_value=-5, max_value=5000), min_size=1, max_size=8),
-    low=st.floats(allow_nan=False),
-    high=st.floats(allow_nan=False),
+    low=st.one_of(st.none(), st.floats()),
+    high=st.one_of(st.none(), st.floats()),
 )
-def test_feature_rules_accept_only_sane_ranges(indices: list[int], low: float, high: float) -> None:
+def test_feature_rules_accept_only_sane_ranges(
+    indices: list[int], low: float | None, high: float | None
+) -> None:
     rule = {"name": "r", "indices": indices, "low": low, "high": high}
     try:
         parsed = Triggers.model_validate({"features": [rule]}).features[0]
     except pydantic.ValidationError:
-        assert min(indices) < 0 or low > high
+        bounds = [b for b in (low, high) if b is not None]
+        assert (
+            min(indices) < 0
+            or not bounds
+            or any(math.isnan(b) or math.isinf(b) for b in bounds)
+            or (low is not None and high is not None and low > high)
+        )
         return
     assert min(parsed.indices) >= 0
-    assert parsed.low <= parsed.high
+    assert parsed.low is None or parsed.high is None or parsed.low <= parsed.high
+    # A valid rule survives the policy's JSON round trip (how versions are stored).
+    assert Triggers.model_validate_json(
+        Triggers(features=(parsed,)).model_dump_json()
+    ).features == (parsed,)

@@ -171,7 +171,9 @@ def _feature_hit(rule: FeatureRule, features: list[float]) -> bool:
     if max(rule.indices) >= len(features):
         return False
     values = np.asarray(features)[list(rule.indices)]
-    return bool(np.all((values >= rule.low) & (values <= rule.high)))
+    low = -np.inf if rule.low is None else rule.low
+    high = np.inf if rule.high is None else rule.high
+    return bool(np.all((values >= low) & (values <= high)))
 
 
 class TriggerCheck:

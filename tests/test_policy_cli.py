@@ -1,0 +1,65 @@
+"""`feedbackguard policy` from the terminal: show, set (validated), history, rollback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import redis
+from click.testing import CliRunner
+
+from feedbackguard import audit
+from feedbackguard.cli import main
+from feedbackguard.policystore import PolicyStore
+from feedbackguard.settings import Settings
+
+
+@pytest.fixture
+def runner(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.setenv("FEEDBACKGUARD_REDIS_URL", str(settings.redis_url))
+    monkeypatch.setenv("FEEDBACKGUARD_HOME", str(settings.home))
+    return CliRunner()
+
+
+def test_policy_set_from_show_output_makes_a_new_audited_version(
+    runner: CliRunner, r: redis.Redis[bytes], tmp_path: Path
+) -> None:
+    shown = runner.invoke(main, ["policy", "show"])
+    assert shown.exit_code == 0, shown.output
+    current = json.loads(shown.output)
+    current["policy"]["probation_s"] = 60
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(current))
+    done = runner.invoke(main, ["policy", "set", str(path), "--note", "drill", "--actor", "ana"])
+    assert done.exit_code == 0, done.output
+    now = PolicyStore(r, cache_s=0).current()
+    assert (now.version, now.policy.probation_s, now.author) == (2, 60, "ana")
+    assert audit.entries(r, 1)[0]["action"] == "policy.set"
+
+
+def test_invalid_policy_is_refused_naming_the_field(
+    runner: CliRunner, r: redis.Redis[bytes], tmp_path: Path
+) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text("probation_s = -5\n[thresholds]\nreview = 0.9\nreject = 0.5\n")
+    done = runner.invoke(main, ["policy", "set", str(path)])
+    assert done.exit_code == 1
+    assert "probation_s" in done.output
+    assert "review threshold must not exceed reject threshold" in done.output
+    assert PolicyStore(r, cache_s=0).current().version == 1
+
+
+def test_rollback_restores_an_earlier_version_as_a_new_one(
+    runner: CliRunner, r: redis.Redis[bytes], tmp_path: Path
+) -> None:
+    store = PolicyStore(r, cache_s=0)
+    first = store.current()
+    store.set(first.policy.model_copy(update={"probation_s": 1.0}), author="x")
+    done = runner.invoke(main, ["policy", "rollback", "1"])
+    assert done.exit_code == 0, done.output
+    assert store.current().version == 3
+    assert store.current().policy == first.policy
+    history = runner.invoke(main, ["policy", "history"])
+    assert [line.split()[0] for line in history.output.splitlines()] == ["3", "2", "1"]
+    assert runner.invoke(main, ["policy", "rollback", "99"]).exit_code == 1
