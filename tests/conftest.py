@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from feedbackguard.embedded import EmbeddedRedis
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.settings import Settings
+from feedbackguard.store import Store
 
 _PG_URL = os.environ.get("FEEDBACKGUARD_TEST_DATABASE_URL")
 STORE_BACKENDS = ["sqlite", *(["postgresql"] if _PG_URL else [])]
@@ -62,6 +63,14 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     with admin.begin() as conn:
         conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
     admin.dispose()
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    """An empty retraining store (SQLite, and PostgreSQL when configured)."""
+    s = Store(store_url, b"k" * 32)
+    yield s
+    s.close()
 
 
 @pytest.fixture

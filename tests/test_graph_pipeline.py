@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 import pytest
@@ -25,13 +25,6 @@ from tests.conftest import T0
 MakeEvent = Callable[..., FeedbackEvent]
 NS = "default"
 HOUR = 3600.0
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    s = Store(store_url, b"k" * 32)
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 import redis
@@ -44,13 +44,6 @@ def in_review(pipeline: Pipeline, r: redis.Redis[bytes], events: list[FeedbackEv
         pass
     pipeline.analysers = [Flags(events)]
     pipeline.analyse(NS)
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    s = Store(store_url, b"k" * 32)
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -20,13 +20,6 @@ from feedbackguard.store import Store
 
 MakeEvent = Callable[..., FeedbackEvent]
 NS = "default"
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    s = Store(store_url, b"k" * 32)
-    yield s
-    s.close()
 
 
 @pytest.fixture
