@@ -164,7 +164,7 @@ class GraphAnalyser:
         result = analyse(
             window,
             policy.detect,
-            trusted=[*trusted, *auto_seeds(window, rows, policy, set(rejected))],
+            trusted=[*trusted, *auto_seeds(rows, policy, set(rejected))],
             rejected=rejected,
         )
         vouched = set(trusted)
@@ -196,9 +196,7 @@ class GraphAnalyser:
         return verdicts
 
 
-def auto_seeds(
-    window: EventWindow, rows: Sequence[Row], policy: Graph, exclude: set[str]
-) -> list[str]:
+def auto_seeds(rows: Sequence[Row], policy: Graph, exclude: set[str]) -> list[str]:
     """Old accounts with some history in the window: the honest region's anchors
     when admins and moderators have vouched for few accounts."""
     if policy.seed_max == 0:
