@@ -267,17 +267,23 @@ def main() -> None:
 
     hostile = Hostile(app)
     hostile.thread.start()
-    samples: list[dict[str, float]] = []
+    samples: list[dict[str, Any]] = []
     done = threading.Event()
 
     def sample() -> None:
         started = time.perf_counter()
         while not done.wait(SAMPLE_S):
+            keyspace = r.info("keyspace").get("db0", {})
             samples.append(
                 {
                     "t": round(time.perf_counter() - started, 1),
                     "redis_mib": r.info("memory")["used_memory"] / 2**20,
+                    "keys": keyspace.get("keys", 0),
+                    "keys_with_ttl": keyspace.get("expires", 0),
+                    "expired_stale_pct": r.info("stats").get("expired_stale_perc", 0.0),
                     "inbox": inbox.backlog(r, NS),
+                    "pending": r.zcard(ledger.pending_key(NS)),
+                    "releasing": r.zcard(ledger.releasing_key(NS)),
                     "worker_rss_mib": rss_kib(workers[0].pid) / 1024,
                     "spooled": guard.counters.spooled,
                 }

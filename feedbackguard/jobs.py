@@ -26,7 +26,11 @@ log = logging.getLogger(__name__)
 INGEST_QUEUE = "fg-ingest"
 RELEASE_QUEUE = "fg-release"
 ANALYSIS_QUEUE = "fg-analysis"
-QUEUES = (INGEST_QUEUE, RELEASE_QUEUE, ANALYSIS_QUEUE)
+# In priority order (RQ serves the first non-empty queue): work already decided is
+# finished before new work is taken. With ingest first, a worker under sustained load
+# always found an ingest job waiting and releases starved: the backlog moved from the
+# capped inbox into the uncapped pending set (the soak's Redis memory grew ~50 %).
+QUEUES = (RELEASE_QUEUE, ANALYSIS_QUEUE, INGEST_QUEUE)
 PUMP_LOCK = f"{keys.PREFIX}:pump:lock"
 # An RQ job that runs past this is considered stuck by RQ; ours stop long before.
 JOB_TIMEOUT_S = 600
