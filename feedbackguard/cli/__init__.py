@@ -10,6 +10,7 @@ from feedbackguard.cli.accounts import accounts_group
 from feedbackguard.cli.decisions import decisions
 from feedbackguard.cli.demo import demo
 from feedbackguard.cli.policy import policy_group
+from feedbackguard.cli.purge import purge_group
 from feedbackguard.cli.redis import redis_group
 from feedbackguard.cli.replay import replay_command
 from feedbackguard.cli.review import review_group
@@ -32,6 +33,7 @@ main.add_command(demo)
 main.add_command(accounts_group)
 main.add_command(review_group)
 main.add_command(policy_group)
+main.add_command(purge_group)
 main.add_command(worker)
 main.add_command(replay_command)
 main.add_command(decisions)
