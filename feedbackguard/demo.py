@@ -274,10 +274,16 @@ def run(settings: Settings, echo: Echo, keep_running: bool = False) -> dict[str,
         report = _report(r, demo, sent, desk, truth)
         report["seconds"] = round(time.monotonic() - started, 1)
         _print(report, echo)
+        env = f"FEEDBACKGUARD_REDIS_URL={url} FEEDBACKGUARD_HOME={home}"
         if keep_running:
-            echo(f"\nthe desk stays up at {base}; Ctrl-C to stop")
+            echo(f"\nthe desk stays up at {base}; Ctrl-C to stop. In another terminal:")
+            echo(f"  {env} feedbackguard review list --namespace {NAMESPACE}")
+            echo(f"  {env} feedbackguard review approve|reject EVENT_ID... --namespace {NAMESPACE}")
+            echo(f"  {env} feedbackguard accounts show new-user-000 --namespace {NAMESPACE}")
             while True:
                 time.sleep(3600)
+        if report["review_waiting"]:
+            echo("`feedbackguard demo --keep-running` leaves them up for `feedbackguard review`")
         return report
     finally:
         http.shutdown()
