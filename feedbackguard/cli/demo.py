@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import sys
 
 import click
 
@@ -27,6 +29,9 @@ def demo(as_json: bool, keep_running: bool) -> None:
     def echo(line: str) -> None:
         click.echo(line, err=as_json)
 
+    # A SIGTERM (a process manager, `timeout`) stops the demo like Ctrl-C does: its
+    # worker and private Redis are shut down on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         report = run(default_settings(), echo, keep_running=keep_running)
     except KeyboardInterrupt:
