@@ -3,7 +3,8 @@
 Approval goes through the same path as automatic admission (`Store.admit` with the
 whole decision trail, the last decision by `moderator:<name>`); both outcomes are
 final, audited with who, when and why, and feed the graph's trust seeds (approved
-accounts become trusted seeds, rejected ones negative seeds).
+accounts become trusted seeds, rejected ones negative seeds) and the accounts'
+reputation (their weight in the consensus).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from feedbackguard import accounts, audit, ledger
+from feedbackguard import accounts, audit, ledger, reputation
 from feedbackguard.decide import Decision
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import STATUS_LOCK_TIMEOUT_S, Pipeline
@@ -105,4 +106,5 @@ def moderate(
     for event, _ in decided:
         (result.approved if approve else result.rejected).append(event.event_id)
         accounts.record_moderation(r, namespace, event.account_id, approved=approve)
+        reputation.record_outcome(r, namespace, event.account_id, agreed=approve)
     return result

@@ -147,7 +147,15 @@ class Triggers(_Section):
         return self
 
 
+class Reputation(_Section):
+    """Beta prior of an account's agreement with final outcomes (pseudo-counts)."""
+
+    agree: float = Field(2.0, gt=0)
+    disagree: float = Field(2.0, gt=0)
+
+
 class Consistency(_Section):
+    reputation: Reputation = Reputation()
     consensus: Consensus = Consensus()
     model: ModelDisagreement = ModelDisagreement()
     triggers: Triggers = Triggers()

@@ -12,7 +12,7 @@ import redis
 from hypothesis import given
 from hypothesis import strategies as st
 
-from feedbackguard import accounts
+from feedbackguard import accounts, reputation
 from feedbackguard.checks.base import CheckContext, Reason
 from feedbackguard.checks.consistency import (
     CONSENSUS,
@@ -174,3 +174,30 @@ def test_feature_rules_accept_only_sane_ranges(
     assert Triggers.model_validate_json(
         Triggers(features=(parsed,)).model_dump_json()
     ).features == (parsed,)
+
+
+def test_reputation_is_the_prior_mean_until_outcomes_are_known(r: redis.Redis[bytes]) -> None:
+    prior = Policy.default().consistency.reputation
+    for agreed in (True, True, True, False):
+        reputation.record_outcome(r, NS, "steady", agreed=agreed)
+    for _ in range(4):
+        reputation.record_outcome(r, NS, "contrarian", agreed=False)
+    found = reputation.reliability(r, NS, ["new", "steady", "contrarian"], prior)
+    mean = prior.agree / (prior.agree + prior.disagree)
+    assert found[0] == pytest.approx(mean)
+    assert found[1] > mean > found[2]
+
+
+def test_accounts_moderators_rejected_carry_less_weight_in_the_consensus(
+    r: redis.Redis[bytes], make_event: MakeEvent
+) -> None:
+    rejected = votes(make_event, 6, "shipping")
+    for event in rejected:
+        for _ in range(10):
+            reputation.record_outcome(r, NS, event.account_id, agreed=False)
+    check = ConsensusCheck()
+    check(rejected, ctx(r))
+    assert check(votes(make_event, 1, "billing"), ctx(r)) == {}
+    check(votes(make_event, 6, "billing"), ctx(r))
+    found = check(votes(make_event, 1, "shipping"), ctx(r))
+    assert [x.code for x in found[0]] == [CONSENSUS]

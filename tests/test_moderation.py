@@ -9,13 +9,14 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from feedbackguard import accounts, audit, inbox, ledger, runtime
+from feedbackguard import accounts, audit, inbox, ledger, reputation, runtime
 from feedbackguard.checks.base import AnalysisContext, Reason, Verdicts
 from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.cli import main
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.moderation import moderate
 from feedbackguard.pipeline import Pipeline
+from feedbackguard.policy import Policy
 from feedbackguard.policystore import PolicyStore
 from feedbackguard.settings import Settings
 from feedbackguard.store import Store
@@ -100,7 +101,7 @@ def test_only_items_in_review_can_be_moderated(
     assert store.count() == 0
 
 
-def test_decisions_are_audited_and_feed_the_trust_seeds(
+def test_decisions_are_audited_and_feed_trust_seeds_and_reputation(
     r: redis.Redis[bytes], pipeline: Pipeline, make_event: MakeEvent
 ) -> None:
     good, bad = make_event(account_id="helper"), make_event(account_id="troll")
@@ -114,6 +115,10 @@ def test_decisions_are_audited_and_feed_the_trust_seeds(
     ]
     assert entries[0]["note"] == "brigade"
     assert accounts.seeds(r, NS) == (["helper"], ["troll"])
+    standing = reputation.reliability(
+        r, NS, ["helper", "troll"], Policy.default().consistency.reputation
+    )
+    assert standing[0] > 0.5 > standing[1]
 
 
 def test_review_cli_lists_and_approves(

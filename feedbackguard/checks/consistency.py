@@ -4,7 +4,8 @@
   consensus of other accounts on the same item. Weights follow the Community Notes
   lesson (DESIGN.md): an account the graph analysis found risky counts 1 - risk,
   a young account `young_weight`, so a swarm's many voices do not become the
-  consensus that honest feedback is then judged against.
+  consensus that honest feedback is then judged against; an account's reputation
+  (`feedbackguard.reputation`) scales its voice too.
 * `ModelCheck` (`consistency.model`): a label or correction against a confident
   model output, more suspicious from a young account.
 * `TriggerCheck` (`trigger.known`): known backdoor triggers from policy, text
@@ -27,6 +28,7 @@ from feedbackguard.checks.base import CheckContext, Findings, Reason
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.graph.window import value_key
 from feedbackguard.policy import FeatureRule
+from feedbackguard.reputation import reliability
 
 CONSENSUS = "consistency.consensus"
 MODEL = "consistency.model"
@@ -80,6 +82,11 @@ class ConsensusCheck:
             name: orjson.loads(raw)["risk"] if raw else 0.0
             for name, raw in zip(names, replies[-1], strict=True)
         }
+        prior = ctx.policy.consistency.reputation
+        trust = reliability(ctx.redis, ctx.namespace, names, prior) / (
+            prior.agree / (prior.agree + prior.disagree)
+        )
+        standing = dict(zip(names, trust.tolist(), strict=True))
         young = _young(events, ctx.policy.ratelimit.new_account_age_s)
         findings: Findings = {}
         added: dict[tuple[str, str], float] = {}
@@ -108,7 +115,11 @@ class ConsensusCheck:
                 for r in ctx.earlier.get(index, ())
             ):
                 continue  # refused feedback is not a voice
-            weight = (policy.young_weight if young[index] else 1.0) * (1.0 - risk[event.account_id])
+            weight = (
+                (policy.young_weight if young[index] else 1.0)
+                * (1.0 - risk[event.account_id])
+                * standing[event.account_id]
+            )
             counts[mine] = counts.get(mine, 0.0) + weight
             added[(event.item_id, mine)] = added.get((event.item_id, mine), 0.0) + weight
         pipe = ctx.redis.pipeline(transaction=False)
