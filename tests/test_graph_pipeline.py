@@ -8,17 +8,14 @@ from datetime import timedelta
 
 import pytest
 import redis
-from click.testing import CliRunner
 
-from feedbackguard import accounts, audit, inbox, ledger
+from feedbackguard import accounts, inbox, ledger
 from feedbackguard.checks.base import CheckContext
 from feedbackguard.checks.graph import GraphAnalyser, GraphCheck, bucket_index_key, load_window
 from feedbackguard.checks.ratelimit import RateLimitCheck
-from feedbackguard.cli import main
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import Pipeline
 from feedbackguard.policystore import PolicyStore
-from feedbackguard.settings import Settings
 from feedbackguard.store import Store
 from tests.conftest import T0
 
@@ -191,37 +188,3 @@ def test_analysis_drops_window_slices_older_than_the_window(
     rows = load_window(r, NS, 0.0, pipeline.policies.current().policy.graph)
     assert {row[0] for row in rows} == {e.event_id for e in new}
     assert r.zcard(bucket_index_key(NS)) == 1
-
-
-def test_seeds_combine_admin_and_moderator_decisions(r: redis.Redis[bytes]) -> None:
-    accounts.trust(r, "vouched", actor="alice")
-    accounts.block(r, "banned", actor="alice")
-    for _ in range(2):
-        accounts.record_moderation(r, NS, "good", approved=True)
-    accounts.record_moderation(r, NS, "good", approved=False)
-    accounts.record_moderation(r, NS, "bad", approved=False)
-    assert accounts.seeds(r, NS) == (["good", "vouched"], ["bad", "banned"])
-
-
-def test_account_state_changes_are_audited(r: redis.Redis[bytes]) -> None:
-    accounts.block(r, "troll", actor="alice", note="spam wave")
-    accounts.unblock(r, "troll", actor="bob")
-    entries = audit.entries(r, 2)
-    assert [(e["actor"], e["action"], e["account_id"]) for e in entries] == [
-        ("bob", "account.cleared", "troll"),
-        ("alice", "account.blocked", "troll"),
-    ]
-    assert accounts.state(r, "troll") is None
-
-
-def test_accounts_cli_blocks_and_shows_an_account(
-    r: redis.Redis[bytes], settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("FEEDBACKGUARD_REDIS_URL", str(settings.redis_url))
-    monkeypatch.setenv("FEEDBACKGUARD_HOME", str(settings.home))
-    runner = CliRunner()
-    blocked = runner.invoke(main, ["accounts", "block", "troll", "--note", "spam", "--actor", "al"])
-    assert blocked.exit_code == 0, blocked.output
-    shown = runner.invoke(main, ["accounts", "show", "troll", "--json"])
-    assert shown.exit_code == 0, shown.output
-    assert '"state": "blocked"' in shown.output
