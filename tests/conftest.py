@@ -100,3 +100,7 @@ def make_event() -> Callable[..., FeedbackEvent]:
         return FeedbackEvent.model_validate(values)
 
     return make
+
+
+# The review tests' fixtures (review_pipeline, review_app, review_client).
+pytest_plugins = ["tests.review_helpers"]

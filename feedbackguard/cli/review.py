@@ -7,7 +7,8 @@ import json
 
 import click
 
-from feedbackguard import moderation, runtime
+from feedbackguard import ledger, moderation, runtime
+from feedbackguard.review import queue
 
 namespace_option = click.option("--namespace", default="default", show_default=True)
 
@@ -21,10 +22,29 @@ def review_group() -> None:
 @namespace_option
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
 @click.option("--offset", default=0, show_default=True, type=click.IntRange(0))
+@click.option("--reason", default=None, help="Only items with this reason code.")
+@click.option("--account", default=None, help="Only this account's items.")
+@click.option("--cluster", default=None, help="Only items of this cluster's accounts.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def list_command(namespace: str, limit: int, offset: int, as_json: bool) -> None:
+def list_command(
+    namespace: str,
+    limit: int,
+    offset: int,
+    reason: str | None,
+    account: str | None,
+    cluster: str | None,
+    as_json: bool,
+) -> None:
     """Items waiting for a moderator, oldest first."""
-    items = moderation.waiting(runtime.current().pipeline, namespace, limit, offset)
+    rt = runtime.current()
+    if reason or account or cluster:
+        queue.ensure_indexed(rt.redis, namespace, rt.settings.review_sync_s)
+        filters = queue.Filters(reason=reason, account=account, cluster=cluster)
+        ids = queue.page(rt.redis, namespace, filters, limit=offset + limit).ids[offset:]
+        records = ledger.load(rt.redis, namespace, ids)
+        items = [(rec.event, rec.decision) for rec in records if rec is not None]
+    else:
+        items = moderation.waiting(rt.pipeline, namespace, limit, offset)
     for event, decision in items:
         if as_json:
             line = {
@@ -54,7 +74,9 @@ def _decide(
     click.echo(f"{'approved' if approve else 'rejected'} {len(done)}")
     for event_id in result.not_in_review:
         click.echo(f"not in review (already decided, expired or unknown): {event_id}", err=True)
-    if result.not_in_review:
+    for event_id in result.claimed_by_other:
+        click.echo(f"claimed by another moderator: {event_id}", err=True)
+    if result.not_in_review or result.claimed_by_other:
         raise SystemExit(1)
 
 

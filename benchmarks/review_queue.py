@@ -1,0 +1,229 @@
+"""Review queue latency with 100,000 items waiting: list, claim, bulk reject.
+
+Fills a namespace's review queue the way the pipeline does when it sends items to
+review (records, the review set, and `queue.index` for each item), then measures:
+
+- list: one page of 50 as the API builds it (`queue.page` + loading the 50 records +
+  their lease holders), from the head and from random cursors deep in the queue;
+  without a filter, by reason code (1 in 5 items), by account, and by risk range;
+  also the JSON endpoint end to end through Flask's test client (API-key auth);
+- claim: `queue.claim` of one item by one of 20 moderators in turn (leases accumulate);
+- bulk reject: every item in review of a 5,000-item cluster (500 accounts):
+  `queue.all_ids` (cluster filter) + `moderation.moderate(..., approve=False)`;
+- lazy catch-up: `ensure_indexed` on a queue of 100,000 never indexed (no hook).
+
+Runs on a private Redis (embedded unless --redis-url; that database is FLUSHED) and a
+SQLite store in a temporary directory.
+
+    python benchmarks/review_queue.py [--items 100000] [--redis-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import secrets
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import redis
+from flask import Flask
+
+from feedbackguard import accounts, auth, ledger, moderation
+from feedbackguard.decide import Decision, ReasonModel
+from feedbackguard.embedded import EmbeddedRedis
+from feedbackguard.events import FeedbackEvent
+from feedbackguard.pipeline import Pipeline
+from feedbackguard.policystore import PolicyStore
+from feedbackguard.review import create_review_blueprint, queue
+from feedbackguard.runtime import Runtime
+from feedbackguard.settings import Settings
+from feedbackguard.store import Store
+from feedbackguard.web import init_runtime
+
+NS = "bench"
+CODES = ["coordination.lockstep", "sybil.dense", "consistency.model", "outlier", "trigger.known"]
+PAGE = 50
+CLUSTER_ITEMS = 5000
+CLUSTER_ACCOUNTS = 500
+T0 = datetime(2026, 1, 5, tzinfo=UTC)
+
+
+def fill(r: redis.Redis[bytes], items: int, hook: bool, seed: int = 7) -> list[str]:
+    """Put `items` events in review; the first CLUSTER_ITEMS come from the cluster's
+    accounts (spread over time). Returns the event ids."""
+    rng = random.Random(seed)
+    ids: list[str] = []
+    chunk = 2000
+    for start in range(0, items, chunk):
+        pipe = r.pipeline(transaction=False)
+        records: list[tuple[str, bytes]] = []
+        review: dict[str, float] = {}
+        for n in range(start, min(items, start + chunk)):
+            if n < CLUSTER_ITEMS:
+                account = f"swarm-{n % CLUSTER_ACCOUNTS}"
+            else:
+                account = f"acct-{rng.randrange(items // 3)}"
+            event = FeedbackEvent.model_validate(
+                {
+                    "event_id": f"ev-{n:07d}",
+                    "namespace": NS,
+                    "kind": "label",
+                    "account_id": account,
+                    "item_id": f"item-{rng.randrange(5000)}",
+                    "value": "spam",
+                    "received_at": T0 + timedelta(seconds=rng.uniform(0, 7 * 86400)),
+                }
+            )
+            score = rng.uniform(0.5, 0.89)
+            decision = Decision(
+                event_id=event.event_id,
+                status="review",
+                risk=score,
+                reasons=(ReasonModel(code=CODES[n % len(CODES)], detail="bench", score=score),),
+                policy_version=1,
+            )
+            record = ledger.Record(event, (decision,))
+            records.append((event.event_id, record.to_json()))
+            review[event.event_id] = event.received_at.timestamp()
+            if hook:
+                queue.index(pipe, NS, event.event_id, record)
+            ids.append(event.event_id)
+        ledger.write_records(pipe, NS, records, None)
+        pipe.zadd(ledger.review_key(NS), review)
+        pipe.hincrby(ledger.stats_key(NS), "review", len(records))
+        pipe.execute()
+    return ids
+
+
+def p99_ms(fn: Callable[[], object], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return round(float(np.percentile(times, 99)) * 1000, 2)
+
+
+def list_page(r: redis.Redis[bytes], filters: queue.Filters, cursor: str | None) -> None:
+    found = queue.page(r, NS, filters, cursor=cursor, limit=PAGE)
+    ledger.load(r, NS, found.ids)
+    queue.holders(r, NS, found.ids)
+    assert len(found.ids) == PAGE, (filters, len(found.ids))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=500)
+    parser.add_argument("--redis-url")
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="fg-bench-review-"))
+    server = None if args.redis_url else EmbeddedRedis(home)
+    url = args.redis_url or (server.start() if server else "")
+    r: redis.Redis[bytes] = redis.Redis.from_url(url)
+    r.flushdb()
+    results: dict[str, object] = {"items": args.items, "page": PAGE}
+
+    # Lazy catch-up: a full queue that was never indexed.
+    fill(r, args.items, hook=False)
+    t = time.perf_counter()
+    queue.ensure_indexed(r, NS, sync_s=5, force=True)
+    results["lazy_index_s"] = round(time.perf_counter() - t, 2)
+    t = time.perf_counter()
+    queue.ensure_indexed(r, NS, sync_s=5, force=True)
+    results["sync_check_in_step_ms"] = round((time.perf_counter() - t) * 1000, 1)
+    r.flushdb()
+    fill(r, args.items, hook=True)
+
+    rng = random.Random(1)
+    all_ids = [raw.decode() for raw in r.zrange(ledger.review_key(NS), 0, -1, withscores=False)]
+    scores = {i: s for i, s in r.zrange(ledger.review_key(NS), 0, -1, withscores=True)}
+
+    def random_cursor(limit_from_end: int = 5 * PAGE) -> str:
+        pick = all_ids[rng.randrange(len(all_ids) - limit_from_end)]
+        return f"{scores[pick.encode()]!r}|{pick}"
+
+    head = queue.Filters()
+    results["list_p99_ms"] = max(
+        p99_ms(lambda: list_page(r, head, None), args.runs),
+        p99_ms(lambda: list_page(r, head, random_cursor()), args.runs),
+    )
+    by_reason = queue.Filters(reason=CODES[1])
+    results["list_reason_p99_ms"] = max(
+        p99_ms(lambda: list_page(r, by_reason, None), args.runs),
+        p99_ms(lambda: list_page(r, by_reason, random_cursor(10 * PAGE * len(CODES))), args.runs),
+    )
+    by_risk = queue.Filters(risk_min=0.8)
+    results["list_risk_p99_ms"] = p99_ms(lambda: list_page(r, by_risk, None), args.runs)
+    by_account = queue.Filters(account="swarm-7")
+    results["list_account_p99_ms"] = p99_ms(
+        lambda: queue.page(r, NS, by_account, limit=PAGE), args.runs
+    )
+    results["list_filtered_p99_ms"] = max(
+        float(str(results["list_reason_p99_ms"])), float(str(results["list_risk_p99_ms"]))
+    )
+
+    with Store(f"sqlite:///{home / 'store.db'}", b"k" * 32) as store:
+        pipeline = Pipeline(r=r, store=store, policies=PolicyStore(r, cache_s=5), checks=[])
+        settings = Settings(home=home, redis_url=url)
+        app = Flask(__name__)
+        app.secret_key = secrets.token_hex(16)
+        init_runtime(app, Runtime(settings=settings, redis=r, pipeline=pipeline, consumer="b"))
+        app.register_blueprint(create_review_blueprint(), url_prefix="/review")
+        _, secret = auth.add_key(r, "bench", "moderator")
+        client = app.test_client()
+        headers = {"Authorization": f"Bearer {secret}"}
+
+        def api_list() -> None:
+            resp = client.get(f"/review/api/items?namespace={NS}&limit={PAGE}", headers=headers)
+            assert resp.status_code == 200
+            assert len(resp.get_json()["items"]) == PAGE
+
+        results["list_api_p99_ms"] = p99_ms(api_list, min(args.runs, 300))
+
+        moderators = [f"mod-{k}" for k in range(20)]
+        turn = iter(range(10**9))
+
+        def claim() -> None:
+            who = moderators[next(turn) % len(moderators)]
+            assert len(queue.claim(r, NS, who, lease_s=300)) == 1
+
+        results["claim_p99_ms"] = p99_ms(claim, args.runs)
+
+        accounts.replace_findings(
+            r,
+            NS,
+            [],
+            [
+                (
+                    "swarm",
+                    {
+                        "members": [f"swarm-{k}" for k in range(CLUSTER_ACCOUNTS)],
+                        "items": [],
+                        "code": "sybil.dense",
+                    },
+                )
+            ],
+        )
+        # Nobody holds leases on the cluster's items for this measure.
+        r.delete(queue.leases_key(NS), queue.holders_key(NS))
+        t = time.perf_counter()
+        ids = queue.all_ids(r, NS, queue.Filters(cluster="swarm"))
+        outcome = moderation.moderate(pipeline, NS, ids, approve=False, actor="bench")
+        results["bulk_reject_5000_s"] = round(time.perf_counter() - t, 3)
+        assert len(outcome.rejected) == CLUSTER_ITEMS, len(outcome.rejected)
+        results["bulk_rejected"] = len(outcome.rejected)
+    r.flushdb()
+    if server:
+        server.stop()
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,368 @@
+"""Who is calling: users (password, for the review UI's session) and API keys.
+
+Roles are ordered ``viewer < moderator < admin``; a route needs a minimum role.
+
+* Users: the password is hashed with scrypt (a slow, memory-hard KDF) and a random
+  per-user salt; verification recomputes it and compares in constant time.
+* API keys: the secret ``fgk_<key_id>_<random>`` is returned once by `add_key` and
+  never stored; Redis keeps only its SHA-256, looked up by ``key_id`` and compared with
+  `hmac.compare_digest` (the secret has 256 bits of entropy, so a fast hash is enough).
+* Failed authentications are rate limited per client (hashed IP): a fixed window of
+  `FAILED_AUTH_LIMIT` failures per `FAILED_AUTH_WINDOW_S`, after which the client gets
+  429 until the window ends, whatever it sends.
+
+Everything lives in Redis under ``fg:auth:*``; user and key changes are audited.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import wraps
+from typing import Any, Final, Literal, TypeVar, cast, get_args
+
+import orjson
+import redis
+from flask import Response, jsonify, request, session
+
+from feedbackguard import audit
+from feedbackguard.keys import PREFIX
+
+Role = Literal["viewer", "moderator", "admin"]
+ROLES: Final[tuple[Role, ...]] = get_args(Role)
+RANK: Final[dict[str, int]] = {role: i for i, role in enumerate(ROLES)}
+
+AUTH_PREFIX: Final = f"{PREFIX}:auth"
+
+# scrypt cost: N=2**14, r=8, p=1 needs 16 MiB and ~50 ms a hash (OWASP's minimum is
+# N=2**17 at r=8 for interactive logins on servers; we keep 2**14 so tests stay fast
+# and raise it through SCRYPT_N if the deployment allows).
+SCRYPT_N: Final = 2**14
+SCRYPT_R: Final = 8
+SCRYPT_P: Final = 1
+SCRYPT_DKLEN: Final = 32
+SCRYPT_MAXMEM: Final = 64 * 1024 * 1024
+SALT_BYTES: Final = 16
+
+KEY_PREFIX: Final = "fgk"
+KEY_ID_BYTES: Final = 8
+KEY_SECRET_BYTES: Final = 32
+
+FAILED_AUTH_LIMIT: Final = 10
+"""Failed authentications allowed per client per window before it gets 429 (defaults;
+the web app uses settings `auth_fail_limit` and `auth_fail_window_s`)."""
+FAILED_AUTH_WINDOW_S: Final = 60
+
+NAME_MAX: Final = 64
+
+Via = Literal["key", "session"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller: a user (via the session) or an API key's name."""
+
+    name: str
+    role: Role
+    via: Via
+
+    def has(self, role: Role) -> bool:
+        return RANK[self.role] >= RANK[role]
+
+
+def user_key(name: str) -> str:
+    return f"{AUTH_PREFIX}:user:{name}"
+
+
+def api_key_key(key_id: str) -> str:
+    return f"{AUTH_PREFIX}:key:{key_id}"
+
+
+def keys_index() -> str:
+    return f"{AUTH_PREFIX}:keys"
+
+
+def users_index() -> str:
+    return f"{AUTH_PREFIX}:users"
+
+
+def failures_key(client: str) -> str:
+    return f"{AUTH_PREFIX}:fail:{client}"
+
+
+def _check_role(role: str) -> Role:
+    if role not in RANK:
+        raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
+    return cast(Role, role)
+
+
+def _check_name(name: str) -> str:
+    if not name or len(name) > NAME_MAX or not name.isprintable() or ":" in name:
+        raise ValueError(f"invalid name {name!r} (1-{NAME_MAX} printable chars, no ':')")
+    return name
+
+
+def _scrypt(password: str, salt: bytes) -> bytes:
+    return hashlib.scrypt(
+        password.encode("utf-8"),
+        salt=salt,
+        n=SCRYPT_N,
+        r=SCRYPT_R,
+        p=SCRYPT_P,
+        dklen=SCRYPT_DKLEN,
+        maxmem=SCRYPT_MAXMEM,
+    )
+
+
+# A dummy hash so that verifying an unknown user costs as much as a known one.
+_DUMMY_SALT: Final = b"\x00" * SALT_BYTES
+
+
+def add_user(
+    r: redis.Redis[bytes], name: str, role: str, password: str, actor: str = "cli"
+) -> None:
+    """Create or replace user `name` with `role` and `password` (audited)."""
+    _check_name(name)
+    checked = _check_role(role)
+    if not password:
+        raise ValueError("empty password")
+    salt = secrets.token_bytes(SALT_BYTES)
+    record = {
+        "role": checked,
+        "salt": salt.hex(),
+        "hash": _scrypt(password, salt).hex(),
+        "kdf": f"scrypt:{SCRYPT_N}:{SCRYPT_R}:{SCRYPT_P}",
+        "created_at": datetime.now(UTC).isoformat(),
+    }
+    with r.pipeline() as p:
+        p.set(user_key(name), orjson.dumps(record))
+        p.sadd(users_index(), name)
+        audit.record(p, actor, "user.add", user=name, role=checked)
+        p.execute()
+
+
+def remove_user(r: redis.Redis[bytes], name: str, actor: str = "cli") -> bool:
+    with r.pipeline() as p:
+        p.delete(user_key(name))
+        p.srem(users_index(), name)
+        audit.record(p, actor, "user.remove", user=name)
+        deleted, _, _ = p.execute()
+    return bool(deleted)
+
+
+def _kdf_params(kdf: str) -> tuple[int, int, int]:
+    _, n, r_, p = kdf.split(":")
+    return int(n), int(r_), int(p)
+
+
+def verify_password(r: redis.Redis[bytes], name: str, password: str) -> Principal | None:
+    """The user's principal when `password` is right, else None (constant-time compare)."""
+    raw = r.get(user_key(name)) if name and ":" not in name else None
+    if raw is None:
+        _scrypt(password, _DUMMY_SALT)  # same cost as a real check: no user enumeration
+        return None
+    record = orjson.loads(raw)
+    n, r_, p = _kdf_params(record["kdf"])
+    got = hashlib.scrypt(
+        password.encode("utf-8"),
+        salt=bytes.fromhex(record["salt"]),
+        n=n,
+        r=r_,
+        p=p,
+        dklen=SCRYPT_DKLEN,
+        maxmem=SCRYPT_MAXMEM,
+    )
+    if not hmac.compare_digest(got, bytes.fromhex(record["hash"])):
+        return None
+    return Principal(name=name, role=_check_role(record["role"]), via="session")
+
+
+def user_role(r: redis.Redis[bytes], name: str) -> Role | None:
+    """The role of an existing user (for sessions: the role is read on every request,
+    so a demoted or removed user loses access at once)."""
+    raw = r.get(user_key(name))
+    if raw is None:
+        return None
+    return _check_role(orjson.loads(raw)["role"])
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def add_key(r: redis.Redis[bytes], name: str, role: str, actor: str = "cli") -> tuple[str, str]:
+    """A new API key for `name` with `role`: (key_id, secret). The secret is shown once;
+    only its SHA-256 is stored."""
+    _check_name(name)
+    checked = _check_role(role)
+    key_id = secrets.token_hex(KEY_ID_BYTES)
+    secret = f"{KEY_PREFIX}_{key_id}_{secrets.token_urlsafe(KEY_SECRET_BYTES)}"
+    record = {
+        "name": name,
+        "role": checked,
+        "sha256": _digest(secret),
+        "created_at": datetime.now(UTC).isoformat(),
+    }
+    with r.pipeline() as p:
+        p.set(api_key_key(key_id), orjson.dumps(record))
+        p.sadd(keys_index(), key_id)
+        audit.record(p, actor, "key.add", key_id=key_id, name=name, role=checked)
+        p.execute()
+    return key_id, secret
+
+
+def revoke_key(r: redis.Redis[bytes], key_id: str, actor: str = "cli") -> bool:
+    """Delete the key; True when it existed (audited either way)."""
+    with r.pipeline() as p:
+        p.delete(api_key_key(key_id))
+        p.srem(keys_index(), key_id)
+        audit.record(p, actor, "key.revoke", key_id=key_id)
+        deleted, _, _ = p.execute()
+    return bool(deleted)
+
+
+def list_keys(r: redis.Redis[bytes]) -> list[dict[str, Any]]:
+    """Every key's id, name, role and creation time (never the hash)."""
+    out = []
+    for raw_id in sorted(r.smembers(keys_index())):
+        key_id = raw_id.decode()
+        raw = r.get(api_key_key(key_id))
+        if raw is None:
+            continue
+        rec = orjson.loads(raw)
+        out.append(
+            {
+                "key_id": key_id,
+                "name": rec["name"],
+                "role": rec["role"],
+                "created_at": rec["created_at"],
+            }
+        )
+    return out
+
+
+def principal_for_key(r: redis.Redis[bytes], secret: str) -> Principal | None:
+    """The key's principal when `secret` is a live key, else None."""
+    parts = secret.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1].isalnum():
+        return None
+    raw = r.get(api_key_key(parts[1]))
+    if raw is None:
+        return None
+    rec = orjson.loads(raw)
+    if not hmac.compare_digest(_digest(secret), rec["sha256"]):
+        return None
+    return Principal(name=rec["name"], role=_check_role(rec["role"]), via="key")
+
+
+# --- failed-auth rate limit -----------------------------------------------------------
+
+
+def client_id() -> str:
+    """The caller's identity for rate limiting: a hash of its IP (never the raw IP)."""
+    ip = request.remote_addr or "unknown"
+    return hashlib.sha256(ip.encode()).hexdigest()[:16]
+
+
+def is_throttled(r: redis.Redis[bytes], client: str, limit: int = FAILED_AUTH_LIMIT) -> bool:
+    raw = r.get(failures_key(client))
+    return raw is not None and int(raw) >= limit
+
+
+def note_failure(r: redis.Redis[bytes], client: str, window_s: int = FAILED_AUTH_WINDOW_S) -> int:
+    """Count one failed authentication of `client` in its current window."""
+    with r.pipeline() as p:
+        p.incr(failures_key(client))
+        p.expire(failures_key(client), window_s, nx=True)
+        count, _ = p.execute()
+    return int(count)
+
+
+# --- Flask ---------------------------------------------------------------------------
+
+
+def _redis() -> redis.Redis[bytes]:
+    from feedbackguard.web import runtime
+
+    return runtime().redis
+
+
+def _presented_key() -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return request.headers.get("X-API-Key")
+
+
+def current_principal() -> Principal | None:
+    """The caller: an API key (`Authorization: Bearer` or `X-API-Key`), else the
+    session's user (`session["fg_user"]`, role read from Redis on every request)."""
+    r = _redis()
+    presented = _presented_key()
+    if presented:
+        return principal_for_key(r, presented)
+    name = session.get("fg_user")
+    if isinstance(name, str) and name:
+        role = user_role(r, name)
+        if role is not None:
+            return Principal(name=name, role=role, via="session")
+    return None
+
+
+def _error(status: int, code: str, message: str) -> tuple[Response, int]:
+    return jsonify({"error": code, "message": message}), status
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def authorize(role: Role) -> tuple[Principal | None, tuple[Response, int] | None]:
+    """(principal, None) when the caller may proceed, else (None, error response).
+
+    429 while the client is over its failed-auth budget; 401 without (valid)
+    credentials, counting a failure when credentials were presented and wrong;
+    403 with too low a role."""
+    from feedbackguard.web import runtime
+
+    r = _redis()
+    settings = runtime().settings
+    client = client_id()
+    if is_throttled(r, client, settings.auth_fail_limit):
+        resp, status = _error(429, "too_many_failures", "too many failed authentications")
+        resp.headers["Retry-After"] = str(max(1, r.ttl(failures_key(client))))
+        return None, (resp, status)
+    presented = _presented_key()
+    principal = current_principal()
+    if principal is None:
+        if presented:
+            note_failure(r, client, settings.auth_fail_window_s)
+        return None, _error(401, "unauthorized", "credentials required")
+    if not principal.has(role):
+        return None, _error(403, "forbidden", f"needs role {role}")
+    return principal, None
+
+
+def require_role(role: Role) -> Callable[[F], F]:
+    """Decorator: the view runs only for a caller with at least `role`
+    (401 JSON without credentials, 403 JSON with too low a role, 429 when throttled).
+    The principal is at `flask.g.principal`."""
+    _check_role(role)
+
+    def wrap(view: F) -> F:
+        @wraps(view)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            from flask import g
+
+            principal, error = authorize(role)
+            if error is not None:
+                return error
+            g.principal = principal
+            return view(*args, **kwargs)
+
+        return cast(F, inner)
+
+    return wrap

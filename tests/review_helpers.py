@@ -1,0 +1,111 @@
+"""Putting events in review through the real pipeline, for the review tests."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+
+from feedbackguard import auth, inbox
+from feedbackguard.checks.base import AnalysisContext, Reason, Verdicts
+from feedbackguard.checks.ratelimit import RateLimitCheck
+from feedbackguard.events import FeedbackEvent
+from feedbackguard.pipeline import Pipeline
+from feedbackguard.policystore import PolicyStore
+from feedbackguard.review import create_review_blueprint
+from feedbackguard.runtime import Runtime
+from feedbackguard.settings import Settings
+from feedbackguard.store import Store
+from feedbackguard.web import init_runtime
+
+NS = "default"
+
+
+class Flags:
+    """An analyser that sends the given events to review with the given reasons."""
+
+    name = "flags"
+
+    def __init__(self, reasons: Mapping[str, Sequence[Reason]]) -> None:
+        self.reasons = reasons
+
+    def __call__(self, ctx: AnalysisContext) -> Verdicts:
+        return {i: list(found) for i, found in self.reasons.items()}
+
+
+def send_to_review(
+    pipeline: Pipeline,
+    r: redis.Redis[bytes],
+    events: Sequence[FeedbackEvent],
+    code: str = "coordination.lockstep",
+    score: float = 0.6,
+    per_event: Mapping[str, Sequence[Reason]] | None = None,
+) -> None:
+    """Ingest `events` and flag them (risk `score` under `code`, or `per_event`)."""
+    pipe = r.pipeline(transaction=False)
+    inbox.append(pipe, list(events))
+    pipe.execute()
+    while pipeline.ingest_batch(NS, "test").entries:
+        pass
+    reasons = dict(per_event or {})
+    for event in events:
+        reasons.setdefault(event.event_id, [Reason(code, "test group", score)])
+    pipeline.analysers = [Flags(reasons)]
+    pipeline.analyse(NS)
+
+
+# --- fixtures (registered for every test module by conftest's pytest_plugins) --------
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def review_pipeline(r: redis.Redis[bytes], store: Store) -> Pipeline:
+    return Pipeline(r=r, store=store, policies=PolicyStore(r, cache_s=0), checks=[RateLimitCheck()])
+
+
+@pytest.fixture
+def review_app(r: redis.Redis[bytes], settings: Settings, review_pipeline: Pipeline) -> Flask:
+    flask_app = Flask(__name__)
+    flask_app.secret_key = "test-secret"
+    flask_app.config["TESTING"] = True
+    init_runtime(
+        flask_app, Runtime(settings=settings, redis=r, pipeline=review_pipeline, consumer="test")
+    )
+    flask_app.register_blueprint(create_review_blueprint(), url_prefix="/review")
+    for name, role in (("ana", "moderator"), ("bo", "moderator"), ("vi", "viewer")):
+        auth.add_user(r, name, role, PASSWORD)
+    return flask_app
+
+
+@pytest.fixture
+def review_client(review_app: Flask) -> FlaskClient:
+    return review_app.test_client()
+
+
+def csrf_of(client: FlaskClient) -> str:
+    with client.session_transaction() as sess:
+        token = sess.get("fg_csrf")
+    if not token:
+        client.get("/review/login")
+        with client.session_transaction() as sess:
+            token = sess["fg_csrf"]
+    return str(token)
+
+
+def log_in(client: FlaskClient, name: str = "ana") -> str:
+    """Log `name` in through the form; returns the session's CSRF token."""
+    token = csrf_of(client)
+    resp = client.post(
+        "/review/login", data={"username": name, "password": PASSWORD, "csrf_token": token}
+    )
+    assert resp.status_code == 302, resp.data
+    return csrf_of(client)
+
+
+def key_headers(r: redis.Redis[bytes], name: str, role: str) -> dict[str, str]:
+    _, secret = auth.add_key(r, name, role)
+    return {"Authorization": f"Bearer {secret}"}

@@ -1,0 +1,164 @@
+"""The review JSON API through the Flask test review_client (real Redis, real store)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import redis
+from flask.testing import FlaskClient
+
+from feedbackguard import accounts, ledger
+from feedbackguard.events import FeedbackEvent
+from feedbackguard.pipeline import Pipeline
+from feedbackguard.store import Store
+from tests.review_helpers import NS, key_headers, log_in, send_to_review
+
+MakeEvent = Callable[..., FeedbackEvent]
+
+
+def test_listing_needs_credentials(review_client: FlaskClient) -> None:
+    assert review_client.get("/review/api/items").status_code == 401
+
+
+def test_viewer_lists_with_cursor_paging(
+    review_client: FlaskClient,
+    r: redis.Redis[bytes],
+    review_pipeline: Pipeline,
+    make_event: MakeEvent,
+) -> None:
+    events = [make_event(at=i) for i in range(5)]
+    send_to_review(review_pipeline, r, events)
+    headers = key_headers(r, "dash", "viewer")
+    first = review_client.get("/review/api/items?limit=3", headers=headers).get_json()
+    second = review_client.get(
+        f"/review/api/items?limit=3&cursor={first['next_cursor']}", headers=headers
+    ).get_json()
+    ids = [i["event"]["event_id"] for i in first["items"] + second["items"]]
+    assert ids == [e.event_id for e in events]
+    assert second["next_cursor"] is None
+
+
+def test_viewer_may_not_decide(
+    review_client: FlaskClient,
+    r: redis.Redis[bytes],
+    review_pipeline: Pipeline,
+    make_event: MakeEvent,
+) -> None:
+    event = make_event()
+    send_to_review(review_pipeline, r, [event])
+    resp = review_client.post(
+        "/review/api/decide",
+        json={"ids": [event.event_id], "action": "approve"},
+        headers=key_headers(r, "dash", "viewer"),
+    )
+    assert resp.status_code == 403
+
+
+def test_moderator_key_approves_into_the_store(
+    review_client: FlaskClient,
+    r: redis.Redis[bytes],
+    review_pipeline: Pipeline,
+    store: Store,
+    make_event: MakeEvent,
+) -> None:
+    event = make_event()
+    send_to_review(review_pipeline, r, [event])
+    resp = review_client.post(
+        "/review/api/decide",
+        json={"ids": [event.event_id], "action": "approve", "note": "fine"},
+        headers=key_headers(r, "bot", "moderator"),
+    )
+    assert resp.get_json()["approved"] == [event.event_id]
+    stored = store.get(event.event_id)
+    assert stored is not None
+    assert stored.decisions[-1].decided_by == "moderator:bot"
+
+
+def test_claims_through_the_api_are_exclusive(
+    review_client: FlaskClient,
+    r: redis.Redis[bytes],
+    review_pipeline: Pipeline,
+    make_event: MakeEvent,
+) -> None:
+    send_to_review(review_pipeline, r, [make_event() for _ in range(3)])
+    one = review_client.post(
+        "/review/api/claim", json={"count": 2}, headers=key_headers(r, "m1", "moderator")
+    ).get_json()
+    two = review_client.post(
+        "/review/api/claim", json={"count": 2}, headers=key_headers(r, "m2", "moderator")
+    ).get_json()
+    first = {i["event"]["event_id"] for i in one["items"]}
+    second = {i["event"]["event_id"] for i in two["items"]}
+    assert len(first) == 2
+    assert len(second) == 1
+    assert not first & second
+
+
+def test_bulk_reject_of_a_cluster(
+    review_client: FlaskClient,
+    r: redis.Redis[bytes],
+    review_pipeline: Pipeline,
+    store: Store,
+    make_event: MakeEvent,
+) -> None:
+    swarm = [make_event(account_id=f"s{i % 3}") for i in range(6)]
+    honest = make_event(account_id="honest")
+    send_to_review(review_pipeline, r, [*swarm, honest])
+    accounts.replace_findings(r, NS, [], [("c9", {"members": ["s0", "s1", "s2"], "code": "x"})])
+    resp = review_client.post(
+        "/review/api/bulk",
+        json={"cluster": "c9", "action": "reject", "note": "swarm"},
+        headers=key_headers(r, "bot", "moderator"),
+    )
+    assert sorted(resp.get_json()["rejected"]) == sorted(e.event_id for e in swarm)
+    record = ledger.load(r, NS, [honest.event_id])[0]
+    assert record is not None
+    assert record.decision.status == "review"
+    assert store.count() == 0
+
+
+def test_undo_through_the_api(
+    review_client: FlaskClient,
+    r: redis.Redis[bytes],
+    review_pipeline: Pipeline,
+    make_event: MakeEvent,
+) -> None:
+    event = make_event()
+    send_to_review(review_pipeline, r, [event])
+    headers = key_headers(r, "bot", "moderator")
+    review_client.post(
+        "/review/api/decide", json={"ids": [event.event_id], "action": "reject"}, headers=headers
+    )
+    resp = review_client.post("/review/api/undo", json={"ids": [event.event_id]}, headers=headers)
+    assert resp.get_json()["undone"] == [event.event_id]
+
+
+def test_session_callers_must_send_the_csrf_token(
+    review_client: FlaskClient,
+    r: redis.Redis[bytes],
+    review_pipeline: Pipeline,
+    make_event: MakeEvent,
+) -> None:
+    event = make_event()
+    send_to_review(review_pipeline, r, [event])
+    token = log_in(review_client)
+    body = {"ids": [event.event_id], "action": "reject"}
+    assert review_client.post("/review/api/decide", json=body).status_code == 403
+    ok = review_client.post("/review/api/decide", json=body, headers={"X-CSRF-Token": token})
+    assert ok.get_json()["rejected"] == [event.event_id]
+
+
+def test_invalid_bodies_get_a_400(review_client: FlaskClient, r: redis.Redis[bytes]) -> None:
+    resp = review_client.post(
+        "/review/api/decide",
+        json={"ids": [], "action": "maybe"},
+        headers=key_headers(r, "bot", "moderator"),
+    )
+    assert resp.status_code == 400
+    assert resp.get_json()["error"] == "invalid"
+
+
+def test_api_answers_carry_a_strict_csp(review_client: FlaskClient) -> None:
+    csp = review_client.get("/review/api/items").headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp
+    assert "unsafe-inline" not in csp

@@ -1,0 +1,128 @@
+"""A moderator in a real headless Chromium: log in, claim with `c`, approve with `a`,
+bulk-reject a cluster, and the store holds exactly the approved item. Saves
+screenshots of the queue and of an item page to docs/img/."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from flask import Flask
+from werkzeug.serving import make_server
+
+from feedbackguard import accounts, ledger
+from feedbackguard.events import FeedbackEvent
+from feedbackguard.pipeline import Pipeline
+from feedbackguard.store import Store
+from tests.review_helpers import NS, PASSWORD, send_to_review
+
+CHROMIUM = Path("/usr/bin/chromium")
+IMG = Path(__file__).resolve().parent.parent / "docs" / "img"
+MakeEvent = Callable[..., FeedbackEvent]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium"),
+]
+
+
+@pytest.fixture
+def live_url(review_app: Flask) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, review_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+def test_moderator_claims_approves_by_keyboard_and_bulk_rejects_a_cluster(
+    live_url: str,
+    r: redis.Redis[bytes],
+    review_pipeline: Pipeline,
+    store: Store,
+    make_event: MakeEvent,
+) -> None:
+    playwright_sync = pytest.importorskip("playwright.sync_api")
+    swarm = [
+        make_event(
+            at=float(i),
+            account_id=f"swarm-{i}",
+            item_id="item-target",
+            value="<b>not spam</b>",
+            model_output={"label": "spam", "confidence": 0.97},
+        )
+        for i in range(4)
+    ]
+    honest = [make_event(at=100.0 + i, account_id=f"user-{i}") for i in range(3)]
+    send_to_review(review_pipeline, r, [*swarm, *honest])
+    members = [e.account_id for e in swarm]
+    accounts.replace_findings(
+        r,
+        NS,
+        [(m, {"risk": 0.8, "reasons": [], "clusters": ["lockstep-1"]}) for m in members],
+        [
+            (
+                "lockstep-1",
+                {
+                    "code": "coordination.lockstep",
+                    "score": 0.8,
+                    "detail": "4 accounts labelled the same item within 3 s",
+                    "members": members,
+                    "items": ["item-target", "item-2", "item-3"],
+                    "timeline": {"counts": [[0.0, 1], [60.0, 2], [120.0, 1]]},
+                },
+            )
+        ],
+    )
+    IMG.mkdir(parents=True, exist_ok=True)
+    with playwright_sync.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+            ],
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(f"{live_url}/review/")
+        page.fill("input[name=username]", "ana")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_selector("table.queue")
+        assert page.locator("tr.row").count() == 7
+        page.screenshot(path=str(IMG / "review-queue.png"), full_page=True)
+
+        page.keyboard.press("c")  # claim the oldest: the first swarm item
+        page.wait_for_url(f"**/review/item/{swarm[0].event_id}*")
+        page.wait_for_selector("svg.cluster-svg")
+        assert "Claimed by ana" in page.content()
+        page.screenshot(path=str(IMG / "review-item.png"), full_page=True)
+
+        page.keyboard.press("a")  # approve it
+        page.wait_for_selector("table.queue")
+        assert page.locator("tr.row").count() == 6
+
+        page.goto(f"{live_url}/review/item/{swarm[1].event_id}")
+        page.click("button.bulk-reject")
+        page.wait_for_selector("table.queue")
+        assert page.locator("tr.row").count() == 3
+        browser.close()
+    assert not [e for e in errors if "Content Security Policy" in e]
+    statuses = {
+        rec.event.event_id: rec.decision.status
+        for rec in ledger.load(r, NS, [e.event_id for e in swarm])
+        if rec is not None
+    }
+    assert statuses[swarm[0].event_id] == "admitted"
+    assert {statuses[e.event_id] for e in swarm[1:]} == {"rejected"}
+    assert [item.event.event_id for item in store.iter_rows()] == [swarm[0].event_id]

@@ -1,0 +1,197 @@
+"""The review web pages: login, CSRF, plain-form decisions, and attacker text kept inert."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pytest
+import redis
+from flask.testing import FlaskClient
+
+from feedbackguard import accounts, ledger
+from feedbackguard.events import FeedbackEvent
+from feedbackguard.pipeline import Pipeline
+from feedbackguard.store import Store
+from tests.review_helpers import NS, PASSWORD, csrf_of, log_in, send_to_review
+
+MakeEvent = Callable[..., FeedbackEvent]
+
+XSS = [
+    "<script>alert(1)</script>",
+    '"><img src=x onerror=alert(1)>',
+    "<svg/onload=alert(1)>",
+    "javascript:alert(1)",
+    "'-alert(1)-'",
+    "</title><script>alert(1)</script>",
+    "<iframe srcdoc='<script>alert(1)</script>'>",
+    "{{7*7}}",
+]
+
+
+def status(r: redis.Redis[bytes], event_id: str) -> str:
+    record = ledger.load(r, NS, [event_id])[0]
+    assert record is not None
+    return record.decision.status
+
+
+def test_pages_redirect_to_login_without_a_session(review_client: FlaskClient) -> None:
+    resp = review_client.get("/review/")
+    assert resp.status_code == 302
+    assert "/review/login" in resp.headers["Location"]
+
+
+def test_login_with_a_wrong_password_is_refused(review_client: FlaskClient) -> None:
+    token = csrf_of(review_client)
+    resp = review_client.post(
+        "/review/login", data={"username": "ana", "password": "nope", "csrf_token": token}
+    )
+    assert resp.status_code == 401
+    assert review_client.get("/review/").status_code == 302
+
+
+def test_login_without_the_csrf_token_is_refused(review_client: FlaskClient) -> None:
+    resp = review_client.post("/review/login", data={"username": "ana", "password": PASSWORD})
+    assert resp.status_code == 403
+
+
+def test_a_form_post_without_the_csrf_token_is_refused(
+    review_client: FlaskClient,
+    r: redis.Redis[bytes],
+    review_pipeline: Pipeline,
+    make_event: MakeEvent,
+) -> None:
+    event = make_event()
+    send_to_review(review_pipeline, r, [event])
+    log_in(review_client)
+    resp = review_client.post(
+        "/review/decide", data={"event_id": event.event_id, "action": "approve"}
+    )
+    assert resp.status_code == 403
+    assert status(r, event.event_id) == "review"
+
+
+def test_plain_form_approve_works_without_javascript(
+    review_client: FlaskClient,
+    r: redis.Redis[bytes],
+    review_pipeline: Pipeline,
+    store: Store,
+    make_event: MakeEvent,
+) -> None:
+    event = make_event()
+    send_to_review(review_pipeline, r, [event])
+    token = log_in(review_client)
+    resp = review_client.post(
+        "/review/decide",
+        data={"event_id": event.event_id, "action": "approve", "csrf_token": token},
+    )
+    assert resp.status_code == 302
+    assert status(r, event.event_id) == "admitted"
+    assert store.get(event.event_id) is not None
+
+
+def test_a_viewer_cannot_decide_through_forms(
+    review_client: FlaskClient,
+    r: redis.Redis[bytes],
+    review_pipeline: Pipeline,
+    make_event: MakeEvent,
+) -> None:
+    event = make_event()
+    send_to_review(review_pipeline, r, [event])
+    token = log_in(review_client, "vi")
+    resp = review_client.post(
+        "/review/decide",
+        data={"event_id": event.event_id, "action": "reject", "csrf_token": token},
+    )
+    assert resp.status_code == 403
+
+
+def test_claim_form_opens_the_claimed_item(
+    review_client: FlaskClient,
+    r: redis.Redis[bytes],
+    review_pipeline: Pipeline,
+    make_event: MakeEvent,
+) -> None:
+    event = make_event()
+    send_to_review(review_pipeline, r, [event])
+    token = log_in(review_client)
+    resp = review_client.post("/review/claim", data={"csrf_token": token})
+    assert resp.headers["Location"].endswith(f"/review/item/{event.event_id}?namespace=default")
+    page = review_client.get(resp.headers["Location"])
+    assert b"Claimed by ana" in page.data
+
+
+def test_cluster_bulk_reject_form(
+    review_client: FlaskClient,
+    r: redis.Redis[bytes],
+    review_pipeline: Pipeline,
+    make_event: MakeEvent,
+) -> None:
+    swarm = [make_event(account_id=f"s{i}") for i in range(4)]
+    send_to_review(review_pipeline, r, swarm)
+    accounts.replace_findings(
+        r,
+        NS,
+        [("s0", {"risk": 0.7, "reasons": [], "clusters": ["c1"]})],
+        [("c1", {"members": ["s0", "s1", "s2", "s3"], "items": ["item-0"], "code": "x"})],
+    )
+    token = log_in(review_client)
+    page = review_client.get(f"/review/item/{swarm[0].event_id}")
+    assert b"<svg" in page.data
+    assert b"Reject all 4 in cluster" in page.data
+    review_client.post(
+        "/review/bulk",
+        data={"scope": "cluster", "target": "c1", "action": "reject", "csrf_token": token},
+    )
+    assert {status(r, e.event_id) for e in swarm} == {"rejected"}
+
+
+@pytest.mark.parametrize("payload", XSS)
+def test_attacker_text_in_every_field_renders_inert(
+    review_client: FlaskClient,
+    r: redis.Redis[bytes],
+    review_pipeline: Pipeline,
+    make_event: MakeEvent,
+    payload: str,
+) -> None:
+    event = make_event(
+        account_id="acct" + payload,
+        item_id="item" + payload,
+        value=payload,
+        device_id=payload,
+        user_agent=payload,
+        model_output={"label": payload, "confidence": 0.9},
+        payload={"text": payload},
+    )
+    send_to_review(review_pipeline, r, [event], code="code" + payload)
+    accounts.replace_findings(
+        r,
+        NS,
+        [(event.account_id, {"risk": 0.7, "reasons": [], "clusters": ["c" + payload]})],
+        [
+            (
+                "c" + payload,
+                {
+                    "members": [event.account_id],
+                    "items": [payload],
+                    "code": payload,
+                    "detail": payload,
+                    "timeline": {"counts": [[0.0, 3]]},
+                },
+            )
+        ],
+    )
+    log_in(review_client)
+    pages = [
+        review_client.get("/review/"),
+        review_client.get(f"/review/item/{event.event_id}"),
+    ]
+    for page in pages:
+        assert page.status_code == 200
+        html = page.get_data(as_text=True)
+        assert "<script>alert" not in html
+        assert "onerror=alert" not in html.replace("onerror=alert(1)&gt;", "")
+        assert "<svg/onload" not in html
+        assert "<iframe" not in html
+        assert not re.search(r"<script(?![^>]*src=\"/review/static/review\.js\")", html)
+        assert "script-src 'self'" in page.headers["Content-Security-Policy"]
