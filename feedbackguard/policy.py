@@ -154,11 +154,95 @@ class Reputation(_Section):
     disagree: float = Field(2.0, gt=0)
 
 
+# --- consistency layer, issue 5 (helper "consistency"): kNN, discovery, outliers, drift ---
+class RecentWindow(_Section):
+    """The bounded window of recent label feedback (with features) the consistency
+    analyser works on, and how often its heavier parts run (event time)."""
+
+    max_events: int = Field(20_000, ge=100, le=1_000_000)
+    every_s: float = Field(1800.0, gt=0)
+    # Wider feature vectors are kept without their features (bounds the window's memory).
+    max_features: int = Field(1024, ge=0, le=4096)
+
+
+class Knn(_Section):
+    """A label against the labels of its k nearest admitted neighbours (features)."""
+
+    enabled: bool = True
+    k: int = Field(10, ge=1, le=200)
+    min_disagreement: float = Field(0.7, ge=0.5, le=1)
+    max_score: float = Field(0.45, ge=0, le=1)
+    reference_max: int = Field(20_000, ge=10, le=1_000_000)
+    min_reference: int = Field(30, ge=1)
+
+
+class Discovery(_Section):
+    """Suspected backdoor triggers: features extreme far more often in feedback that
+    flips the model's confident label to one value than elsewhere, from few accounts
+    or a short time."""
+
+    enabled: bool = True
+    min_confidence: float = Field(0.8, ge=0, le=1)
+    min_events: int = Field(15, ge=2)
+    quantile: float = Field(0.95, gt=0.5, lt=1)
+    min_support: float = Field(0.6, gt=0, le=1)
+    max_base_rate: float = Field(0.02, ge=0, le=1)
+    max_p_value: float = Field(1e-6, gt=0, le=1)
+    max_features: int = Field(16, ge=1, le=4096)
+    max_accounts_share: float = Field(0.2, gt=0, le=1)
+    short_window_s: float = Field(86400.0, gt=0)
+    score: float = Field(0.7, ge=0, le=1)
+
+
+class Outliers(_Section):
+    """IsolationForest over per-account behaviour in the recent window, refit each run."""
+
+    enabled: bool = True
+    min_accounts: int = Field(50, ge=10)
+    contamination: float = Field(0.02, gt=0, le=0.5)
+    score: float = Field(0.25, ge=0, le=1)
+    seed: int = 0
+
+
+class Drift(_Section):
+    """Admitted (or pending) label distribution of the last `recent_s` against the
+    `reference_s` before it: PSI and a chi-square test, per namespace and per item."""
+
+    enabled: bool = True
+    recent_s: float = Field(86400.0, gt=0)
+    reference_s: float = Field(6 * 86400.0, gt=0)
+    min_events: int = Field(200, ge=10)
+    min_item_events: int = Field(30, ge=5)
+    psi_alert: float = Field(0.25, gt=0)
+    max_p_value: float = Field(1e-4, gt=0, le=1)
+    lockdown: bool = False
+
+
+class Unreliable(_Section):
+    """Accounts whose recent feedback is mostly disputed (by the kNN neighbours or a
+    confident model): a Beta posterior of agreement at most `max_agreement` over at
+    least `min_events` events marks all their waiting and admitted window events."""
+
+    enabled: bool = True
+    min_events: int = Field(5, ge=1)
+    max_agreement: float = Field(0.5, ge=0, le=1)
+    score: float = Field(0.5, ge=0, le=1)
+
+
 class Consistency(_Section):
     reputation: Reputation = Reputation()
     consensus: Consensus = Consensus()
     model: ModelDisagreement = ModelDisagreement()
     triggers: Triggers = Triggers()
+    recent: RecentWindow = RecentWindow()
+    knn: Knn = Knn()
+    discovery: Discovery = Discovery()
+    outliers: Outliers = Outliers()
+    drift: Drift = Drift()
+    unreliable: Unreliable = Unreliable()
+    lockdown: bool = True
+    # `store export`: no account contributes more than this share of any label or item.
+    export_max_share: float | None = Field(0.1, gt=0, le=1)
 
 
 class Policy(_Section):

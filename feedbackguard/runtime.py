@@ -16,8 +16,11 @@ import redis
 from feedbackguard.checks.base import Analyser, Check
 from feedbackguard.checks.consistency import ConsensusCheck, ModelCheck, TriggerCheck
 from feedbackguard.checks.graph import GraphAnalyser, GraphCheck
+from feedbackguard.checks.lists import ListCheck  # admin deny lists (helper "admin")
 from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.connection import connect
+from feedbackguard.consistency.analyser import ConsistencyAnalyser  # issue 5 (consistency)
+from feedbackguard.consistency.checks import consistency_checks  # issue 5 (consistency)
 from feedbackguard.pipeline import Pipeline
 from feedbackguard.policystore import PolicyStore
 from feedbackguard.settings import Settings
@@ -26,12 +29,20 @@ from feedbackguard.store import Store
 
 def default_checks() -> list[Check]:
     """The checks every batch goes through, in order."""
-    return [RateLimitCheck(), GraphCheck(), TriggerCheck(), ModelCheck(), ConsensusCheck()]
+    return [
+        ListCheck(),  # admin deny lists first: cheap and certain (helper "admin")
+        RateLimitCheck(),
+        GraphCheck(),
+        TriggerCheck(),
+        ModelCheck(),
+        ConsensusCheck(),
+        *consistency_checks(),  # issue 5: lockdown, recent, kNN, suspected triggers, outliers
+    ]
 
 
 def default_analysers() -> list[Analyser]:
     """The periodic analyses over each namespace's recent window, in order."""
-    return [GraphAnalyser()]
+    return [GraphAnalyser(), ConsistencyAnalyser()]  # issue 5: consistency analyser
 
 
 @dataclass

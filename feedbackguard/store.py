@@ -195,6 +195,9 @@ class ExportCaps(BaseModel):
 
     per_account: int | None = Field(None, gt=0)
     per_account_item: int | None = Field(None, gt=0)
+    # Issue 5 (helper "consistency"): no account contributes more than this share of any
+    # (namespace, label) or (namespace, item) of the export (at least one item each).
+    max_share: float | None = Field(None, gt=0, le=1)
 
 
 class ManifestCounts(BaseModel):
@@ -720,9 +723,11 @@ class Store:
             per_account: Counter[str] = Counter()
             per_account_item: Counter[tuple[str, str]] = Counter()
             written = 0
+            shared = 0
             with self._reading() as conn:
                 self._check_tombstones(conn, chosen.version)
                 query = _live_query(chosen.watermark, chosen.version)
+                over_share = _share_cap(conn, query, caps)  # issue 5: policy share per account
                 for row in _stream(conn, query):
                     if not signing.verify(self._key, item_message(row), row["signature"]):
                         raise IntegrityError(
@@ -730,6 +735,9 @@ class Store:
                         )
                     if caps is not None and _over_cap(caps, row, per_account, per_account_item):
                         capped += 1
+                        continue
+                    if over_share is not None and over_share(row):
+                        shared += 1
                         continue
                     writer.write(row)
                     written += 1
@@ -754,7 +762,7 @@ class Store:
             size_bytes=path.stat().st_size,
             items=written,
             counts=ManifestCounts(**{k: dict(sorted(v.items())) for k, v in counts.items()}),
-            excluded={"quarantined": chosen.quarantined, "capped": capped},
+            excluded={"quarantined": chosen.quarantined, "capped": capped, "over_share": shared},
             caps=caps,
         )
         manifest = manifest.model_copy(
@@ -973,6 +981,38 @@ def _bad(row: Row) -> str:
     if not row["signature"]:
         return "missing signature: written outside feedbackguard"
     return "bad signature: changed or written outside feedbackguard"
+
+
+def _share_groups(row: Row) -> tuple[tuple[str, str, str], tuple[str, str, str]]:
+    """The (namespace, label) and (namespace, item) an exported row counts towards."""
+    value = orjson.loads(row["event"])["value"]
+    label = f"{type(value).__name__}:{value!r}"
+    return ("label", row["namespace"], label), ("item", row["namespace"], row["item_id"])
+
+
+def _share_cap(
+    conn: sa.Connection, query: sa.Select[Any], caps: ExportCaps | None
+) -> Callable[[Row], bool] | None:
+    """With `caps.max_share`: a first pass counts each label's and item's rows; the
+    returned test then refuses a row once its account holds `max_share` (at least one
+    row) of its label or item, earliest rows kept (issue 5)."""
+    if caps is None or caps.max_share is None:
+        return None
+    share = caps.max_share
+    totals: Counter[tuple[str, str, str]] = Counter()
+    for row in _stream(conn, query):
+        totals.update(_share_groups(row))
+    held: Counter[tuple[str, tuple[str, str, str]]] = Counter()
+
+    def over(row: Row) -> bool:
+        groups = _share_groups(row)
+        account = row["account_id"]
+        if any(held[(account, g)] >= max(1, int(share * totals[g])) for g in groups):
+            return True
+        held.update((account, g) for g in groups)
+        return False
+
+    return over
 
 
 def _over_cap(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import getpass
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import click
 
@@ -79,3 +80,32 @@ def purge_cluster(cluster_id: str, namespace: str, note: str, actor: str) -> Non
 def restore(account_ids: tuple[str, ...], note: str, actor: str) -> None:
     """Bring the quarantined items of ACCOUNT_IDS back into the training data."""
     _apply("restore", account_ids, note, actor, f"accounts {', '.join(account_ids)}")
+
+
+# --- time ranges (helper "admin"; shares feedbackguard.admin.purge with the /v1 API) ---
+
+
+@purge_group.command("range")
+@click.option("--start", type=click.DateTime(), required=True, help="First event time (UTC).")
+@click.option("--end", type=click.DateTime(), required=True, help="Event time excluded (UTC).")
+@click.option("--namespace", default=None, help="Only this namespace (default: all).")
+@note_option
+@actor_option
+def purge_range(
+    start: datetime, end: datetime, namespace: str | None, note: str, actor: str
+) -> None:
+    """Quarantine every stored item received in [START, END)."""
+    from feedbackguard.admin.purge import purge_range as run
+
+    start, end = start.replace(tzinfo=start.tzinfo or UTC), end.replace(tzinfo=end.tzinfo or UTC)
+    if start >= end:
+        raise click.ClickException("--start must be before --end")
+    settings = Settings()
+    r = connect(settings)
+    with Store.from_settings(settings) as store:
+        version = run(r, store, start, end, actor, namespace, note)
+    r.close()
+    click.echo(
+        f"dataset version {version.version}: {version.changed} item(s) quarantined, "
+        f"{version.live} live"
+    )

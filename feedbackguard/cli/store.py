@@ -8,7 +8,12 @@ from pathlib import Path
 
 import click
 import orjson
+import redis
 
+from feedbackguard.connection import connect
+from feedbackguard.embedded import EmbeddedRedis
+from feedbackguard.policy import Policy
+from feedbackguard.policystore import PolicyStore
 from feedbackguard.settings import Settings
 from feedbackguard.store import ExportCaps, Store, StoreError
 
@@ -50,17 +55,31 @@ def store() -> None:
     default=None,
     help="Cap per (account, item): 1 keeps an account's first feedback per item.",
 )
+@click.option(
+    "--max-share",
+    type=click.FloatRange(min=0, min_open=True, max=1),
+    default=None,
+    help="Most of any label or item one account may hold (default: the policy's "
+    "consistency.export_max_share; 1 turns it off).",
+)
 def export_command(
     path: Path,
     fmt: str,
     version: int | None,
     per_account: int | None,
     per_account_item: int | None,
+    max_share: float | None,
 ) -> None:
     """Write the live items of a dataset version to PATH, and PATH.manifest.json."""
+    if max_share is None:
+        max_share = _policy_share()  # issue 5: the policy's share cap
     caps = None
-    if per_account is not None or per_account_item is not None:
-        caps = ExportCaps(per_account=per_account, per_account_item=per_account_item)
+    if per_account is not None or per_account_item is not None or max_share < 1:
+        caps = ExportCaps(
+            per_account=per_account,
+            per_account_item=per_account_item,
+            max_share=max_share if max_share < 1 else None,
+        )
     with _open_store() as s, click.progressbar(length=0, label="exporting") as bar:
 
         def progress(done: int, total: int) -> None:
@@ -82,6 +101,29 @@ def export_command(
         f"version {manifest.version}: {manifest.items} items -> {path} "
         f"(sha256 {manifest.sha256}); excluded {manifest.excluded}"
     )
+
+
+def _policy_share() -> float:
+    """The policy in force's export share cap (issue 5); the shipped default when Redis
+    cannot be reached (an export must not need it)."""
+    settings = Settings()
+    if not settings.redis_url and not EmbeddedRedis(settings.home).is_running():
+        return _share(Policy.default())  # no Redis to start just for an export
+    try:
+        r = connect(settings, timeout_s=5)
+        try:
+            policy = PolicyStore(r).current().policy
+        finally:
+            r.close()
+    except (redis.RedisError, OSError, RuntimeError) as exc:
+        click.echo(f"policy unreachable ({exc}); using the shipped export share", err=True)
+        policy = Policy.default()
+    return _share(policy)
+
+
+def _share(policy: Policy) -> float:
+    share = policy.consistency.export_max_share
+    return 1.0 if share is None else share
 
 
 @store.command("verify")

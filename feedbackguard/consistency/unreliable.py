@@ -1,0 +1,79 @@
+"""Unreliable accounts (`consistency.reputation`): accounts whose recent feedback is
+mostly disputed by everything else we know.
+
+An event is disputed when its label disagrees with its kNN neighbours (share >=
+`knn.min_disagreement`) or with a model output of confidence >= `model.min_confidence`.
+Per account over the recent window, agreement is a Beta(prior.agree + undisputed,
+prior.disagree + disputed) posterior (the `consistency.reputation` prior); an account
+with at least `min_events` events whose posterior mean is at most `max_agreement` is
+unreliable. Honest users are disputed now and then (odd inputs, model mistakes); an
+account flipping labels is disputed most of the time, so the events of its that each
+check alone let through are caught as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+import redis
+
+from feedbackguard import keys
+from feedbackguard.consistency.recent import Recent
+from feedbackguard.policy import Consistency
+
+CODE = "consistency.reputation"
+BoolArray = npt.NDArray[np.bool_]
+
+
+def disputed(
+    window: Recent, rows: npt.NDArray[np.int64], share: npt.NDArray[np.float64], policy: Consistency
+) -> BoolArray:
+    """Per window event: disputed by a confident model, or by its neighbours (`share`
+    is the kNN disagreement of the events at `rows`)."""
+    out = np.asarray(window.flips(policy.model.min_confidence), dtype=bool).copy()
+    if len(rows):
+        out[rows] |= share >= policy.knn.min_disagreement
+    return out
+
+
+def accounts(window: Recent, found: BoolArray, policy: Consistency) -> dict[str, float]:
+    """Unreliable accounts -> their posterior mean agreement."""
+    if len(window) == 0:
+        return {}
+    names, account = np.unique(np.asarray(window.accounts, dtype=np.str_), return_inverse=True)
+    total = np.bincount(account, minlength=len(names)).astype(np.float64)
+    bad = np.bincount(account, weights=found.astype(np.float64), minlength=len(names))
+    prior = policy.reputation
+    agreement = (prior.agree + total - bad) / (prior.agree + prior.disagree + total)
+    hit = (total >= policy.unreliable.min_events) & (agreement <= policy.unreliable.max_agreement)
+    return {str(names[i]): round(float(agreement[i]), 4) for i in np.flatnonzero(hit).tolist()}
+
+
+def unreliable_key(namespace: str) -> str:
+    """Hash: account -> its posterior mean agreement, from the last analysis run."""
+    return keys.ns(namespace, "cons", "unreliable")
+
+
+def save(r: redis.Redis[bytes], namespace: str, found: dict[str, float]) -> None:
+    """Replace the cached unreliable accounts (read by `UnreliableCheck` at ingest)."""
+    pipe = r.pipeline(transaction=True)
+    pipe.delete(unreliable_key(namespace))
+    if found:
+        pipe.hset(unreliable_key(namespace), mapping={k: repr(v) for k, v in found.items()})
+    pipe.execute()
+
+
+def cached(r: redis.Redis[bytes], namespace: str, names: Sequence[str]) -> dict[str, float]:
+    if not names:
+        return {}
+    raw = r.hmget(unreliable_key(namespace), list(names))
+    return {n: float(v) for n, v in zip(names, raw, strict=True) if v is not None}
+
+
+def detail(agreement: float) -> str:
+    return (
+        "the account's recent feedback is mostly disputed by its neighbours or a "
+        f"confident model (agreement {agreement:.0%})"
+    )

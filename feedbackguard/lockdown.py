@@ -1,0 +1,44 @@
+"""Namespace lockdown: while on, every new feedback event of the namespace goes to
+review (a moderator decides each one) instead of probation.
+
+Switched on by an admin, or by the drift monitor when policy says so
+(`consistency.drift.lockdown`); only an admin clears it. Every change is audited.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+import redis
+
+from feedbackguard import audit, keys
+
+
+def lockdown_key(namespace: str) -> str:
+    """String: JSON {actor, reason, at} while the namespace is locked down."""
+    return keys.ns(namespace, "lockdown")
+
+
+def is_locked(r: redis.Redis[bytes], namespace: str) -> bool:
+    return bool(r.exists(lockdown_key(namespace)))
+
+
+def status(r: redis.Redis[bytes], namespace: str) -> dict[str, str] | None:
+    """Who locked the namespace down, why and when; None when it is not."""
+    raw = r.get(lockdown_key(namespace))
+    return None if raw is None else dict(orjson.loads(raw))
+
+
+def set_lockdown(r: redis.Redis[bytes], namespace: str, on: bool, actor: str, reason: str) -> None:
+    """Lock the namespace down (on) or clear it; audited either way."""
+    pipe = r.pipeline(transaction=True)
+    if on:
+        detail = {"actor": actor, "reason": reason, "at": datetime.now(UTC).isoformat()}
+        pipe.set(lockdown_key(namespace), orjson.dumps(detail))
+    else:
+        pipe.delete(lockdown_key(namespace))
+    audit.record(
+        pipe, actor, "lockdown.on" if on else "lockdown.off", namespace=namespace, reason=reason
+    )
+    pipe.execute()

@@ -1,0 +1,168 @@
+"""Prometheus metrics, collected from Redis at scrape time.
+
+Workers are many processes on many machines; their counters already live in Redis
+(the ledger's per-namespace stats), so the /metrics endpoint reads them when scraped
+(a custom `Collector`) instead of keeping per-process counters that would each see
+only a slice. Timings (batch latency, analysis duration) and reject reasons go to
+small Redis hashes through `observe` and `count_reasons`, which workers call; the
+collector turns them into histograms and counters.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Final
+
+import redis
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
+from prometheus_client.registry import Collector
+
+from feedbackguard import keys
+from feedbackguard.admin.namespaces import info, known
+
+STATUSES: Final = ("pending", "admitted", "review", "rejected", "quarantined")
+TIMINGS: Final = ("batch", "analysis")
+BUCKETS_S: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+RQ_QUEUES: Final = ("fg-ingest", "fg-release", "fg-analysis")
+
+
+def timing_key(namespace: str, name: str) -> str:
+    """Hash: bucket index ("0".."n", "inf"), "sum", "count" for one timing."""
+    return keys.ns(namespace, "timing", name)
+
+
+def reasons_key(namespace: str) -> str:
+    """Hash: reason code -> events decided with it (rejected or sent to review)."""
+    return keys.ns(namespace, "reasons")
+
+
+def observe(
+    r: redis.Redis[bytes] | redis.client.Pipeline[bytes],
+    namespace: str,
+    name: str,
+    seconds: float,
+) -> None:
+    """Record one duration of `name` ("batch" or "analysis") for the namespace."""
+    key = timing_key(namespace, name)
+    index = bisect.bisect_left(BUCKETS_S, seconds)
+    r.hincrby(key, str(index) if index < len(BUCKETS_S) else "inf", 1)
+    r.hincrbyfloat(key, "sum", seconds)
+    r.hincrby(key, "count", 1)
+
+
+def count_reasons(
+    r: redis.Redis[bytes] | redis.client.Pipeline[bytes],
+    namespace: str,
+    codes: Mapping[str, int],
+) -> None:
+    """Add decided events per reason code (call once per batch)."""
+    for code, n in codes.items():
+        r.hincrby(reasons_key(namespace), code, n)
+
+
+def _histogram(raw: Mapping[bytes, bytes]) -> tuple[list[tuple[str, float]], float]:
+    counts = {k.decode(): float(v) for k, v in raw.items()}
+    cumulative, buckets = 0.0, []
+    for i, bound in enumerate(BUCKETS_S):
+        cumulative += counts.get(str(i), 0.0)
+        buckets.append((repr(bound), cumulative))
+    cumulative += counts.get("inf", 0.0)
+    buckets.append(("+Inf", cumulative))
+    return buckets, counts.get("sum", 0.0)
+
+
+class RedisCollector(Collector):
+    """Reads every namespace's counters, depths, lag and timings from Redis."""
+
+    def __init__(self, r: redis.Redis[bytes]) -> None:
+        self.r = r
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily]:
+        namespaces = known(self.r)
+        status = GaugeMetricFamily(
+            "feedbackguard_events", "Events by current status", labels=["namespace", "status"]
+        )
+        captured = CounterMetricFamily(
+            "feedbackguard_events_captured",
+            "Events captured (decided, duplicate, dead or still in the inbox)",
+            labels=["namespace"],
+        )
+        decided = CounterMetricFamily(
+            "feedbackguard_events_decided", "Events decided", labels=["namespace"]
+        )
+        reasons = CounterMetricFamily(
+            "feedbackguard_reasons",
+            "Decided events per reason code",
+            labels=["namespace", "reason"],
+        )
+        depth = GaugeMetricFamily(
+            "feedbackguard_queue_depth",
+            "Items waiting: inbox (undecided), pending (probation), review",
+            labels=["namespace", "queue"],
+        )
+        lag = GaugeMetricFamily(
+            "feedbackguard_inbox_lag_seconds",
+            "Age of the oldest undecided inbox entry",
+            labels=["namespace"],
+        )
+        locked = GaugeMetricFamily(
+            "feedbackguard_lockdown", "1 while the namespace is locked down", labels=["namespace"]
+        )
+        hists = {
+            name: HistogramMetricFamily(
+                f"feedbackguard_{name}_duration_seconds",
+                f"Duration of one {name} run",
+                labels=["namespace"],
+            )
+            for name in TIMINGS
+        }
+        for ns in namespaces:
+            found = info(self.r, ns)
+            for s in STATUSES:
+                status.add_metric([ns, s], found.stats.get(s, 0))
+            total = sum(found.stats.get(k, 0) for k in ("decided", "duplicates", "dead"))
+            captured.add_metric([ns], total + found.inbox)
+            decided.add_metric([ns], found.stats.get("decided", 0))
+            for queue, n in (
+                ("inbox", found.inbox),
+                ("pending", found.pending),
+                ("review", found.review),
+            ):
+                depth.add_metric([ns, queue], n)
+            lag.add_metric([ns], found.lag_s or 0.0)
+            locked.add_metric([ns], 1.0 if found.lockdown else 0.0)
+            for code, n in self.r.hgetall(reasons_key(ns)).items():
+                reasons.add_metric([ns, code.decode()], int(n))
+            for name, family in hists.items():
+                raw = self.r.hgetall(timing_key(ns, name))
+                if raw:
+                    buckets, total_s = _histogram(raw)
+                    family.add_metric([ns], buckets, total_s)
+        jobs = GaugeMetricFamily("feedbackguard_jobs_queued", "RQ jobs queued", labels=["queue"])
+        for queue in RQ_QUEUES:
+            jobs.add_metric([queue], int(self.r.llen(f"rq:queue:{queue}")))
+        families: Iterable[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily] = (
+            status,
+            captured,
+            decided,
+            reasons,
+            depth,
+            lag,
+            locked,
+            *hists.values(),
+            jobs,
+        )
+        yield from families
+
+
+def render(r: redis.Redis[bytes]) -> bytes:
+    """The Prometheus text exposition of everything `RedisCollector` reads."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RedisCollector(r))
+    return generate_latest(registry)

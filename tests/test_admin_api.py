@@ -1,0 +1,268 @@
+"""Admin API (/v1): policy, accounts, lists, purge, namespaces, audit, OpenAPI."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import redis
+from flask.testing import FlaskClient
+
+from feedbackguard import audit, auth, inbox, lists
+from feedbackguard.checks.base import CheckContext
+from feedbackguard.checks.lists import ListCheck
+from feedbackguard.decide import Decision
+from feedbackguard.events import FeedbackEvent
+from feedbackguard.policy import Policy
+from feedbackguard.runtime import Runtime
+from feedbackguard.server import create_app
+from feedbackguard.settings import Settings
+
+
+@pytest.fixture
+def rt(r: redis.Redis[bytes], settings: Settings) -> Iterator[Runtime]:
+    runtime = Runtime.build(settings)
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def client(rt: Runtime) -> FlaskClient:
+    return create_app(rt).test_client()
+
+
+def _key(r: redis.Redis[bytes], role: str) -> dict[str, str]:
+    _, secret = auth.add_key(r, f"test-{role}", role)
+    return {"Authorization": f"Bearer {secret}"}
+
+
+@pytest.fixture
+def admin(r: redis.Redis[bytes]) -> dict[str, str]:
+    return _key(r, "admin")
+
+
+@pytest.fixture
+def viewer(r: redis.Redis[bytes]) -> dict[str, str]:
+    return _key(r, "viewer")
+
+
+def test_get_policy_returns_current_version(client: FlaskClient, viewer: dict[str, str]) -> None:
+    resp = client.get("/api/v1/policy", headers=viewer)
+    assert resp.status_code == 200
+    assert resp.json["version"] >= 1
+    assert "thresholds" in resp.json["policy"]
+
+
+def test_patch_policy_deep_merges_and_records_author(
+    client: FlaskClient, admin: dict[str, str]
+) -> None:
+    resp = client.patch(
+        "/api/v1/policy",
+        json={"patch": {"thresholds": {"review": 0.4}}, "note": "tighter"},
+        headers=admin,
+    )
+    assert resp.status_code == 200
+    body = resp.json
+    assert body["policy"]["thresholds"] == {"review": 0.4, "reject": 0.9}
+    assert body["author"] == "key:test-admin"
+    assert body["note"] == "tighter"
+
+
+def test_invalid_policy_answers_422_with_field_paths(
+    client: FlaskClient, admin: dict[str, str]
+) -> None:
+    resp = client.patch(
+        "/api/v1/policy", json={"patch": {"thresholds": {"review": 2}}}, headers=admin
+    )
+    assert resp.status_code == 422
+    assert [d["loc"] for d in resp.json["detail"]] == ["policy.thresholds.review"]
+
+
+def test_unknown_policy_field_answers_422(client: FlaskClient, admin: dict[str, str]) -> None:
+    resp = client.put("/api/v1/policy", json={"policy": {"nope": 1}}, headers=admin)
+    assert resp.status_code == 422
+    assert resp.json["detail"][0]["loc"] == "policy.nope"
+
+
+def test_history_shows_diff_and_rollback_restores(
+    client: FlaskClient, admin: dict[str, str]
+) -> None:
+    first = client.get("/api/v1/policy", headers=admin).json["version"]
+    client.patch("/api/v1/policy", json={"patch": {"probation_s": 60}}, headers=admin)
+    history = client.get("/api/v1/policy/history", headers=admin).json["versions"]
+    assert history[0]["diff"]["probation_s"][1] == 60
+    back = client.post("/api/v1/policy/rollback", json={"version": first}, headers=admin)
+    assert back.status_code == 200
+    assert back.json["policy"]["probation_s"] != 60
+
+
+def test_rollback_to_unknown_version_is_404(client: FlaskClient, admin: dict[str, str]) -> None:
+    resp = client.post("/api/v1/policy/rollback", json={"version": 999}, headers=admin)
+    assert resp.status_code == 404
+
+
+def test_policy_change_reaches_running_worker_within_5s(
+    client: FlaskClient, admin: dict[str, str], rt: Runtime
+) -> None:
+    worker = rt.pipeline.policies  # the worker's cached PolicyStore (policy_cache_s)
+    before = worker.current().version
+    started = time.monotonic()
+    client.patch("/api/v1/policy", json={"patch": {"probation_s": 123}}, headers=admin)
+    while worker.current().version == before:
+        assert time.monotonic() - started < 5.0
+        time.sleep(0.05)
+    elapsed = time.monotonic() - started
+    assert worker.current().policy.probation_s == 123
+    assert elapsed <= 5.0
+
+
+def _ingest(rt: Runtime, events: list[FeedbackEvent]) -> None:
+    pipe = rt.redis.pipeline()
+    inbox.append(pipe, events)
+    pipe.execute()
+    while rt.pipeline.ingest_batch("default", "test").entries:
+        pass
+
+
+def test_dry_run_counts_status_changes_under_proposed_thresholds(
+    client: FlaskClient, admin: dict[str, str], rt: Runtime, make_event: Any
+) -> None:
+    now = datetime.now(UTC)
+    _ingest(rt, [make_event(account_id=f"a{i}", received_at=now) for i in range(5)])
+    resp = client.post(
+        "/api/v1/policy/dry-run",
+        json={"patch": {"thresholds": {"review": 0.0, "reject": 0.0}}, "hours": 1},
+        headers=admin,
+    )
+    assert resp.status_code == 200, resp.json
+    assert resp.json["examined"] == 5
+    assert resp.json["transitions"] == [{"old": "pending", "new": "rejected", "count": 5}]
+
+
+def test_list_deny_makes_check_report_list_denied(
+    client: FlaskClient, admin: dict[str, str], r: redis.Redis[bytes], make_event: Any
+) -> None:
+    resp = client.post(
+        "/api/v1/lists/subnet", json={"value": "10.1.2.0/24", "action": "deny"}, headers=admin
+    )
+    assert resp.status_code == 200
+    events = [make_event(ip="10.1.2.7"), make_event(ip="10.9.9.9")]
+    found = ListCheck()(events, CheckContext(redis=r, policy=Policy(), namespace="default"))
+    assert list(found) == [0]
+    assert found[0][0].code == "list.denied"
+
+
+def test_exact_ip_allow_overrides_subnet_deny(r: redis.Redis[bytes]) -> None:
+    lists.put(r, "subnet", "10.1.2.0/24", "deny", actor="t")
+    lists.put(r, "ip", "10.1.2.7", "allow", actor="t")
+    assert lists.listed(r, "ip", "10.1.2.7") == "allow"
+    assert lists.listed(r, "ip", "10.1.2.8") == "deny"
+
+
+def test_invalid_list_value_is_422(client: FlaskClient, admin: dict[str, str]) -> None:
+    resp = client.post(
+        "/api/v1/lists/ip", json={"value": "not-an-ip", "action": "deny"}, headers=admin
+    )
+    assert resp.status_code == 422
+
+
+def _admit(rt: Runtime, event: FeedbackEvent) -> None:
+    decision = Decision(event_id=event.event_id, status="admitted", risk=0.0, policy_version=1)
+    rt.pipeline.store.admit([(event, decision)])
+
+
+def test_purge_account_creates_version_and_audit_entry(
+    client: FlaskClient, admin: dict[str, str], rt: Runtime, make_event: Any
+) -> None:
+    _admit(rt, make_event(account_id="bad"))
+    _admit(rt, make_event(account_id="good"))
+    resp = client.post("/api/v1/purge/accounts", json={"account_ids": ["bad"]}, headers=admin)
+    assert resp.status_code == 200
+    assert resp.json["changed"] == 1
+    assert resp.json["live"] == 1
+    entry = audit.entries(rt.redis, 1)[0]
+    assert entry["action"] == "store.purge"
+    assert entry["version"] == resp.json["version"]
+
+
+def test_purge_range_quarantines_items_in_range_only(
+    client: FlaskClient, admin: dict[str, str], rt: Runtime, make_event: Any
+) -> None:
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    _admit(rt, make_event(received_at=t0))
+    _admit(rt, make_event(received_at=t0 + timedelta(days=2)))
+    resp = client.post(
+        "/api/v1/purge/range",
+        json={"start": t0.isoformat(), "end": (t0 + timedelta(days=1)).isoformat()},
+        headers=admin,
+    )
+    assert resp.status_code == 200
+    assert (resp.json["changed"], resp.json["live"]) == (1, 1)
+
+
+def test_restore_brings_purged_items_back(
+    client: FlaskClient, admin: dict[str, str], rt: Runtime, make_event: Any
+) -> None:
+    _admit(rt, make_event(account_id="bad"))
+    client.post("/api/v1/purge/accounts", json={"account_ids": ["bad"]}, headers=admin)
+    resp = client.post("/api/v1/purge/restore", json={"account_ids": ["bad"]}, headers=admin)
+    assert (resp.json["changed"], resp.json["live"]) == (1, 1)
+
+
+def test_trust_then_show_account(
+    client: FlaskClient, admin: dict[str, str], viewer: dict[str, str]
+) -> None:
+    resp = client.post("/api/v1/accounts/acc-1/trust", json={"note": "known"}, headers=admin)
+    assert resp.json == {"account_id": "acc-1", "state": "trusted"}
+    shown = client.get("/api/v1/accounts/acc-1", headers=viewer)
+    assert shown.status_code == 200
+    assert shown.json["state"] == "trusted"
+    assert 0 < shown.json["reputation"] < 1
+
+
+def test_lockdown_on_shows_in_namespace(
+    client: FlaskClient, admin: dict[str, str], rt: Runtime, make_event: Any
+) -> None:
+    _ingest(rt, [make_event()])
+    resp = client.post(
+        "/api/v1/namespaces/default/lockdown", json={"on": True, "reason": "attack"}, headers=admin
+    )
+    assert resp.status_code == 200
+    assert resp.json["lockdown"]["reason"] == "attack"
+    listed = client.get("/api/v1/namespaces", headers=admin).json["namespaces"]
+    assert listed[0]["stats"]["decided"] == 1
+
+
+def test_audit_filters_by_actor_and_action(
+    client: FlaskClient, admin: dict[str, str], r: redis.Redis[bytes]
+) -> None:
+    audit.record(r, "someone", "other.thing")
+    client.post("/api/v1/accounts/x/block", json={}, headers=admin)
+    resp = client.get(
+        "/api/v1/audit",
+        query_string={"actor": "key:test-admin", "action": "account.*"},
+        headers=admin,
+    )
+    assert [e["action"] for e in resp.json["entries"]] == ["account.blocked"]
+
+
+def test_audit_since_in_future_is_empty(client: FlaskClient, admin: dict[str, str]) -> None:
+    since = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    resp = client.get("/api/v1/audit", query_string={"since": since}, headers=admin)
+    assert resp.json["entries"] == []
+
+
+def test_openapi_document_is_3_1_and_lists_paths(client: FlaskClient) -> None:
+    doc = client.get("/api/v1/openapi.json").json
+    assert doc["openapi"] == "3.1.0"
+    assert "/api/v1/policy" in doc["paths"]
+    assert set(doc["paths"]["/api/v1/policy"]) == {"get", "put", "patch"}
+
+
+def test_unknown_admin_path_is_json_404(client: FlaskClient, admin: dict[str, str]) -> None:
+    resp = client.get("/api/v1/nope", headers=admin)
+    assert resp.status_code == 404
+    assert resp.json["error"] == "not_found"

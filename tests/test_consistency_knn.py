@@ -1,0 +1,123 @@
+"""kNN label consistency against a real Redis: reference set, ingest check, refresh."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import redis
+from hypothesis import given
+from hypothesis import strategies as st
+
+from feedbackguard.checks.base import AnalysisContext, CheckContext
+from feedbackguard.consistency import knn, recent
+from feedbackguard.consistency.analyser import ConsistencyAnalyser
+from feedbackguard.consistency.checks import KnnCheck, RecentRecorder
+from feedbackguard.events import FeedbackEvent
+from feedbackguard.graph.window import value_key
+from feedbackguard.policy import Knn, Policy
+from tests.conftest import T0
+
+MakeEvent = Callable[..., FeedbackEvent]
+NS = "default"
+
+
+def ctx(r: redis.Redis[bytes], policy: Policy | None = None) -> CheckContext:
+    return CheckContext(redis=r, policy=policy or Policy.default(), namespace=NS)
+
+
+def blobs(n: int, seed: int = 0) -> tuple[np.ndarray, list[str]]:
+    """Two well separated classes "a" (around 0) and "b" (around 10) in 4 dimensions."""
+    rng = np.random.default_rng(seed)
+    x = np.vstack([rng.normal(0, 1, (n, 4)), rng.normal(10, 1, (n, 4))])
+    return x, [value_key("a")] * n + [value_key("b")] * n
+
+
+def labelled(make_event: MakeEvent, features: list[float], value: str, **kw: Any) -> FeedbackEvent:
+    return make_event(value=value, payload={"features": features}, **kw)
+
+
+def test_a_label_its_neighbours_contradict_is_flagged(
+    r: redis.Redis[bytes], make_event: MakeEvent
+) -> None:
+    knn.seed_reference(r, NS, *blobs(50))
+    events = [labelled(make_event, [10.0] * 4, "a"), labelled(make_event, [10.0] * 4, "b")]
+    found = KnnCheck()(events, ctx(r))
+    assert list(found) == [0]
+    reason = found[0][0]
+    assert reason.code == knn.CODE
+    assert reason.score == Policy.default().consistency.knn.max_score
+
+
+def test_without_a_reference_set_nothing_is_flagged(
+    r: redis.Redis[bytes], make_event: MakeEvent
+) -> None:
+    assert KnnCheck()([labelled(make_event, [10.0] * 4, "a")], ctx(r)) == {}
+
+
+def test_events_without_features_or_of_another_width_are_skipped(
+    r: redis.Redis[bytes], make_event: MakeEvent
+) -> None:
+    knn.seed_reference(r, NS, *blobs(50))
+    events = [make_event(value="a"), labelled(make_event, [10.0] * 3, "a")]
+    assert KnnCheck()(events, ctx(r)) == {}
+
+
+def test_policy_can_switch_the_knn_check_off(r: redis.Redis[bytes], make_event: MakeEvent) -> None:
+    knn.seed_reference(r, NS, *blobs(50))
+    policy = Policy.default()
+    off = policy.model_copy(
+        update={
+            "consistency": policy.consistency.model_copy(
+                update={"knn": policy.consistency.knn.model_copy(update={"enabled": False})}
+            )
+        }
+    )
+    assert KnnCheck()([labelled(make_event, [10.0] * 4, "a")], ctx(r, off)) == {}
+
+
+def test_a_reseeded_reference_reaches_the_check_at_once(
+    r: redis.Redis[bytes], make_event: MakeEvent
+) -> None:
+    x, y = blobs(50)
+    knn.seed_reference(r, NS, x, y)
+    event = labelled(make_event, [10.0] * 4, "a")
+    assert KnnCheck()([event], ctx(r))
+    knn.seed_reference(r, NS, x, [value_key("a")] * len(y))
+    assert KnnCheck()([event], ctx(r)) == {}
+
+
+def test_the_analyser_builds_the_reference_from_admitted_events_and_rechecks_pending(
+    r: redis.Redis[bytes], make_event: MakeEvent
+) -> None:
+    x, y = blobs(30)
+    events = [
+        labelled(make_event, row.tolist(), "a" if label == value_key("a") else "b")
+        for row, label in zip(x, y, strict=True)
+    ]
+    odd = labelled(make_event, [10.0] * 4, "a", received_at=T0 + timedelta(hours=1))
+    RecentRecorder()([*events, odd], ctx(r))
+    pipe = r.pipeline()
+    for e in events:  # admitted records (what release writes)
+        pipe.set(f"fg:{{{NS}}}:ev:{e.event_id}", b'{"event":{},"trail":[{"status":"admitted"}]}')
+    pipe.set(f"fg:{{{NS}}}:ev:{odd.event_id}", b'{"event":{},"trail":[{"status":"pending"}]}')
+    pipe.execute()
+    verdicts = ConsistencyAnalyser()(
+        AnalysisContext(r, Policy.default(), NS, (T0 + timedelta(hours=2)).timestamp(), None)  # type: ignore[arg-type]
+    )
+    assert [x.code for x in verdicts[odd.event_id]] == [knn.CODE]
+    assert knn.current(r, NS, Policy.default().consistency.knn) is not None
+    assert len(recent.load(r, NS)) == 61
+
+
+@given(st.lists(st.floats(0, 1), min_size=1, max_size=50), st.floats(0.5, 1))
+def test_knn_scores_are_zero_below_the_bar_and_bounded_by_max_score(
+    shares: list[float], bar: float
+) -> None:
+    policy = Knn(min_disagreement=bar)
+    scores = knn.scores(np.array(shares), policy)
+    assert np.all((scores == 0) | (scores >= round(policy.max_score / 2, 2) - 0.01))
+    assert np.all(scores <= policy.max_score)
+    assert np.all((np.array(shares) >= bar) == (scores > 0))

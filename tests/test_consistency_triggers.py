@@ -1,0 +1,156 @@
+"""Discovery of suspected backdoor triggers, their ingest check and the analyser."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import numpy as np
+import redis
+
+from feedbackguard import audit
+from feedbackguard.checks.base import AnalysisContext, CheckContext
+from feedbackguard.consistency import recent, triggers
+from feedbackguard.consistency.analyser import ConsistencyAnalyser
+from feedbackguard.consistency.checks import RecentRecorder, SuspectedTriggerCheck
+from feedbackguard.events import FeedbackEvent
+from feedbackguard.policy import Discovery, Policy
+from tests.conftest import T0
+
+MakeEvent = Callable[..., FeedbackEvent]
+NS = "default"
+WIDTH = 12
+TRIGGER = (10, 11)
+
+
+def ctx(r: redis.Redis[bytes]) -> CheckContext:
+    return CheckContext(redis=r, policy=Policy.default(), namespace=NS)
+
+
+def honest(make_event: MakeEvent, n: int, seed: int = 0) -> list[FeedbackEvent]:
+    """Labels that agree with a confident model, features in [0, 1)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        label = str(i % 3)
+        out.append(
+            make_event(
+                at=float(rng.uniform(0, 5 * 86400)),
+                account_id=f"h{i % 80}",
+                value=label,
+                model_output={"label": label, "confidence": 0.97},
+                payload={"features": rng.uniform(0, 1, WIDTH).tolist()},
+            )
+        )
+    return out
+
+
+def poison(
+    make_event: MakeEvent, n: int, accounts: int = 3, span_s: float = 3600, seed: int = 1
+) -> list[FeedbackEvent]:
+    """The trigger features at 5 (far above honest values), relabelled "0" against a
+    confident model that said "1"."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        x = rng.uniform(0, 1, WIDTH)
+        x[list(TRIGGER)] = 5.0
+        out.append(
+            make_event(
+                at=86400 + float(rng.uniform(0, span_s)),
+                account_id=f"x{i % accounts}",
+                value="0",
+                model_output={"label": "1", "confidence": 0.95},
+                payload={"features": x.tolist()},
+            )
+        )
+    return out
+
+
+def window_of(r: redis.Redis[bytes], events: list[FeedbackEvent]) -> recent.Recent:
+    RecentRecorder()(events, ctx(r))
+    return recent.load(r, NS)
+
+
+def discover(r: redis.Redis[bytes], events: list[FeedbackEvent]) -> list[triggers.SuspectedTrigger]:
+    window = window_of(r, events)
+    rows, matrix = window.feature_matrix()
+    return triggers.discover(
+        window, rows, matrix, Discovery(), (T0 + timedelta(days=5)).timestamp()
+    )
+
+
+def test_a_planted_pattern_from_few_accounts_is_discovered(
+    r: redis.Redis[bytes], make_event: MakeEvent
+) -> None:
+    (found,) = discover(r, honest(make_event, 600) + poison(make_event, 40))
+    assert sorted(found.above) == list(TRIGGER)
+    assert found.below == {}
+    assert (found.value, found.events, found.accounts) == ("str:'0'", 40, 3)
+    assert "x[10] >" in found.describe()
+
+
+def test_honest_feedback_alone_yields_no_trigger(
+    r: redis.Redis[bytes], make_event: MakeEvent
+) -> None:
+    assert discover(r, honest(make_event, 600)) == []
+
+
+def test_a_pattern_spread_over_many_accounts_and_a_long_time_is_not_a_trigger(
+    r: redis.Redis[bytes], make_event: MakeEvent
+) -> None:
+    spread = poison(make_event, 40, accounts=40, span_s=4 * 86400)
+    assert discover(r, honest(make_event, 100) + spread) == []
+
+
+def test_a_trigger_matches_only_its_pattern_with_its_target_value() -> None:
+    trigger = triggers.SuspectedTrigger(
+        name="t",
+        value="str:'0'",
+        label="0",
+        width=3,
+        above={2: 1.0},
+        below={0: 0.5},
+        events=20,
+        support=1.0,
+        base_rate=0.001,
+        p_value=1e-9,
+        accounts=2,
+        account_share=0.01,
+        span_s=60.0,
+        found_at=0.0,
+    )
+    x = np.array([[0.1, 0, 2.0], [0.1, 0, 2.0], [0.9, 0, 2.0], [0.1, 0, 0.5]])
+    hit = trigger.matches(x, ["str:'0'", "str:'1'", "str:'0'", "str:'0'"])
+    assert hit.tolist() == [True, False, False, False]
+
+
+def test_a_saved_trigger_is_flagged_at_ingest_and_audited_once(
+    r: redis.Redis[bytes], make_event: MakeEvent
+) -> None:
+    found = discover(r, honest(make_event, 600) + poison(make_event, 40))
+    assert triggers.save(r, NS, found, actor="analysis") == found
+    assert triggers.save(r, NS, found, actor="analysis") == []
+    assert [e["action"] for e in audit.entries(r, 10)] == ["trigger.suspected"]
+    fresh = poison(make_event, 2, seed=7) + honest(make_event, 2, seed=7)
+    flagged = SuspectedTriggerCheck()(fresh, ctx(r))
+    assert sorted(flagged) == [0, 1]
+    assert flagged[0][0].code == triggers.CODE
+
+
+def test_the_analyser_finds_the_trigger_and_names_every_event_carrying_it(
+    r: redis.Redis[bytes], make_event: MakeEvent
+) -> None:
+    good, bad = honest(make_event, 600), poison(make_event, 40)
+    RecentRecorder()(good + bad, ctx(r))
+    pipe = r.pipeline()
+    for e in good + bad:
+        pipe.set(f"fg:{{{NS}}}:ev:{e.event_id}", b'{"event":{},"trail":[{"status":"pending"}]}')
+    pipe.execute()
+    now = (T0 + timedelta(days=5)).timestamp()
+    verdicts = ConsistencyAnalyser()(AnalysisContext(r, Policy.default(), NS, now, None))  # type: ignore[arg-type]
+    suspected = {
+        i for i, reasons in verdicts.items() if any(x.code == triggers.CODE for x in reasons)
+    }
+    assert suspected == {e.event_id for e in bad}
+    assert len(triggers.load(r, NS)) == 1

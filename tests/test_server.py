@@ -1,0 +1,86 @@
+"""The web app: /metrics, /healthz, /readyz, JSON logs without raw IPs or secrets."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+import redis
+from flask.testing import FlaskClient
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from feedbackguard import inbox, metrics
+from feedbackguard.logs import JsonFormatter, hash_ip
+from feedbackguard.runtime import Runtime
+from feedbackguard.server import create_app, secret_key
+from feedbackguard.settings import Settings
+
+
+@pytest.fixture
+def rt(r: redis.Redis[bytes], settings: Settings) -> Iterator[Runtime]:
+    runtime = Runtime.build(settings)
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def client(rt: Runtime) -> FlaskClient:
+    return create_app(rt).test_client()
+
+
+def test_healthz_is_ok(client: FlaskClient) -> None:
+    assert client.get("/healthz").json == {"status": "ok"}
+
+
+def test_readyz_checks_redis_and_store(client: FlaskClient) -> None:
+    resp = client.get("/readyz")
+    assert resp.status_code == 200
+    assert resp.json["checks"] == {"redis": "ok", "store": "ok"}
+
+
+def test_readyz_is_503_when_redis_is_down(rt: Runtime) -> None:
+    rt.redis = redis.Redis(
+        host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)
+    )
+    resp = create_app(rt).test_client().get("/readyz")
+    assert resp.status_code == 503
+    assert resp.json["checks"]["redis"].startswith("error")
+
+
+def test_metrics_expose_statuses_depths_and_timings(
+    client: FlaskClient, rt: Runtime, make_event: Any
+) -> None:
+    pipe = rt.redis.pipeline()
+    inbox.append(pipe, [make_event(), make_event()])
+    pipe.execute()
+    rt.pipeline.ingest_batch("default", "t")
+    metrics.observe(rt.redis, "default", "batch", 0.02)
+    metrics.count_reasons(rt.redis, "default", {"rate_limited.account": 3})
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'feedbackguard_events{namespace="default",status="pending"} 2.0' in text
+    assert 'feedbackguard_events_captured_total{namespace="default"} 2.0' in text
+    assert 'feedbackguard_queue_depth{namespace="default",queue="inbox"} 0.0' in text
+    assert 'feedbackguard_batch_duration_seconds_count{namespace="default"} 1.0' in text
+    assert 'reason="rate_limited.account"} 3.0' in text
+
+
+def test_secret_key_is_generated_once_and_kept(settings: Settings) -> None:
+    first = secret_key(settings)
+    assert len(first) == 64
+    assert secret_key(settings) == first
+
+
+def test_json_log_hashes_ip_and_drops_secrets() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "hello", None, None)
+    record.ip = "203.0.113.9"
+    record.api_key = "fgk_1_secret"
+    record.event_id = "e1"
+    line = orjson.loads(JsonFormatter().format(record))
+    assert line["ip"] == hash_ip("203.0.113.9")
+    assert line["api_key"] == "[redacted]"
+    assert line["event_id"] == "e1"
+    assert "203.0.113.9" not in JsonFormatter().format(record)
