@@ -205,6 +205,33 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def memory_by_kind(r: redis.Redis[bytes], top: int = 12) -> dict[str, dict[str, float]]:
+    """Redis memory per kind of key (ids and other variable parts folded into `*`):
+    which structure holds the memory when it grows."""
+    out: dict[str, dict[str, float]] = {}
+    batch: list[bytes] = []
+
+    def flush() -> None:
+        pipe = r.pipeline(transaction=False)
+        for key in batch:
+            pipe.memory_usage(key, samples=0)
+        for key, used in zip(batch, pipe.execute(), strict=True):
+            parts = key.decode(errors="replace").split(":")
+            kind = ":".join(parts[:3] + ["*"] * (len(parts) > 3))
+            slot = out.setdefault(kind, {"keys": 0, "mib": 0.0})
+            slot["keys"] += 1
+            slot["mib"] += (used or 0) / 2**20
+        batch.clear()
+
+    for key in r.scan_iter(count=1000):
+        batch.append(key)
+        if len(batch) >= 1000:
+            flush()
+    flush()
+    ranked = sorted(out.items(), key=lambda kv: -kv[1]["mib"])[:top]
+    return {k: {"keys": v["keys"], "mib": round(v["mib"], 2)} for k, v in ranked}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration-s", type=float, default=600.0)
@@ -294,7 +321,10 @@ def main() -> None:
     sampler.start()
     staller = threading.Thread(target=stall, daemon=True)
     staller.start()
-    achieved = load.run_for(args.duration_s)
+    achieved = load.run_for(args.duration_s / 2)
+    memory_mid = memory_by_kind(r)
+    achieved = (achieved + load.run_for(args.duration_s / 2)) / 2
+    memory_end = memory_by_kind(r)
     done.set()
     staller.join()
     hostile.stop.set()
@@ -351,6 +381,8 @@ def main() -> None:
         "faults_injected": stalls,  # worker stalls; crash faults: tests/test_faults.py
     }
     result["keys_by_kind"] = keys_by_kind(r)
+    result["memory_mid_by_kind"] = memory_mid
+    result["memory_end_by_kind"] = memory_end
     r.close()
     server.stop()
     print(json.dumps(result))

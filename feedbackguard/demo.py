@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import random
+import secrets
 import threading
 import time
 import urllib.request
@@ -37,15 +38,19 @@ from typing import Any
 import redis
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from feedbackguard import inbox, ledger
+from feedbackguard import auth, inbox, ledger
 from feedbackguard.embedded import EmbeddedRedis
 from feedbackguard.policy import Analysis, Policy
 from feedbackguard.policystore import PolicyStore
 from feedbackguard.replay import start_workers, stop_workers
+from feedbackguard.runtime import Runtime
+from feedbackguard.server import create_app
 from feedbackguard.settings import Settings
 from feedbackguard.store import STORE_FILE_NAME, Store
 
 NAMESPACE = "tickets"
+# The review UI's login for this run (a fresh password each run, private Redis).
+MODERATOR = "demo-moderator"
 DEMO_DIR = "demo"
 # The demo's time scale: probation of seconds instead of hours, analysis every few
 # seconds, so a whole run fits in about a minute. Everything else is the default policy.
@@ -264,6 +269,12 @@ def run(settings: Settings, echo: Echo, keep_running: bool = False) -> dict[str,
     app = _shop_app(demo)
     http, base = _serve(app)
     echo(f"  example support desk at {base} (POST /tickets/<id>/feedback is guarded)")
+    runtime = Runtime.build(demo)
+    ui_http, ui_base = _serve(create_app(runtime))
+    password = secrets.token_urlsafe(12)
+    auth.add_user(r, MODERATOR, "moderator", password, actor="demo")
+    review_ui = f"{ui_base}{demo.review_prefix.rstrip('/')}/?namespace={NAMESPACE}"
+    echo(f"  review UI at {review_ui} (log in as {MODERATOR} / {password})")
     try:
         desk = app.extensions["shop.desk"]
         truth = _truth(desk)
@@ -273,19 +284,23 @@ def run(settings: Settings, echo: Echo, keep_running: bool = False) -> dict[str,
         _settle(r, len(sent.population), echo)
         report = _report(r, demo, sent, desk, truth)
         report["seconds"] = round(time.monotonic() - started, 1)
+        report["review_ui"] = {"url": review_ui, "user": MODERATOR, "password": password}
         _print(report, echo)
         env = f"FEEDBACKGUARD_REDIS_URL={url} FEEDBACKGUARD_HOME={home}"
         if keep_running:
-            echo(f"\nthe desk stays up at {base}; Ctrl-C to stop. In another terminal:")
+            echo(f"\nthe desk stays up at {base} and the review UI at {review_ui};")
+            echo("Ctrl-C to stop. Or, in another terminal:")
             echo(f"  {env} feedbackguard review list --namespace {NAMESPACE}")
             echo(f"  {env} feedbackguard review approve|reject EVENT_ID... --namespace {NAMESPACE}")
             echo(f"  {env} feedbackguard accounts show new-user-000 --namespace {NAMESPACE}")
             while True:
                 time.sleep(3600)
         if report["review_waiting"]:
-            echo("`feedbackguard demo --keep-running` leaves them up for `feedbackguard review`")
+            echo("`feedbackguard demo --keep-running` leaves the review UI up to decide them")
         return report
     finally:
+        ui_http.shutdown()
+        runtime.close()
         http.shutdown()
         stop_workers(workers)
         r.close()
@@ -370,7 +385,9 @@ def _print(report: dict[str, Any], echo: Echo) -> None:
         )
     for population, counts in report["reasons"].items():
         echo(f"why ({population}): " + ", ".join(f"{code} x{n}" for code, n in counts.items()))
-    echo(f"waiting for a moderator: {report['review_waiting']}")
+    ui = report.get("review_ui")
+    where = f" at {ui['url']} ({ui['user']} / {ui['password']})" if ui else ""
+    echo(f"waiting for a moderator: {report['review_waiting']}{where}")
     echo(f"rows in the retraining store: {report['store_rows']}")
     model = report["model"]
     echo(

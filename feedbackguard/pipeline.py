@@ -12,6 +12,8 @@ release: pending items whose probation ended (event time) -> retraining store ->
 from __future__ import annotations
 
 import logging
+import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -21,7 +23,7 @@ import orjson
 import pydantic
 import redis
 
-from feedbackguard import inbox, keys, ledger
+from feedbackguard import inbox, keys, ledger, metrics
 from feedbackguard.checks.base import (
     Analyser,
     AnalysisContext,
@@ -34,6 +36,7 @@ from feedbackguard.checks.base import (
 from feedbackguard.decide import Decision, Status, decide
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.policystore import PolicyStore
+from feedbackguard.review import queue
 from feedbackguard.store import Store
 
 log = logging.getLogger(__name__)
@@ -98,6 +101,7 @@ class Pipeline:
         outcome = BatchOutcome(entries=len(entries))
         if not entries:
             return outcome
+        started = time.perf_counter()
         current = self.policies.current()
         dead: list[dict[str, Any]] = []
         events: list[FeedbackEvent] = []
@@ -127,6 +131,7 @@ class Pipeline:
         pending: dict[str, float] = {}
         review: dict[str, float] = {}
         records: dict[bool, list[tuple[str, bytes]]] = {True: [], False: []}
+        flagged: Counter[str] = Counter()  # reason codes of events rejected or sent to review
         for index, (event, raw) in enumerate(zip(events, raws, strict=True)):
             if index in poisoned:
                 dead.append(_dead(b"", raw, "check crashed", poisoned[index]))
@@ -145,6 +150,9 @@ class Pipeline:
                 pending[event.event_id] = received + current.policy.probation_s
             elif decision.status == "review":
                 review[event.event_id] = received
+                queue.index(pipe, namespace, event.event_id, ledger.Record(event, (decision,)))
+            if decision.status in ("review", "rejected"):
+                flagged.update({reason.code for reason in decision.reasons})
             outcome.statuses[decision.status] = outcome.statuses.get(decision.status, 0) + 1
         ledger.write_records(pipe, namespace, records[False], current.policy.outcome_ttl_s)
         ledger.write_records(pipe, namespace, records[True], None)
@@ -167,6 +175,8 @@ class Pipeline:
             pipe.hincrby(stats, "dead", len(dead))
         if events:
             ledger.advance_clock(pipe, namespace, max(e.received_at.timestamp() for e in events))
+        metrics.count_reasons(pipe, namespace, flagged)
+        metrics.observe(pipe, namespace, "batch", time.perf_counter() - started)
         ids = [entry_id for entry_id, _ in entries]
         pipe.xack(keys.inbox(namespace), inbox.GROUP, *ids)
         pipe.xdel(keys.inbox(namespace), *ids)
@@ -248,6 +258,7 @@ class Pipeline:
     def analyse(self, namespace: str) -> Redecision:
         """Run every analyser over the window ending at the namespace's clock and
         re-judge what they found; then mark the clock time as analysed."""
+        started = time.perf_counter()
         current = self.policies.current()
         now = ledger.clock(self.r, namespace)
         ctx = AnalysisContext(
@@ -259,6 +270,7 @@ class Pipeline:
                 verdicts.setdefault(event_id, []).extend(reasons)
         outcome = self.redecide(namespace, verdicts, actor="analysis")
         self.r.set(ledger.analysed_key(namespace), repr(now))
+        metrics.observe(self.r, namespace, "analysis", time.perf_counter() - started)
         return outcome
 
     def redecide(self, namespace: str, verdicts: Verdicts, actor: str) -> Redecision:
@@ -311,8 +323,17 @@ class Pipeline:
                     ledger.encode_record(record.event.to_json(), trail),
                     ex=None if new in WAITING else int(policy.outcome_ttl_s),
                 )
+                if new == "review":  # (re-)indexed: its risk and reasons may have changed
+                    queue.index(
+                        pipe,
+                        namespace,
+                        event_id,
+                        ledger.Record(record.event, (*record.trail, decision)),
+                    )
                 if new == last.status:
                     continue
+                if last.status == "review":
+                    queue.unindex_records(pipe, namespace, [record])
                 if last.status == "pending":
                     pipe.zrem(ledger.pending_key(namespace), event_id)
                     pipe.zrem(ledger.releasing_key(namespace), event_id)

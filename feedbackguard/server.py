@@ -61,6 +61,7 @@ def create_app(runtime: Runtime | None = None) -> Flask:
         SECRET_KEY=secret_key(settings),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.session_cookie_secure,
     )
     init_runtime(app, rt)
     admin_prefix = _prefix(settings.admin_prefix)

@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     review_cluster_cache_s: float = Field(5.0, gt=0)  # cluster filter's cached union
     # Web server and admin API (helper "admin"; see config/settings.toml).
     secret_key: SecretStr | None = None  # Flask session key; generated under home if unset
+    session_cookie_secure: bool = False  # True behind HTTPS: the session cookie is HTTPS-only
     review_prefix: str = "/review"
     admin_prefix: str = "/api"
     serve_host: str = "127.0.0.1"

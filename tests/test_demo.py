@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +16,43 @@ from feedbackguard.settings import Settings
 pytestmark = pytest.mark.slow
 
 
+class Moderator:
+    """Logs in to the demo's review UI while the demo still runs (at its last lines)."""
+
+    def __init__(self) -> None:
+        self.queue_page = ""
+
+    def __call__(self, line: str) -> None:
+        found = re.search(r"waiting for a moderator: \d+ at (\S+) \((\S+) / (\S+)\)", line)
+        if found is None:
+            return
+        url, user, password = found.groups()
+        base = url.split("/review/")[0]
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        form = browser.open(f"{base}/review/login").read().decode()
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        assert token is not None
+        data = {"username": user, "password": password, "csrf_token": token.group(1)}
+        browser.open(f"{base}/review/login", urllib.parse.urlencode(data).encode())
+        self.queue_page = browser.open(url).read().decode()
+
+
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def moderator() -> Moderator:
+    return Moderator()
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory, moderator: Moderator) -> dict[str, Any]:
     home: Path = tmp_path_factory.mktemp("demo-home")
-    return run(Settings(home=home, redis_url=None, store_url=None), echo=lambda _: None)
+    return run(Settings(home=home, redis_url=None, store_url=None), echo=moderator)
+
+
+def test_demo_moderator_login_opens_the_review_queue(
+    report: dict[str, Any], moderator: Moderator
+) -> None:
+    assert report["review_ui"]["user"] == "demo-moderator"
+    assert "Log out" in moderator.queue_page  # only a logged-in page has it
 
 
 def test_every_demo_event_reaches_a_final_status(report: dict[str, Any]) -> None:

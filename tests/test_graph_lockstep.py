@@ -81,3 +81,38 @@ def test_actions_further_apart_than_t_sim_do_not_match() -> None:
     group[3] = np.arange(group[0].size) * 4 * HOUR  # one action every 4 hours
     w = _window([group], 10)
     assert similar_pairs(w, LockstepPolicy(t_sim_s=3 * HOUR)).a.size == 0
+
+
+def test_heavy_users_repeating_popular_items_are_not_paired() -> None:
+    # 40 heavy users, each acting 20 times on each of 15 popular items over 30 days
+    # (same values: they agree, as honest labellers do): they meet by chance everywhere.
+    rng = np.random.default_rng(6)
+    acc = np.repeat(np.arange(40), 15 * 20)
+    itm = np.tile(np.repeat(np.arange(15), 20), 40)
+    t = rng.uniform(0, 30 * DAY, acc.size)
+    w = _window([[acc, itm, np.ones(acc.size, dtype=int), t]], 40)
+    assert similar_pairs(w, LockstepPolicy(min_chance_ratio=0)).a.size > 0
+    assert similar_pairs(w, LockstepPolicy()).a.size == 0
+
+
+def test_a_crowd_in_step_on_fewer_items_than_min_group_items_is_not_flagged() -> None:
+    rng = np.random.default_rng(7)
+    crowd = _group(rng, 1000, 30, 3)  # a viral item and two neighbours, within 2 h
+    w = _window([_honest(rng), crowd], 1030)
+    assert _flagged(w) == []
+    groups, _ = detect_lockstep(w, LockstepPolicy(min_group_items=3), np.zeros(1030, dtype=bool))
+    assert [set(g.members.tolist()) for g in groups if g.flagged] == [set(range(1000, 1030))]
+
+
+def test_group_events_are_its_synchronised_actions_only() -> None:
+    rng = np.random.default_rng(8)
+    group = _group(rng, 1000, 30, 12)
+    members = np.arange(1000, 1030)
+    # Each member again on one target, days later, 7 h after the one before: in step
+    # with nobody.
+    later = [members, group[1][:30], np.ones(30, dtype=int), 10 * DAY + members % 1000 * 7 * HOUR]
+    w = _window([_honest(rng), group, later], 1030)
+    groups, _ = detect_lockstep(w, LockstepPolicy(), np.zeros(1030, dtype=bool))
+    (found,) = [g for g in groups if g.flagged]
+    assert found.events.size == group[0].size
+    assert float(w.time[found.events].max()) < 6 * DAY

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 import redis
 
-from feedbackguard import accounts, audit, ledger
-from feedbackguard.checks.base import Reason
+from feedbackguard import accounts, audit, inbox, ledger
+from feedbackguard.checks.base import CheckContext, Findings, Reason
 from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.moderation import moderate, undo
@@ -19,6 +19,23 @@ from feedbackguard.review import queue
 from feedbackguard.review.queue import Filters
 from feedbackguard.store import Store
 from tests.review_helpers import NS, send_to_review
+
+
+class Flagging:
+    """A check that gives the listed events one reason each."""
+
+    name = "flagging"
+
+    def __init__(self, reasons: dict[str, Reason]) -> None:
+        self.reasons = reasons
+
+    def __call__(self, events: Sequence[FeedbackEvent], ctx: CheckContext) -> Findings:
+        return {
+            i: [self.reasons[e.event_id]]
+            for i, e in enumerate(events)
+            if e.event_id in self.reasons
+        }
+
 
 MakeEvent = Callable[..., FeedbackEvent]
 
@@ -39,11 +56,44 @@ def status(r: redis.Redis[bytes], event_id: str) -> str:
     return record.decision.status
 
 
-def test_listing_without_the_pipeline_hook_indexes_lazily_oldest_first(
+def test_items_the_pipeline_sends_to_review_are_listed_oldest_first_at_once(
     r: redis.Redis[bytes], pipeline: Pipeline, make_event: MakeEvent
 ) -> None:
     events = [make_event(at=10 - i) for i in range(5)]
     send_to_review(pipeline, r, events)
+    assert queue.page(r, NS, Filters(), limit=50).ids == [e.event_id for e in reversed(events)]
+
+
+def test_items_sent_to_review_at_ingest_are_indexed_by_reason(
+    r: redis.Redis[bytes], pipeline: Pipeline, make_event: MakeEvent
+) -> None:
+    event = make_event()
+    pipeline.checks = [Flagging({event.event_id: Reason("trigger.known", "pattern", 0.6)})]
+    pipe = r.pipeline(transaction=False)
+    inbox.append(pipe, [event])
+    pipe.execute()
+    pipeline.ingest_batch(NS, "test")
+    assert status(r, event.event_id) == "review"
+    assert queue.page(r, NS, Filters(reason="trigger.known"), limit=50).ids == [event.event_id]
+
+
+def test_items_analysis_takes_out_of_review_leave_the_indexes(
+    r: redis.Redis[bytes], pipeline: Pipeline, make_event: MakeEvent
+) -> None:
+    event = make_event()
+    send_to_review(pipeline, r, [event])
+    send_to_review(pipeline, r, [], per_event={event.event_id: [Reason("sybil.dense", "x", 0.95)]})
+    assert status(r, event.event_id) == "rejected"
+    assert queue.page(r, NS, Filters(), limit=50).ids == []
+    assert r.zcard(queue.indexed_key(NS)) == 0
+
+
+def test_listing_indexes_lazily_what_the_hook_missed(
+    r: redis.Redis[bytes], pipeline: Pipeline, make_event: MakeEvent
+) -> None:
+    events = [make_event(at=10 - i) for i in range(5)]
+    send_to_review(pipeline, r, events)
+    r.delete(queue.indexed_key(NS), queue.meta_key(NS), queue.risk_key(NS))
     assert listed(r, Filters()) == [e.event_id for e in reversed(events)]
     assert r.zcard(queue.indexed_key(NS)) == 5
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -14,6 +14,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from feedbackguard import inbox, metrics
+from feedbackguard.checks.base import CheckContext, Findings, Reason
+from feedbackguard.events import FeedbackEvent
 from feedbackguard.logs import JsonFormatter, hash_ip
 from feedbackguard.runtime import Runtime
 from feedbackguard.server import create_app, secret_key
@@ -58,7 +60,6 @@ def test_metrics_expose_statuses_depths_and_timings(
     inbox.append(pipe, [make_event(), make_event()])
     pipe.execute()
     rt.pipeline.ingest_batch("default", "t")
-    metrics.observe(rt.redis, "default", "batch", 0.02)
     metrics.count_reasons(rt.redis, "default", {"rate_limited.account": 3})
     text = client.get("/metrics").get_data(as_text=True)
     assert 'feedbackguard_events{namespace="default",status="pending"} 2.0' in text
@@ -66,6 +67,29 @@ def test_metrics_expose_statuses_depths_and_timings(
     assert 'feedbackguard_queue_depth{namespace="default",queue="inbox"} 0.0' in text
     assert 'feedbackguard_batch_duration_seconds_count{namespace="default"} 1.0' in text
     assert 'reason="rate_limited.account"} 3.0' in text
+
+
+class Refusing:
+    """A check that gives every event a reason scored to reject."""
+
+    name = "refusing"
+
+    def __call__(self, events: Sequence[FeedbackEvent], ctx: CheckContext) -> Findings:
+        return {i: [Reason("trigger.known", "test", 0.95)] for i in range(len(events))}
+
+
+def test_metrics_count_the_reasons_of_rejected_events_and_time_analysis(
+    client: FlaskClient, rt: Runtime, make_event: Any
+) -> None:
+    rt.pipeline.checks = [Refusing()]
+    pipe = rt.redis.pipeline()
+    inbox.append(pipe, [make_event(), make_event(), make_event()])
+    pipe.execute()
+    rt.pipeline.ingest_batch("default", "t")
+    rt.pipeline.analyse("default")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'reason="trigger.known"} 3.0' in text
+    assert 'feedbackguard_analysis_duration_seconds_count{namespace="default"} 1.0' in text
 
 
 def test_secret_key_is_generated_once_and_kept(settings: Settings) -> None:
@@ -84,3 +108,17 @@ def test_json_log_hashes_ip_and_drops_secrets() -> None:
     assert line["api_key"] == "[redacted]"
     assert line["event_id"] == "e1"
     assert "203.0.113.9" not in JsonFormatter().format(record)
+
+
+@pytest.mark.parametrize("secure", [False, True])
+def test_session_cookie_is_httponly_lax_and_secure_when_configured(
+    r: redis.Redis[bytes], settings: Settings, secure: bool
+) -> None:
+    runtime = Runtime.build(settings.model_copy(update={"session_cookie_secure": secure}))
+    try:
+        cookie = create_app(runtime).test_client().get("/review/login").headers["Set-Cookie"]
+    finally:
+        runtime.close()
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
+    assert ("Secure" in cookie) is secure

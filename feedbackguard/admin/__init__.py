@@ -17,9 +17,9 @@ from feedbackguard.admin import models as m
 from feedbackguard.admin import policyops
 from feedbackguard.admin import purge as purging
 from feedbackguard.admin.api import ApiError, Registry, error_response, invalid, openapi
-from feedbackguard.admin.namespaces import info, known
 from feedbackguard.checks.graph import load_window
 from feedbackguard.ledger import clock
+from feedbackguard.namespaces import info, known
 from feedbackguard.policystore import PolicyStore, PolicyVersion, UnknownPolicyVersion
 from feedbackguard.store import Version
 from feedbackguard.web import runtime

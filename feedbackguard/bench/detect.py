@@ -51,6 +51,7 @@ from feedbackguard.runtime import default_analysers, default_checks
 from feedbackguard.settings import Settings
 from feedbackguard.simulate import (
     HONEST,
+    LABEL_KINDS,
     QUICK,
     SCENARIOS,
     DatasetName,
@@ -59,7 +60,7 @@ from feedbackguard.simulate import (
     renamespaced,
     write,
 )
-from feedbackguard.simulate.data import load
+from feedbackguard.simulate.data import Dataset, load
 from feedbackguard.store import Store
 
 DEFENCES = ("feedbackguard", "ratelimit", "none", "oracle", "art", "cleanlab")
@@ -77,6 +78,11 @@ class RunScore:
     clean_acc: float | None
     attack_success: float | None
     seconds: float
+    # The same shares over honest feedback that is right (honest labels that are wrong,
+    # the population's label noise, are what a label-consistency check should catch).
+    honest_correct_admitted: float | None = None
+    honest_correct_review: float | None = None
+    honest_wrong_review: float | None = None
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -87,6 +93,9 @@ class RunScore:
             "honest_review": self.honest_review,
             "clean_acc": self.clean_acc,
             "attack_success": self.attack_success,
+            "honest_correct_admitted": self.honest_correct_admitted,
+            "honest_correct_review": self.honest_correct_review,
+            "honest_wrong_review": self.honest_wrong_review,
             "seconds": round(self.seconds, 2),
         }
         if self.note:
@@ -106,6 +115,8 @@ def score(
     poison = [e for e in sim.events if sim.truth[e.event_id].is_poison]
     honest = [e for e in sim.events if sim.truth[e.event_id].population == HONEST]
     data = load(sim.dataset)
+    correct = [e for e in honest if not _mistaken(e, data)]
+    wrong = [e for e in honest if _mistaken(e, data)]
     model = impact(kept, data, sim.attack)
 
     def count(events: Sequence[FeedbackEvent], status: str) -> int:
@@ -118,7 +129,18 @@ def score(
         clean_acc=model.clean_acc,
         attack_success=model.attack_success,
         seconds=seconds,
+        honest_correct_admitted=_share(count(correct, "admitted"), len(correct)),
+        honest_correct_review=_share(count(correct, "review"), len(correct)),
+        honest_wrong_review=_share(count(wrong, "review"), len(wrong)),
     )
+
+
+def _mistaken(event: FeedbackEvent, data: Dataset) -> bool:
+    """An honest label that is wrong (the simulated population's label noise)."""
+    if event.kind not in LABEL_KINDS:
+        return False
+    index = int(event.item_id.rsplit("-", 1)[1])
+    return event.value != data.label(index)
 
 
 def filtered(sim: Simulation, kept_ids: set[str], seconds: float, note: str = "") -> RunScore:

@@ -7,9 +7,11 @@ from typing import Any
 
 from feedbackguard.bench.detect import DEFENCES
 
-METRICS = ("poison_admitted", "honest_admitted", "honest_review", "clean_acc", "attack_success")
+METRICS = ("poison_admitted", "honest_admitted", "honest_review", "honest_correct_admitted",
+           "honest_correct_review", "clean_acc", "attack_success")  # fmt: skip
 SHORT = {"poison_admitted": "poison adm", "honest_admitted": "honest adm",
-         "honest_review": "honest rev", "clean_acc": "clean acc",
+         "honest_review": "honest rev", "honest_correct_admitted": "right adm",
+         "honest_correct_review": "right rev", "clean_acc": "clean acc",
          "attack_success": "attack succ"}  # fmt: skip
 
 

@@ -21,6 +21,7 @@ from feedbackguard.graph.dense import DenseBlock, detect_dense_blocks
 from feedbackguard.graph.infrastructure import InfrastructureCluster, detect_infrastructure
 from feedbackguard.graph.lockstep import LockstepGroup, SimilarPairs, detect_lockstep
 from feedbackguard.graph.params import GraphPolicy
+from feedbackguard.graph.sets import unique
 from feedbackguard.graph.trust import default_iterations, sybilrank, symmetric_adjacency
 from feedbackguard.graph.window import MISSING, EventWindow, FloatArray, IntArray
 
@@ -283,7 +284,7 @@ def trust_graph(window: EventWindow, pairs: SimilarPairs | None = None) -> sp.cs
     s = np.concatenate(src)
     d = np.concatenate(dst)
     # Once per (node, node): repeated actions do not buy more trust.
-    key = np.unique(s * n + d)
+    key = unique(s * n + d)
     return symmetric_adjacency(key // n, key % n, n)
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from feedbackguard.graph.params import DensePolicy
+from feedbackguard.graph.sets import unique
 from feedbackguard.graph.window import BoolArray, EventWindow, FloatArray, IntArray
 
 _BINCOUNT_SHARE = 8
@@ -495,7 +496,7 @@ def _evaluate(
     policy: DensePolicy,
 ) -> DenseBlock | None:
     rows, cols = _expand(binary, found.rows, found.cols, columns, policy)
-    items = np.unique(columns.item[cols])
+    items = unique(columns.item[cols])
     if rows.size < policy.min_accounts or items.size < policy.min_items:
         return None
     edges = int(binary[rows][:, cols].nnz)

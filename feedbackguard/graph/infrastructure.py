@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 
 from feedbackguard.graph.params import InfrastructurePolicy
+from feedbackguard.graph.sets import unique
 from feedbackguard.graph.window import MISSING, BoolArray, EventWindow, IntArray
 
 KeyKind = Literal["ip", "subnet", "device"]
@@ -56,7 +57,7 @@ def _key_accounts(codes: IntArray, account: IntArray, n_accounts: int) -> tuple[
     if not has.any():
         empty = np.empty(0, dtype=np.int64)
         return empty, empty
-    pairs = np.unique(codes[has] * n_accounts + account[has])
+    pairs = unique(codes[has] * n_accounts + account[has])
     return pairs // n_accounts, pairs % n_accounts
 
 

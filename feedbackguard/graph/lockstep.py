@@ -4,11 +4,15 @@ CopyCatch (Beutel et al. WWW 2013) and SynchroTrap (Cao et al. CCS 2014) observe
 a fake-account swarm is driven by one operator, so its members' actions line up in
 time far more than any two honest users' do. Here two actions *match* when they are
 on the same item with the same value within `t_sim_s`; accounts that match on
-several items, and on a good share of their activity, are linked; groups are the
-connected components of that similarity graph after a small k-core pruning.
+several items, on a good share of their activity and far more often than chance
+allows for their activity, are linked; groups are the connected components of that
+similarity graph after a small k-core pruning. A group's events are its members'
+synchronised actions only, and it is flagged only when those cover several items.
 
 An organic burst (a viral item reported by hundreds of unrelated accounts) gives
-each pair of reporters one matched item, never several, so it forms no group.
+each pair of reporters one matched item, or a few when the crowd spills over to
+neighbouring items, too few for a flagged group. Heavy users who return to the same
+popular items day after day meet there by chance, which the chance test discounts.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from scipy.sparse.csgraph import connected_components
 
 from feedbackguard.graph.infrastructure import shared_infrastructure
 from feedbackguard.graph.params import LockstepPolicy
+from feedbackguard.graph.sets import member, unique
 from feedbackguard.graph.window import BoolArray, EventWindow, FloatArray, IntArray
 
 _INT64_LIMIT = 2**62
@@ -120,14 +125,14 @@ def _matches(window: EventWindow, policy: LockstepPolicy, weight: FloatArray) ->
 
 
 def _items_per_account(window: EventWindow) -> IntArray:
-    pairs = np.unique(window.account * max(window.n_items, 1) + window.item)
+    pairs = unique(window.account * max(window.n_items, 1) + window.item)
     return np.bincount(pairs // max(window.n_items, 1), minlength=window.n_accounts).astype(
         np.int64
     )
 
 
 def _accounts_per_item(window: EventWindow) -> FloatArray:
-    pairs = np.unique(window.item * max(window.n_accounts, 1) + window.account)
+    pairs = unique(window.item * max(window.n_accounts, 1) + window.account)
     per_item = np.bincount(pairs // max(window.n_accounts, 1), minlength=window.n_items)
     return np.maximum(per_item, 1).astype(np.float64)
 
@@ -171,6 +176,8 @@ def similar_pairs(window: EventWindow, policy: LockstepPolicy) -> SimilarPairs:
     n_items = _items_per_account(window)
     similarity = counts / np.minimum(n_items[pa], n_items[pb])
     keep = (counts >= policy.min_shared_items) & (similarity >= policy.min_similarity)
+    chance = _chance_matches(window, policy, weight, pa[keep], pb[keep])
+    keep[np.flatnonzero(keep)[counts[keep] < policy.min_chance_ratio * chance]] = False
     disagreed = _disagreed_items(window, policy, weight, pa[keep], pb[keep])
     agreement = matched[keep] / (matched[keep] + disagreed)
     keep[np.flatnonzero(keep)[agreement < policy.min_value_agreement]] = False
@@ -181,6 +188,24 @@ def similar_pairs(window: EventWindow, policy: LockstepPolicy) -> SimilarPairs:
         similarity=similarity[keep].astype(np.float64),
         mean_gap_s=mean_gap[keep],
     )
+
+
+def _chance_matches(
+    window: EventWindow, policy: LockstepPolicy, weight: FloatArray, pa: IntArray, pb: IntArray
+) -> FloatArray:
+    """Per pair, the weighted matched items expected by chance: on each item both
+    accounts acted on, n_a * n_b actions, each pair of them within t_sim of each other
+    with probability 2 t_sim / span if actions fell uniformly over the window."""
+    if pa.size == 0 or window.n_events == 0:
+        return np.zeros(pa.size)
+    span = max(float(window.time.max() - window.time.min()), 2 * policy.t_sim_s)
+    counts = sp.csr_matrix(
+        (np.ones(window.n_events), (window.account, window.item)),
+        shape=(window.n_accounts, window.n_items),
+    )  # duplicate (account, item) entries are summed: actions per account and item
+    both = counts[pa].multiply(counts[pb]).tocsr()
+    both.data = np.minimum(1.0, both.data * (2 * policy.t_sim_s / span)) * weight[both.indices]
+    return np.asarray(both.sum(axis=1)).ravel()
 
 
 def _disagreed_items(
@@ -212,11 +237,11 @@ def _disagreed_items(
         lo = np.minimum(acc[hit], acc[hit + offset])
         hi = np.maximum(acc[hit], acc[hit + offset])
         pair = lo * n + hi
-        mine = np.isin(pair, wanted)
+        mine = member(pair, wanted)
         keys.append(pair[mine] * max(window.n_items, 1) + it[hit][mine])
     if not keys:
         return out
-    pair_items = np.unique(np.concatenate(keys)) // max(window.n_items, 1)
+    pair_items = unique(np.concatenate(keys)) // max(window.n_items, 1)
     pairs, per_pair = np.unique(pair_items, return_counts=True)
     if pairs.size == 0:
         return out
@@ -259,7 +284,7 @@ def detect_lockstep(
     groups: list[LockstepGroup] = []
     members_of = np.flatnonzero(core)
     lab = label[members_of]
-    for comp in np.unique(lab):
+    for comp in unique(lab):
         members = members_of[lab == comp]
         if members.size < policy.min_group_size:
             continue
@@ -285,11 +310,12 @@ def _describe(
     density = n_pairs / possible
     gap = float(np.median(pairs.mean_gap_s[mine]))
     synchrony = max(0.0, 1.0 - gap / policy.t_sim_s)
-    member_events = np.flatnonzero(in_group[window.account])
+    member_events = _synchronised(window, policy, np.flatnonzero(in_group[window.account]))
     ev_items = window.item[member_events]
-    # Shared items: acted on by at least min_similarity of the members (and two), so
-    # that camouflage on popular items does not count as the group's target.
-    acc_item = np.unique(window.account[member_events] * max(window.n_items, 1) + ev_items)
+    # Shared items: where at least min_similarity of the members (and two) acted in step,
+    # so that camouflage on popular items, and members' other actions on the targets
+    # days apart, do not count as what the group did.
+    acc_item = unique(window.account[member_events] * max(window.n_items, 1) + ev_items)
     per_item = np.bincount(acc_item % max(window.n_items, 1), minlength=window.n_items)
     need = max(2, math.ceil(policy.min_similarity * members.size))
     shared = np.flatnonzero(per_item >= need)
@@ -321,8 +347,29 @@ def _describe(
         start=float(times.min()) if times.size else 0.0,
         end=float(times.max()) if times.size else 0.0,
         score=score,
-        flagged=score >= policy.min_score,
+        flagged=score >= policy.min_score and shared.size >= policy.min_group_items,
     )
+
+
+def _synchronised(window: EventWindow, policy: LockstepPolicy, events: IntArray) -> IntArray:
+    """The `events` that match another account's event among them: same item and value
+    within t_sim."""
+    if events.size == 0:
+        return events
+    n_values = int(window.value.max()) + 1
+    key = window.item[events] * n_values + window.value[events]
+    order = np.lexsort((window.time[events], key))
+    ev, k, t = events[order], key[order], window.time[events][order]
+    acc = window.account[ev]
+    hit = np.zeros(ev.size, dtype=bool)
+    for offset in range(1, min(policy.max_neighbours, ev.size - 1) + 1):
+        near = (k[offset:] == k[:-offset]) & (t[offset:] - t[:-offset] <= policy.t_sim_s)
+        if not near.any():
+            break
+        near &= acc[offset:] != acc[:-offset]
+        hit[:-offset] |= near
+        hit[offset:] |= near
+    return np.sort(ev[hit])
 
 
 def _value_agreement(window: EventWindow, events: IntArray) -> float:
@@ -332,7 +379,7 @@ def _value_agreement(window: EventWindow, events: IntArray) -> float:
     n_values = int(window.value.max()) + 1
     key = window.item[events] * n_values + window.value[events]
     _, counts = np.unique(key, return_counts=True)
-    uniq_keys = np.unique(key)
+    uniq_keys = unique(key)
     per_item_max = np.zeros(window.n_items, dtype=np.int64)
     np.maximum.at(per_item_max, uniq_keys // n_values, counts)
     return float(per_item_max.sum() / events.size)

@@ -58,6 +58,17 @@ class LockstepPolicy(_Section):
         "with different values). Honest accounts meeting on popular items by chance "
         "also disagree there; a swarm agrees with itself.",
     )
+    min_chance_ratio: float = Field(
+        3.0,
+        ge=0,
+        description="A pair's weighted matched items must be at least this many times "
+        "what chance gives two accounts with their item counts: on each item both acted "
+        "on, min(1, n_a * n_b * 2 t_sim / window span). Heavy honest users act on the "
+        "same popular items again and again and so meet on them by chance (measured: "
+        "without this test, 25 % of a simulated honest population's events went to "
+        "review as lockstep, nearly all of its heaviest users'); a swarm matches on "
+        "every target it shares.",
+    )
     min_item_weight: float = Field(
         0.05,
         ge=0,
@@ -73,6 +84,15 @@ class LockstepPolicy(_Section):
         "Half camouflage still leaves a brigade member at ~0.5.",
     )
     min_group_size: int = Field(5, ge=2, description="Smallest group reported.")
+    min_group_items: int = Field(
+        5,
+        ge=1,
+        description="Fewest shared items a group must act on to be flagged. An organic "
+        "crowd on a viral item and a couple of its neighbours is as synchronised as a "
+        "swarm (measured: two simulated viral bursts of 3 items each formed a 29-account "
+        "group on 4 items); swarms flip or report more targets than that. Fewer targets "
+        "are left to the consensus, young-account and trust checks.",
+    )
     min_core_degree: int = Field(
         2,
         ge=1,

@@ -25,6 +25,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from scipy.stats import rankdata
 
+from feedbackguard.graph.sets import unique
 from feedbackguard.graph.window import FloatArray, IntArray
 
 
@@ -69,7 +70,7 @@ def sybilrank(
     """
     a = sp.csr_matrix(adj, dtype=np.float64)
     n = a.shape[0]
-    seed_idx = np.unique(np.asarray(seeds, dtype=np.int64))
+    seed_idx = unique(np.asarray(seeds, dtype=np.int64))
     if seed_idx.size == 0:
         raise ValueError("SybilRank needs at least one trusted seed")
     deg = _degree(a)
