@@ -38,7 +38,8 @@ def timing_key(namespace: str, name: str) -> str:
 
 
 def reasons_key(namespace: str) -> str:
-    """Hash: reason code -> events decided with it (rejected or sent to review)."""
+    """Hash: reason code -> events flagged with it (rejected, sent to review or, by
+    analysis, quarantined)."""
     return keys.ns(namespace, "reasons")
 
 
@@ -98,7 +99,7 @@ class RedisCollector(Collector):
         )
         reasons = CounterMetricFamily(
             "feedbackguard_reasons",
-            "Decided events per reason code",
+            "Events rejected, sent to review or quarantined, per reason code",
             labels=["namespace", "reason"],
         )
         depth = GaugeMetricFamily(

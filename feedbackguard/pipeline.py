@@ -301,6 +301,7 @@ class Pipeline:
             now = datetime.now(UTC)
             pipe = self.r.pipeline(transaction=True)
             quarantine: list[str] = []
+            flagged: Counter[str] = Counter()  # reason codes of events newly flagged
             for event_id, record in zip(ids, records, strict=True):
                 if record is None or record.decision.status not in (
                     "pending",
@@ -348,6 +349,8 @@ class Pipeline:
                     quarantine.append(event_id)
                 pipe.hincrby(ledger.stats_key(namespace), last.status, -1)
                 pipe.hincrby(ledger.stats_key(namespace), new, 1)
+                if new in ("review", "rejected", "quarantined") and last.status != "review":
+                    flagged.update({reason.code for reason in decision.reasons})
                 key = (last.status, new)
                 outcome.changed[key] = outcome.changed.get(key, 0) + 1
             if quarantine:
@@ -357,6 +360,7 @@ class Pipeline:
                     quarantine, reason="found by analysis after admission", actor=actor
                 )
                 outcome.quarantined += len(quarantine)
+            metrics.count_reasons(pipe, namespace, flagged)
             pipe.execute()
 
 

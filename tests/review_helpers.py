@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import pytest
 import redis
@@ -17,6 +17,7 @@ from feedbackguard.pipeline import Pipeline
 from feedbackguard.policystore import PolicyStore
 from feedbackguard.review import create_review_blueprint
 from feedbackguard.runtime import Runtime
+from feedbackguard.server import create_app
 from feedbackguard.settings import Settings
 from feedbackguard.store import Store
 from feedbackguard.web import init_runtime
@@ -109,3 +110,18 @@ def log_in(client: FlaskClient, name: str = "ana") -> str:
 def key_headers(r: redis.Redis[bytes], name: str, role: str) -> dict[str, str]:
     _, secret = auth.add_key(r, name, role)
     return {"Authorization": f"Bearer {secret}"}
+
+
+# --- the whole web app (`feedbackguard serve`'s), for the admin, auth and server tests -
+
+
+@pytest.fixture
+def rt(r: redis.Redis[bytes], settings: Settings) -> Iterator[Runtime]:
+    runtime = Runtime.build(settings)
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def client(rt: Runtime) -> FlaskClient:
+    return create_app(rt).test_client()

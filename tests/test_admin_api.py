@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,20 +17,6 @@ from feedbackguard.decide import Decision
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.policy import Policy
 from feedbackguard.runtime import Runtime
-from feedbackguard.server import create_app
-from feedbackguard.settings import Settings
-
-
-@pytest.fixture
-def rt(r: redis.Redis[bytes], settings: Settings) -> Iterator[Runtime]:
-    runtime = Runtime.build(settings)
-    yield runtime
-    runtime.close()
-
-
-@pytest.fixture
-def client(rt: Runtime) -> FlaskClient:
-    return create_app(rt).test_client()
 
 
 def _key(r: redis.Redis[bytes], role: str) -> dict[str, str]:

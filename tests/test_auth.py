@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 
 import pytest
 import redis
 from flask.testing import FlaskClient
 
 from feedbackguard import audit, auth
-from feedbackguard.runtime import Runtime
-from feedbackguard.server import create_app
-from feedbackguard.settings import Settings
-
-
-@pytest.fixture
-def client(r: redis.Redis[bytes], settings: Settings) -> Iterator[FlaskClient]:
-    rt = Runtime.build(settings)
-    yield create_app(rt).test_client()
-    rt.close()
 
 
 def test_key_secret_is_not_stored_only_its_sha256(r: redis.Redis[bytes]) -> None:

@@ -6,17 +6,12 @@ but 401/403 (a 4xx for the placeholder body is fine: access was granted first).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import redis
 from flask.testing import FlaskClient
 
 import feedbackguard.admin as admin_api
 from feedbackguard import auth
-from feedbackguard.runtime import Runtime
-from feedbackguard.server import create_app
-from feedbackguard.settings import Settings
 
 CALLERS: tuple[str | None, ...] = (None, *auth.ROLES)
 # Review API (under settings.review_prefix): method, path, role needed.
@@ -35,13 +30,6 @@ ADMIN = tuple(
     for ep in admin_api.api.endpoints
     if ep.role is not None
 )  # fmt: skip
-
-
-@pytest.fixture
-def client(r: redis.Redis[bytes], settings: Settings) -> Iterator[FlaskClient]:
-    rt = Runtime.build(settings)
-    yield create_app(rt).test_client()
-    rt.close()
 
 
 @pytest.fixture

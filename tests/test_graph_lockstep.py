@@ -116,3 +116,15 @@ def test_group_events_are_its_synchronised_actions_only() -> None:
     (found,) = [g for g in groups if g.flagged]
     assert found.events.size == group[0].size
     assert float(w.time[found.events].max()) < 6 * DAY
+
+
+def test_a_swarm_in_a_window_of_minutes_is_still_flagged() -> None:
+    # A new namespace (or the demo): the whole window is shorter than t_sim.
+    rng = np.random.default_rng(9)
+    members = np.repeat(np.arange(20), 6)
+    items = np.tile(np.arange(6), 20)
+    swarm = [members, items, np.ones(members.size, dtype=int), rng.uniform(0, 60, members.size)]
+    honest = [rng.integers(20, 200, 300), rng.integers(0, 50, 300), rng.integers(0, 3, 300),
+              rng.uniform(0, 60, 300)]  # fmt: skip
+    w = _window([swarm, honest], 200)
+    assert set(range(20)) in _flagged(w)

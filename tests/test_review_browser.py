@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import redis
@@ -14,6 +15,7 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from feedbackguard import accounts, ledger
+from feedbackguard.checks.base import Reason
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import Pipeline
 from feedbackguard.store import Store
@@ -126,3 +128,89 @@ def test_moderator_claims_approves_by_keyboard_and_bulk_rejects_a_cluster(
     assert statuses[swarm[0].event_id] == "admitted"
     assert {statuses[e.event_id] for e in swarm[1:]} == {"rejected"}
     assert [item.event.event_id for item in store.iter_rows()] == [swarm[0].event_id]
+
+
+# Each payload, if it ever ran, would set window.__xss or open a dialog.
+XSS_BROWSER = [
+    "<script>window.__xss=1</script>",
+    '"><img src=x onerror="window.__xss=1">',
+    "<svg/onload=window.__xss=1>",
+    "javascript:window.__xss=1",
+    "'-alert(1)-'",
+    "</title><script>window.__xss=1</script>",
+    "<iframe srcdoc='<script>parent.__xss=1</script>'></iframe>",
+    '<a href="javascript:window.__xss=1" id=x>x</a>',
+    "<details open ontoggle=window.__xss=1>",
+    "{{7*7}}${7*7}",
+]
+
+
+def test_xss_corpus_in_every_field_never_runs_in_the_browser(
+    live_url: str,
+    r: redis.Redis[bytes],
+    review_pipeline: Pipeline,
+    make_event: MakeEvent,
+) -> None:
+    playwright_sync = pytest.importorskip("playwright.sync_api")
+    events = [
+        make_event(
+            at=float(n),
+            account_id=f"acct{n}" + payload,
+            item_id="item" + payload,
+            value=payload,
+            device_id=payload,
+            user_agent=payload,
+            model_output={"label": payload, "confidence": 0.9},
+            payload={"text": payload},
+        )
+        for n, payload in enumerate(XSS_BROWSER)
+    ]
+    send_to_review(
+        review_pipeline,
+        r,
+        events,
+        per_event={
+            e.event_id: [Reason("code" + p, p, 0.6)]
+            for e, p in zip(events, XSS_BROWSER, strict=True)
+        },
+    )
+    accounts.replace_findings(
+        r,
+        NS,
+        [(e.account_id, {"risk": 0.7, "reasons": [], "clusters": ["c-xss"]}) for e in events],
+        [
+            (
+                "c-xss",
+                {
+                    "members": [e.account_id for e in events],
+                    "items": XSS_BROWSER,
+                    "code": XSS_BROWSER[0],
+                    "detail": XSS_BROWSER[1],
+                    "timeline": {"counts": [[0.0, 3]]},
+                },
+            )
+        ],
+    )
+    dialogs: list[str] = []
+    with playwright_sync.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
+        page = browser.new_page()
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(f"{live_url}/review/")
+        page.fill("input[name=username]", "ana")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_selector("table.queue")
+        visited = [page.url]
+        assert page.evaluate("window.__xss") is None
+        for event in events:
+            page.goto(f"{live_url}/review/item/{quote(event.event_id)}")
+            page.wait_for_selector("svg.cluster-svg")
+            page.mouse.move(10, 10)
+            visited.append(page.url)
+            assert page.evaluate("window.__xss") is None, page.url
+        browser.close()
+    assert dialogs == []
+    assert len(visited) == len(events) + 1

@@ -3,7 +3,6 @@ string, a moderator's request never gets a 5xx, and the queue survives it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -14,9 +13,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from feedbackguard import auth
-from feedbackguard.runtime import Runtime
-from feedbackguard.server import create_app
-from feedbackguard.settings import Settings
 
 POSTS = ("claim", "release", "decide", "bulk", "undo")
 FIELDS = ("namespace", "ids", "action", "note", "count", "account", "cluster", "reason",
@@ -39,13 +35,6 @@ queries = st.dictionaries(st.sampled_from(FIELDS) | text, text, max_size=5)
 SLOW_OK = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-
-
-@pytest.fixture
-def client(r: redis.Redis[bytes], settings: Settings) -> Iterator[FlaskClient]:
-    rt = Runtime.build(settings)
-    yield create_app(rt).test_client()
-    rt.close()
 
 
 @pytest.fixture

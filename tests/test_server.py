@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -14,24 +14,12 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from feedbackguard import inbox, metrics
-from feedbackguard.checks.base import CheckContext, Findings, Reason
+from feedbackguard.checks.base import AnalysisContext, CheckContext, Findings, Reason, Verdicts
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.logs import JsonFormatter, hash_ip
 from feedbackguard.runtime import Runtime
 from feedbackguard.server import create_app, secret_key
 from feedbackguard.settings import Settings
-
-
-@pytest.fixture
-def rt(r: redis.Redis[bytes], settings: Settings) -> Iterator[Runtime]:
-    runtime = Runtime.build(settings)
-    yield runtime
-    runtime.close()
-
-
-@pytest.fixture
-def client(rt: Runtime) -> FlaskClient:
-    return create_app(rt).test_client()
 
 
 def test_healthz_is_ok(client: FlaskClient) -> None:
@@ -90,6 +78,31 @@ def test_metrics_count_the_reasons_of_rejected_events_and_time_analysis(
     text = client.get("/metrics").get_data(as_text=True)
     assert 'reason="trigger.known"} 3.0' in text
     assert 'feedbackguard_analysis_duration_seconds_count{namespace="default"} 1.0' in text
+
+
+class Flagging:
+    """An analyser that flags every given event to reject."""
+
+    name = "flagging"
+
+    def __init__(self, ids: list[str]) -> None:
+        self.ids = ids
+
+    def __call__(self, ctx: AnalysisContext) -> Verdicts:
+        return {i: [Reason("sybil.dense", "test block", 0.95)] for i in self.ids}
+
+
+def test_metrics_count_the_reasons_of_events_analysis_flags(
+    client: FlaskClient, rt: Runtime, make_event: Any
+) -> None:
+    events = [make_event(), make_event()]
+    pipe = rt.redis.pipeline()
+    inbox.append(pipe, events)
+    pipe.execute()
+    rt.pipeline.ingest_batch("default", "t")
+    rt.pipeline.analysers = [Flagging([e.event_id for e in events])]
+    rt.pipeline.analyse("default")
+    assert 'reason="sybil.dense"} 2.0' in client.get("/metrics").get_data(as_text=True)
 
 
 def test_secret_key_is_generated_once_and_kept(settings: Settings) -> None:

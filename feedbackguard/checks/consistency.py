@@ -19,11 +19,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import orjson
 
-from feedbackguard import accounts, keys
+from feedbackguard import accounts, keys, scripts
 from feedbackguard.checks.base import CheckContext, Findings, Reason
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.graph.window import value_key
@@ -69,18 +70,21 @@ class ConsensusCheck:
             return {}
         items = sorted({e.item_id for e in events})
         names = sorted({e.account_id for e in events})
+        item_keys = [consensus_key(ctx.namespace, item) for item in items]
+        # One script call for every item's votes: a pipeline of one HGETALL per item
+        # cost ~40 % of ingest (measured: 1.5 s of 5.1 s for 20,000 events, 15,765
+        # items; redis-py packs and parses each command in Python).
         pipe = ctx.redis.pipeline(transaction=False)
-        for item in items:
-            pipe.hgetall(consensus_key(ctx.namespace, item))
+        scripts.run(pipe, "consensus_read", item_keys)
         pipe.hmget(accounts.risk_key(ctx.namespace), names)
-        replies = pipe.execute()
+        found, raw_risk = pipe.execute()
         votes = {
-            item: {k.decode(): float(v) for k, v in found.items()}
-            for item, found in zip(items, replies[:-1], strict=True)
+            item: {flat[k].decode(): float(flat[k + 1]) for k in range(0, len(flat), 2)}
+            for item, flat in zip(items, found, strict=True)
         }
         risk = {
             name: orjson.loads(raw)["risk"] if raw else 0.0
-            for name, raw in zip(names, replies[-1], strict=True)
+            for name, raw in zip(names, raw_risk, strict=True)
         }
         prior = ctx.policy.consistency.reputation
         trust = reliability(ctx.redis, ctx.namespace, names, prior) / (
@@ -122,12 +126,15 @@ class ConsensusCheck:
             )
             counts[mine] = counts.get(mine, 0.0) + weight
             added[(event.item_id, mine)] = added.get((event.item_id, mine), 0.0) + weight
-        pipe = ctx.redis.pipeline(transaction=False)
+        per_item: dict[str, list[tuple[str, float]]] = {item: [] for item in items}
         for (item, value), weight in added.items():
-            pipe.hincrbyfloat(consensus_key(ctx.namespace, item), value, weight)
+            per_item[item].append((value, weight))
+        args: list[Any] = [int(policy.ttl_s)]
         for item in items:
-            pipe.expire(consensus_key(ctx.namespace, item), int(policy.ttl_s))
-        pipe.execute()
+            args.append(len(per_item[item]))
+            for value, weight in per_item[item]:
+                args.extend((value, repr(weight)))
+        scripts.run(ctx.redis, "consensus_add", item_keys, args)
         return findings
 
 

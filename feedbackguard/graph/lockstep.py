@@ -195,10 +195,11 @@ def _chance_matches(
 ) -> FloatArray:
     """Per pair, the weighted matched items expected by chance: on each item both
     accounts acted on, n_a * n_b actions, each pair of them within t_sim of each other
-    with probability 2 t_sim / span if actions fell uniformly over the window."""
+    with probability 2 t_sim / span if actions fell uniformly over the window (its span,
+    at least `chance_min_span_s`)."""
     if pa.size == 0 or window.n_events == 0:
         return np.zeros(pa.size)
-    span = max(float(window.time.max() - window.time.min()), 2 * policy.t_sim_s)
+    span = max(float(window.time.max() - window.time.min()), policy.chance_min_span_s)
     counts = sp.csr_matrix(
         (np.ones(window.n_events), (window.account, window.item)),
         shape=(window.n_accounts, window.n_items),

@@ -69,6 +69,14 @@ class LockstepPolicy(_Section):
         "review as lockstep, nearly all of its heaviest users'); a swarm matches on "
         "every target it shares.",
     )
+    chance_min_span_s: float = Field(
+        DAY,
+        gt=0,
+        description="The window span the chance test assumes at least. A young window "
+        "(a new namespace, the demo's minute) spans less than t_sim, where every action "
+        "is within t_sim of every other and nothing could beat chance; under a day, "
+        "heavy users have not yet returned to the same items often enough to need it.",
+    )
     min_item_weight: float = Field(
         0.05,
         ge=0,
