@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import pytest
 import redis
@@ -35,6 +35,24 @@ class Flags:
 
     def __call__(self, ctx: AnalysisContext) -> Verdicts:
         return {i: list(found) for i, found in self.reasons.items()}
+
+
+def hostile_event(
+    make_event: Callable[..., FeedbackEvent], text: str, **fields: object
+) -> FeedbackEvent:
+    """An event with attacker-chosen `text` in every field a moderator sees."""
+    return make_event(
+        **{
+            "account_id": "acct" + text,
+            "item_id": "item" + text,
+            "value": text,
+            "device_id": text,
+            "user_agent": text,
+            "model_output": {"label": text, "confidence": 0.9},
+            "payload": {"text": text},
+            **fields,
+        }
+    )
 
 
 def send_to_review(

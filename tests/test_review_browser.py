@@ -19,7 +19,7 @@ from feedbackguard.checks.base import Reason
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import Pipeline
 from feedbackguard.store import Store
-from tests.review_helpers import NS, PASSWORD, send_to_review
+from tests.review_helpers import NS, PASSWORD, hostile_event, send_to_review
 
 CHROMIUM = Path("/usr/bin/chromium")
 IMG = Path(__file__).resolve().parent.parent / "docs" / "img"
@@ -153,16 +153,7 @@ def test_xss_corpus_in_every_field_never_runs_in_the_browser(
 ) -> None:
     playwright_sync = pytest.importorskip("playwright.sync_api")
     events = [
-        make_event(
-            at=float(n),
-            account_id=f"acct{n}" + payload,
-            item_id="item" + payload,
-            value=payload,
-            device_id=payload,
-            user_agent=payload,
-            model_output={"label": payload, "confidence": 0.9},
-            payload={"text": payload},
-        )
+        hostile_event(make_event, payload, at=float(n), account_id=f"acct{n}" + payload)
         for n, payload in enumerate(XSS_BROWSER)
     ]
     send_to_review(

@@ -13,7 +13,7 @@ from feedbackguard import accounts, ledger
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import Pipeline
 from feedbackguard.store import Store
-from tests.review_helpers import NS, PASSWORD, csrf_of, log_in, send_to_review
+from tests.review_helpers import NS, PASSWORD, csrf_of, hostile_event, log_in, send_to_review
 
 MakeEvent = Callable[..., FeedbackEvent]
 
@@ -154,15 +154,7 @@ def test_attacker_text_in_every_field_renders_inert(
     make_event: MakeEvent,
     payload: str,
 ) -> None:
-    event = make_event(
-        account_id="acct" + payload,
-        item_id="item" + payload,
-        value=payload,
-        device_id=payload,
-        user_agent=payload,
-        model_output={"label": payload, "confidence": 0.9},
-        payload={"text": payload},
-    )
+    event = hostile_event(make_event, payload)
     send_to_review(review_pipeline, r, [event], code="code" + payload)
     accounts.replace_findings(
         r,
