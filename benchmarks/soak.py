@@ -240,6 +240,12 @@ def main() -> None:
     parser.add_argument("--cap-s", type=float, default=2.0, help="inbox cap, in seconds of R")
     parser.add_argument("--stall-s", type=float, default=30.0)
     parser.add_argument("--stall-every-s", type=float, default=60.0)
+    parser.add_argument(
+        "--outcome-ttl-s",
+        type=float,
+        default=OUTCOME_TTL_S,
+        help="how long final decision records stay (also the redelivery dedup horizon)",
+    )
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="fg-soak-"))
@@ -250,7 +256,7 @@ def main() -> None:
     policy = default.model_copy(
         update={
             "probation_s": PROBATION_S,
-            "outcome_ttl_s": OUTCOME_TTL_S,
+            "outcome_ttl_s": args.outcome_ttl_s,
             "analysis": Analysis(interval_s=5.0, max_lag_s=PROBATION_S),
             "graph": default.graph.model_copy(
                 update={"window_s": GRAPH_WINDOW_S, "bucket_s": GRAPH_WINDOW_S / 4}
