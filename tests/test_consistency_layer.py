@@ -14,9 +14,9 @@ import redis
 from hypothesis import given
 from hypothesis import strategies as st
 
-from feedbackguard import inbox, ledger
+from feedbackguard import inbox, ledger, reputation
 from feedbackguard.checks.base import CheckContext
-from feedbackguard.consistency import recent, reputation
+from feedbackguard.consistency import recent
 from feedbackguard.consistency.checks import RecentRecorder
 from feedbackguard.defaults import config_path
 from feedbackguard.events import FeedbackEvent
@@ -88,11 +88,12 @@ def test_unknown_drift_settings_are_refused() -> None:
         Drift.model_validate({"psi": 0.1})
 
 
-def test_reliability_interface_uses_the_policy_prior(r: redis.Redis[bytes]) -> None:
-    assert reputation.reliability(r, NS, ["a"]).tolist() == [0.5]
+def test_reliability_uses_the_policy_prior(r: redis.Redis[bytes]) -> None:
+    prior = PolicyStore(r).current().policy.consistency.reputation
+    assert reputation.reliability(r, NS, ["a"], prior).tolist() == [0.5]
     reputation.record_outcome(r, NS, "a", agreed=True)
     reputation.record_outcome(r, NS, "b", agreed=False)
-    assert reputation.reliability(r, NS, ["a", "b"]).tolist() == [0.6, 0.4]
+    assert reputation.reliability(r, NS, ["a", "b"], prior).tolist() == [0.6, 0.4]
 
 
 def test_a_backdoor_through_the_pipeline_ends_in_review_and_honest_labels_are_admitted(

@@ -13,9 +13,9 @@ from flask import Blueprint, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from feedbackguard import __version__, accounts, audit, auth, lists, lockdown, reputation
+from feedbackguard import purge as purging
 from feedbackguard.admin import models as m
 from feedbackguard.admin import policyops
-from feedbackguard.admin import purge as purging
 from feedbackguard.admin.api import ApiError, Registry, error_response, invalid, openapi
 from feedbackguard.checks.graph import load_window
 from feedbackguard.ledger import clock

@@ -4,15 +4,16 @@ training run (a new dataset version, audited), and put them back."""
 from __future__ import annotations
 
 import getpass
-from collections.abc import Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import click
+import redis
 
-from feedbackguard import accounts, audit
+from feedbackguard import purge as purging
 from feedbackguard.connection import connect
 from feedbackguard.settings import Settings
-from feedbackguard.store import Store
+from feedbackguard.store import Store, Version
 
 note_option = click.option("--note", default="", help="Why (kept in the audit log).")
 actor_option = click.option("--actor", default=getpass.getuser, show_default="$USER")
@@ -23,27 +24,19 @@ def purge_group() -> None:
     """Quarantine stored items of accounts or clusters; restore them."""
 
 
-def _apply(action: str, account_ids: Sequence[str], note: str, actor: str, what: str) -> None:
+def _run(action: Callable[[redis.Redis[bytes], Store], Version], verb: str) -> None:
+    """Run a purge or restore (`feedbackguard.purge`, shared with the admin API)."""
     settings = Settings()
-    reason = f"{action} of {what}" + (f": {note}" if note else "")
-    with Store.from_settings(settings) as store:
-        apply = store.quarantine if action == "purge" else store.restore
-        version = apply(account_ids=list(account_ids), reason=reason, actor=actor)
     r = connect(settings)
-    audit.record(
-        r,
-        actor,
-        f"store.{action}",
-        accounts=list(account_ids),
-        what=what,
-        note=note,
-        version=version.version,
-        changed=version.changed,
-    )
-    r.close()
+    try:
+        with Store.from_settings(settings) as store:
+            version = action(r, store)
+    except purging.NotFound as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        r.close()
     click.echo(
-        f"dataset version {version.version}: {version.changed} item(s) "
-        f"{'quarantined' if action == 'purge' else 'restored'}, {version.live} live"
+        f"dataset version {version.version}: {version.changed} item(s) {verb}, {version.live} live"
     )
 
 
@@ -53,7 +46,7 @@ def _apply(action: str, account_ids: Sequence[str], note: str, actor: str, what:
 @actor_option
 def purge_account(account_ids: tuple[str, ...], note: str, actor: str) -> None:
     """Quarantine every stored item of ACCOUNT_IDS."""
-    _apply("purge", account_ids, note, actor, f"accounts {', '.join(account_ids)}")
+    _run(lambda r, s: purging.purge_accounts(r, s, account_ids, actor, note), "quarantined")
 
 
 @purge_group.command("cluster")
@@ -63,14 +56,10 @@ def purge_account(account_ids: tuple[str, ...], note: str, actor: str) -> None:
 @actor_option
 def purge_cluster(cluster_id: str, namespace: str, note: str, actor: str) -> None:
     """Quarantine every stored item of the members of CLUSTER_ID (last graph analysis)."""
-    r = connect(Settings())
-    found = accounts.cluster(r, namespace, cluster_id)
-    r.close()
-    if found is None:
-        raise click.ClickException(
-            f"no cluster {cluster_id!r} in {namespace} (not in the last analysis)"
-        )
-    _apply("purge", found["members"], note, actor, f"cluster {cluster_id}")
+    _run(
+        lambda r, s: purging.purge_cluster(r, s, namespace, cluster_id, actor, note),
+        "quarantined",
+    )
 
 
 @purge_group.command("restore")
@@ -79,10 +68,7 @@ def purge_cluster(cluster_id: str, namespace: str, note: str, actor: str) -> Non
 @actor_option
 def restore(account_ids: tuple[str, ...], note: str, actor: str) -> None:
     """Bring the quarantined items of ACCOUNT_IDS back into the training data."""
-    _apply("restore", account_ids, note, actor, f"accounts {', '.join(account_ids)}")
-
-
-# --- time ranges (helper "admin"; shares feedbackguard.admin.purge with the /v1 API) ---
+    _run(lambda r, s: purging.restore(r, s, actor, account_ids=account_ids, note=note), "restored")
 
 
 @purge_group.command("range")
@@ -95,17 +81,7 @@ def purge_range(
     start: datetime, end: datetime, namespace: str | None, note: str, actor: str
 ) -> None:
     """Quarantine every stored item received in [START, END)."""
-    from feedbackguard.admin.purge import purge_range as run
-
     start, end = start.replace(tzinfo=start.tzinfo or UTC), end.replace(tzinfo=end.tzinfo or UTC)
     if start >= end:
         raise click.ClickException("--start must be before --end")
-    settings = Settings()
-    r = connect(settings)
-    with Store.from_settings(settings) as store:
-        version = run(r, store, start, end, actor, namespace, note)
-    r.close()
-    click.echo(
-        f"dataset version {version.version}: {version.changed} item(s) quarantined, "
-        f"{version.live} live"
-    )
+    _run(lambda r, s: purging.purge_range(r, s, start, end, actor, namespace, note), "quarantined")

@@ -8,6 +8,5 @@ what one account's feedback says against everything else we know.
 * `outliers`: IsolationForest over per-account behaviour (`outlier`);
 * `drift`: the admitted label distribution against a reference window (alerts,
   optionally lockdown);
-* `reputation`: per-account Beta posterior of agreement with final outcomes;
 * `checks`: the per-batch checks, `analyser`: the periodic `ConsistencyAnalyser`.
 """

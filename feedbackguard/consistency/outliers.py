@@ -19,6 +19,7 @@ from scipy import sparse
 from sklearn.ensemble import IsolationForest
 
 from feedbackguard import keys
+from feedbackguard.consistency import scores
 from feedbackguard.consistency.recent import Recent
 from feedbackguard.policy import Outliers
 
@@ -104,14 +105,9 @@ def fit(window: Recent, policy: Outliers) -> dict[str, float]:
 
 
 def save(r: redis.Redis[bytes], namespace: str, found: dict[str, float]) -> None:
-    pipe = r.pipeline(transaction=True)
-    pipe.delete(outliers_key(namespace))
-    if found:
-        pipe.hset(outliers_key(namespace), mapping={k: repr(v) for k, v in found.items()})
-    pipe.execute()
+    scores.replace(r, outliers_key(namespace), found)
 
 
 def flagged(r: redis.Redis[bytes], namespace: str, accounts: Sequence[str]) -> list[bool]:
-    if not accounts:
-        return []
-    return [raw is not None for raw in r.hmget(outliers_key(namespace), list(accounts))]
+    odd = scores.lookup(r, outliers_key(namespace), accounts)
+    return [a in odd for a in accounts]

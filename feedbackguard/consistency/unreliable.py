@@ -20,6 +20,7 @@ import numpy.typing as npt
 import redis
 
 from feedbackguard import keys
+from feedbackguard.consistency import scores
 from feedbackguard.consistency.recent import Recent
 from feedbackguard.policy import Consistency
 
@@ -58,18 +59,11 @@ def unreliable_key(namespace: str) -> str:
 
 def save(r: redis.Redis[bytes], namespace: str, found: dict[str, float]) -> None:
     """Replace the cached unreliable accounts (read by `UnreliableCheck` at ingest)."""
-    pipe = r.pipeline(transaction=True)
-    pipe.delete(unreliable_key(namespace))
-    if found:
-        pipe.hset(unreliable_key(namespace), mapping={k: repr(v) for k, v in found.items()})
-    pipe.execute()
+    scores.replace(r, unreliable_key(namespace), found)
 
 
 def cached(r: redis.Redis[bytes], namespace: str, names: Sequence[str]) -> dict[str, float]:
-    if not names:
-        return {}
-    raw = r.hmget(unreliable_key(namespace), list(names))
-    return {n: float(v) for n, v in zip(names, raw, strict=True) if v is not None}
+    return scores.lookup(r, unreliable_key(namespace), names)
 
 
 def detail(agreement: float) -> str:

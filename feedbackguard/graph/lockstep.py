@@ -18,6 +18,7 @@ popular items day after day meet there by chance, which the chance test discount
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,12 +78,26 @@ class _Matches:
     gap: FloatArray
 
 
+def _neighbours(
+    key: IntArray, t: FloatArray, acc: IntArray, policy: LockstepPolicy
+) -> Iterator[tuple[int, BoolArray]]:
+    """Over arrays sorted by (key, time): per offset o, which positions i have i + o
+    with the same key, within t_sim, from another account. Each position is compared
+    with the next `max_neighbours`; once no pair at some offset shares key and time
+    window, none can at a larger one (both are monotone), so the scan stops."""
+    for offset in range(1, policy.max_neighbours + 1):
+        if offset >= key.size:
+            return
+        near = (key[offset:] == key[:-offset]) & (t[offset:] - t[:-offset] <= policy.t_sim_s)
+        if not near.any():
+            return
+        yield offset, near & (acc[offset:] != acc[:-offset])
+
+
 def _matches(window: EventWindow, policy: LockstepPolicy, weight: FloatArray) -> _Matches:
     """Every (account, account, item) whose actions match, with the time gap.
 
-    Events are sorted by (item, value, time); each is compared with the next
-    `max_neighbours` events. Once no event matches at some offset, none can at a
-    larger one (same key and within t_sim are both monotone), so the scan stops.
+    Events are sorted by (item, value, time) and scanned by `_neighbours`.
     Items whose match `weight` is below `min_item_weight` are left out: they would
     produce most of the matches (measured: 21 s of a 22 s analysis of 1M events)
     and almost none of the evidence.
@@ -100,13 +115,8 @@ def _matches(window: EventWindow, policy: LockstepPolicy, weight: FloatArray) ->
     parts_b: list[IntArray] = []
     parts_i: list[IntArray] = []
     parts_g: list[FloatArray] = []
-    for offset in range(1, policy.max_neighbours + 1):
-        if offset >= k.size:
-            break
-        same = (k[offset:] == k[:-offset]) & (t[offset:] - t[:-offset] <= policy.t_sim_s)
-        if not same.any():
-            break
-        hit = np.flatnonzero(same & (acc[offset:] != acc[:-offset]))
+    for offset, same in _neighbours(k, t, acc, policy):
+        hit = np.flatnonzero(same)
         left = acc[hit]
         right = acc[hit + offset]
         parts_a.append(np.minimum(left, right))
@@ -226,15 +236,8 @@ def _disagreed_items(
     order = order[item[order] >= 0]
     it, t, acc, val = item[order], window.time[order], window.account[order], window.value[order]
     keys: list[IntArray] = []
-    for offset in range(1, policy.max_neighbours + 1):
-        if offset >= it.size:
-            break
-        near = (it[offset:] == it[:-offset]) & (t[offset:] - t[:-offset] <= policy.t_sim_s)
-        if not near.any():
-            break
-        hit = np.flatnonzero(
-            near & (val[offset:] != val[:-offset]) & (acc[offset:] != acc[:-offset])
-        )
+    for offset, near in _neighbours(it, t, acc, policy):
+        hit = np.flatnonzero(near & (val[offset:] != val[:-offset]))
         lo = np.minimum(acc[hit], acc[hit + offset])
         hi = np.maximum(acc[hit], acc[hit + offset])
         pair = lo * n + hi
@@ -363,11 +366,7 @@ def _synchronised(window: EventWindow, policy: LockstepPolicy, events: IntArray)
     ev, k, t = events[order], key[order], window.time[events][order]
     acc = window.account[ev]
     hit = np.zeros(ev.size, dtype=bool)
-    for offset in range(1, min(policy.max_neighbours, ev.size - 1) + 1):
-        near = (k[offset:] == k[:-offset]) & (t[offset:] - t[:-offset] <= policy.t_sim_s)
-        if not near.any():
-            break
-        near &= acc[offset:] != acc[:-offset]
+    for offset, near in _neighbours(k, t, acc, policy):
         hit[:-offset] |= near
         hit[offset:] |= near
     return np.sort(ev[hit])
