@@ -31,6 +31,7 @@ from flask import Response, jsonify, request, session
 
 from feedbackguard import audit
 from feedbackguard.keys import PREFIX
+from feedbackguard.logs import hash_ip
 
 Role = Literal["viewer", "moderator", "admin"]
 ROLES: Final[tuple[Role, ...]] = get_args(Role)
@@ -264,8 +265,7 @@ def principal_for_key(r: redis.Redis[bytes], secret: str) -> Principal | None:
 
 def client_id() -> str:
     """The caller's identity for rate limiting: a hash of its IP (never the raw IP)."""
-    ip = request.remote_addr or "unknown"
-    return hashlib.sha256(ip.encode()).hexdigest()[:16]
+    return hash_ip(request.remote_addr or "unknown")
 
 
 def is_throttled(r: redis.Redis[bytes], client: str, limit: int = FAILED_AUTH_LIMIT) -> bool:

@@ -26,6 +26,9 @@ MAX_VALUE_CHARS = 1024
 MAX_META_CHARS = 1024
 
 Kind = Literal["label", "correction", "rating", "report", "vote"]
+# Kinds whose value is a label of the item: what a model learns from, and what a model
+# output, the consensus or the item's neighbours can disagree with.
+LABEL_KINDS: frozenset[str] = frozenset({"label", "correction"})
 KINDS: tuple[Kind, ...] = ("label", "correction", "rating", "report", "vote")
 
 

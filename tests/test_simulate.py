@@ -159,3 +159,22 @@ def test_simulate_command_writes_events_and_truth(tmp_path: Path) -> None:
     meta = orjson.loads(out.with_suffix(".meta.json").read_bytes())
     assert meta["scenario"] == "swarm"
     assert meta["seed"] == 4
+
+
+def test_simulate_into_a_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
+    out = tmp_path / "missing" / "swarm.jsonl"
+    result = CliRunner().invoke(main, ["simulate", "--scenario", "swarm", "--out", str(out)])
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
+    assert not out.parent.exists()
+
+
+def test_simulate_with_an_invalid_namespace_is_a_clear_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["simulate", "--scenario", "swarm", "--quick", "--namespace", "",
+         "--out", str(tmp_path / "s.jsonl")],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "--namespace" in result.output
+    assert not (tmp_path / "s.jsonl").exists()

@@ -115,8 +115,9 @@ def score(
     poison = [e for e in sim.events if sim.truth[e.event_id].is_poison]
     honest = [e for e in sim.events if sim.truth[e.event_id].population == HONEST]
     data = load(sim.dataset)
-    correct = [e for e in honest if not _mistaken(e, data)]
-    wrong = [e for e in honest if _mistaken(e, data)]
+    mistaken = [_mistaken(e, data) for e in honest]
+    correct = [e for e, m in zip(honest, mistaken, strict=True) if not m]
+    wrong = [e for e, m in zip(honest, mistaken, strict=True) if m]
     model = impact(kept, data, sim.attack)
 
     def count(events: Sequence[FeedbackEvent], status: str) -> int:

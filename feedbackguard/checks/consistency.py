@@ -26,7 +26,7 @@ import orjson
 
 from feedbackguard import accounts, keys, scripts
 from feedbackguard.checks.base import CheckContext, Findings, Reason
-from feedbackguard.events import FeedbackEvent
+from feedbackguard.events import LABEL_KINDS, FeedbackEvent
 from feedbackguard.graph.window import value_key
 from feedbackguard.policy import FeatureRule
 from feedbackguard.reputation import reliability
@@ -34,8 +34,6 @@ from feedbackguard.reputation import reliability
 CONSENSUS = "consistency.consensus"
 MODEL = "consistency.model"
 TRIGGER = "trigger.known"
-# Kinds whose value is a label of the item (a model can disagree with it).
-LABEL_KINDS = frozenset({"label", "correction"})
 # Earlier reasons that make an event no vote in the consensus.
 NO_VOTE = frozenset({"account.blocked", TRIGGER})
 

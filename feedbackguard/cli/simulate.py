@@ -6,6 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 import click
+import pydantic
 
 from feedbackguard.simulate import DATASETS, QUICK, SCENARIOS, generate, truth_path, write
 
@@ -27,14 +28,23 @@ def simulate_command(
 ) -> None:
     """Generate honest traffic plus one attack scenario on a scikit-learn data set,
     with ground truth, ready for `feedbackguard replay`."""
-    sim = generate(
-        scenario,
-        dataset,  # type: ignore[arg-type]  # click.Choice(DATASETS)
-        seed,
-        honest=QUICK if quick else None,
-        namespace=namespace,
-    )
-    write(sim, out)
+    if not out.parent.is_dir():
+        raise click.BadParameter(f"directory {out.parent} does not exist", param_hint="--out")
+    try:
+        sim = generate(
+            scenario,
+            dataset,  # type: ignore[arg-type]  # click.Choice(DATASETS)
+            seed,
+            honest=QUICK if quick else None,
+            namespace=namespace,
+        )
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        raise click.BadParameter(first["msg"], param_hint="--namespace") from exc
+    try:
+        write(sim, out)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {out}: {exc.strerror}") from exc
     counts = Counter(t.population for t in sim.truth.values())
     poison = sum(t.is_poison for t in sim.truth.values())
     click.echo(

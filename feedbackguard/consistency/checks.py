@@ -21,7 +21,7 @@ import numpy as np
 from feedbackguard import lockdown
 from feedbackguard.checks.base import CheckContext, Findings, Reason
 from feedbackguard.consistency import knn, outliers, recent, triggers, unreliable
-from feedbackguard.events import FeedbackEvent
+from feedbackguard.events import LABEL_KINDS, FeedbackEvent
 from feedbackguard.graph.window import value_key
 
 LOCKDOWN = "lockdown"
@@ -62,7 +62,7 @@ def _with_features(
     index = [
         i
         for i, e in enumerate(events)
-        if e.kind in recent.LABEL_KINDS
+        if e.kind in LABEL_KINDS
         and e.payload is not None
         and e.payload.features is not None
         and len(e.payload.features) == width

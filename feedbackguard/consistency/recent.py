@@ -20,11 +20,9 @@ import orjson
 import redis
 
 from feedbackguard import keys, ledger
-from feedbackguard.events import FeedbackEvent
+from feedbackguard.events import LABEL_KINDS, FeedbackEvent
 from feedbackguard.graph.window import value_key
 
-# Kinds whose value is a label of the item's input.
-LABEL_KINDS = frozenset({"label", "correction"})
 _STATUS_CHUNK = 2000
 
 

@@ -19,13 +19,13 @@ from typing import Any
 
 import orjson
 
-from feedbackguard.events import FeedbackEvent
+from feedbackguard.events import LABEL_KINDS, FeedbackEvent
 from feedbackguard.simulate import attacks
 from feedbackguard.simulate.attacks import Attack
 from feedbackguard.simulate.data import DATASETS, DatasetName, load, product_model
 from feedbackguard.simulate.honest import HONEST, HonestParams
 from feedbackguard.simulate.honest import generate as honest_stream
-from feedbackguard.simulate.world import LABEL_KINDS, Truth, World
+from feedbackguard.simulate.world import Truth, World
 
 __all__ = [
     "DATASETS",

@@ -32,8 +32,6 @@ USER_AGENTS = (
     "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0",
 )
-# Kinds whose value is a label of the item: the rows a retrained model learns from.
-LABEL_KINDS: frozenset[str] = frozenset({"label", "correction"})
 
 
 @dataclass(frozen=True)
