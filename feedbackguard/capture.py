@@ -48,11 +48,12 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from feedbackguard import keys
+from feedbackguard import keys, scripts
 from feedbackguard.connection import redis_url
 from feedbackguard.events import MAX_META_CHARS, FeedbackEvent, ModelOutput, Payload
+from feedbackguard.inbox import FIELD
 from feedbackguard.settings import Settings
-from feedbackguard.spool import FIELD, Spool, SpoolFullError
+from feedbackguard.spool import Spool, SpoolFullError
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ INVALID_STATUS = 422
 # A full inbox is logged at most this often per process (it can flap at the cap).
 FULL_LOG_EVERY_S = 60.0
 _MS = 1000.0
+_INBOX_ADD = "inbox_add"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -240,39 +242,52 @@ def _args(*args: bytes) -> bytes:
     return b"".join(map(_bulk, args))
 
 
+class UnsureWriteError(redis.ConnectionError):  # type: ignore[misc]
+    """A write failed after it was sent: its events may or may not have landed."""
+
+
+@dataclass(frozen=True)
+class Written:
+    """What one write did: the events left out because their inbox was full, and the
+    longest inbox length seen afterwards."""
+
+    refused: list[tuple[str, bytes]]
+    longest: int
+
+
 class InboxWriter:
-    """XADD + SADD + XLEN with commands packed by hand on a per-thread connection.
+    """Appends events to their inboxes with commands packed by hand on a per-thread
+    connection, under each inbox's cap.
 
     This is the hot path of capture. redis-py's pipeline spends ~10 us of CPU per
     command on packing, callbacks and pool checkout (~12 us with its observability
-    hooks); the commands here are the same (`XADD fg:{ns}:inbox * e <json>`,
-    `SADD fg:namespaces ns` and `XLEN fg:{ns}:inbox`), their fixed parts packed once
-    per namespace, sent with one sendall and answered with one read. The stream is
-    never trimmed (trimming would silently drop unprocessed events); the XLEN reply
-    tells capture when the inbox is past its cap, so it can push back instead.
-    Connections come from the client's pool settings (timeouts, no retries, auth,
-    db), one per thread and per process (a forked worker opens its own).
+    hooks); the commands here are, per namespace, `EVALSHA <inbox_add> 1 fg:{ns}:inbox
+    <cap> e <json>...` (lua/inbox_add.lua: append what fits under the cap, atomically)
+    and `SADD fg:namespaces ns`, their fixed parts packed once per namespace, sent with
+    one sendall and answered with one read. The stream is never trimmed (trimming would
+    silently drop unprocessed events); what does not fit comes back to capture, which
+    spools or refuses it. Connections come from the client's pool settings (timeouts,
+    no retries, auth, db), one per thread and per process (a forked worker opens its
+    own).
     """
 
-    def __init__(self, client: redis.Redis[bytes]) -> None:
+    def __init__(self, client: redis.Redis[bytes], cap: int) -> None:
         self._pool = client.connection_pool
         self._local = threading.local()
-        self._xadd: dict[str, bytes] = {}
-        self._rest: dict[str, bytes] = {}
+        self._source = scripts.source(_INBOX_ADD)
+        self._head = _args(b"EVALSHA", scripts.sha(_INBOX_ADD).encode(), b"1")
+        self._tail = _args(str(cap).encode(), FIELD)
+        self._key: dict[str, bytes] = {}
+        self._sadd: dict[str, bytes] = {}
 
     def _prefixes(self, namespace: str) -> tuple[bytes, bytes]:
-        xadd = self._xadd.get(namespace)
-        if xadd is None:
-            key = keys.inbox(namespace).encode()
-            # The event follows as the XADD's last argument, packed per request.
-            xadd = self._xadd[namespace] = b"*5\r\n" + _args(b"XADD", key, b"*", FIELD)
-            self._rest[namespace] = (
-                b"*3\r\n"
-                + _args(b"SADD", keys.namespaces().encode(), namespace.encode())
-                + b"*2\r\n"
-                + _args(b"XLEN", key)
+        key = self._key.get(namespace)
+        if key is None:
+            key = self._key[namespace] = _bulk(keys.inbox(namespace).encode())
+            self._sadd[namespace] = b"*3\r\n" + _args(
+                b"SADD", keys.namespaces().encode(), namespace.encode()
             )
-        return xadd, self._rest[namespace]
+        return key, self._sadd[namespace]
 
     def _connection(self) -> Any:
         local = self._local
@@ -282,30 +297,58 @@ class InboxWriter:
             local.conn = self._pool.connection_class(**self._pool.connection_kwargs)
         return local.conn
 
-    def write(self, events: list[tuple[str, bytes]]) -> int:
-        """Send every event (one XADD each; one SADD and one XLEN per namespace) in one
-        round trip and return the longest inbox length seen; raise on any failure,
-        after dropping the connection (its state is unknown)."""
-        chunks: list[bytes] = []
-        tails: dict[str, bytes] = {}
+    def write(self, events: list[tuple[str, bytes]]) -> Written:
+        """Send every event (one script call and one SADD per namespace) in one round
+        trip. Raises on any failure after dropping the connection: UnsureWriteError
+        once the events were sent (some may have landed), else the error itself."""
+        groups: dict[str, list[bytes]] = {}
         for namespace, raw in events:
-            xadd, rest = self._prefixes(namespace)
-            chunks += (xadd, b"$%d\r\n" % len(raw), raw, b"\r\n")
-            tails[namespace] = rest
-        chunks += tails.values()
+            groups.setdefault(namespace, []).append(raw)
         conn = self._connection()
         try:
-            conn.send_packed_command([b"".join(chunks)], check_health=False)
-            for _ in range(len(events)):
-                conn.read_response()
-            longest = 0
-            for _ in tails:
-                conn.read_response()  # SADD
-                longest = max(longest, int(conn.read_response()))
+            conn.connect()  # a no-op when connected; failing here, nothing was sent
         except BaseException:
             conn.disconnect()
             raise
-        return longest
+        try:
+            replies = self._exchange(conn, groups)
+            missing = [ns for ns, reply in replies.items() if reply is None]
+            if missing:  # the server lost its scripts (restart, SCRIPT FLUSH): load, resend
+                conn.send_command("SCRIPT", "LOAD", self._source, check_health=False)
+                conn.read_response()
+                replies.update(self._exchange(conn, {ns: groups[ns] for ns in missing}))
+        except (redis.RedisError, OSError) as exc:
+            conn.disconnect()
+            raise UnsureWriteError(f"events sent, outcome unknown: {exc}") from exc
+        except BaseException:
+            conn.disconnect()
+            raise
+        refused: list[tuple[str, bytes]] = []
+        longest = 0
+        for namespace, reply in replies.items():
+            appended, length = cast(list[int], reply)
+            refused += [(namespace, raw) for raw in groups[namespace][appended:]]
+            longest = max(longest, int(length))
+        return Written(refused, longest)
+
+    def _exchange(self, conn: Any, groups: dict[str, list[bytes]]) -> dict[str, Any]:
+        """One round trip for `groups`; each namespace's script reply, None if NOSCRIPT."""
+        chunks: list[bytes] = []
+        for namespace, raws in groups.items():
+            key, sadd = self._prefixes(namespace)
+            chunks += (b"*%d\r\n" % (6 + len(raws)), self._head, key, self._tail)
+            for raw in raws:
+                chunks += (b"$%d\r\n" % len(raw), raw, b"\r\n")
+            chunks.append(sadd)
+        conn.send_packed_command([b"".join(chunks)], check_health=False)
+        replies: dict[str, Any] = {}
+        for namespace in groups:
+            try:
+                replies[namespace] = conn.read_response()
+            except redis.exceptions.NoScriptError:
+                replies[namespace] = None
+            conn.read_response()  # SADD
+        return replies
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -314,7 +357,9 @@ class InboxWriter:
 
 
 class _Sender(Protocol):
-    def send(self, namespace: str, raw: bytes) -> None: ...
+    def send(self, namespace: str, raw: bytes) -> bool:
+        """Queue or send one event; False when a full inbox refused it (answer 503)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -331,7 +376,7 @@ class Capture:
         self.client = capture_client(settings)
         self.pass_invalid = settings.invalid_feedback == "pass"
         self.trusted_proxies = settings.trusted_proxies
-        self.writer = InboxWriter(self.client)
+        self.writer = InboxWriter(self.client, settings.inbox_maxlen)
         # Open while an inbox is past `inbox_maxlen`: new events go to the overflow path.
         self.backpressure = CircuitBreaker(settings.breaker_cooldown_s)
         self.spool_overflow = settings.inbox_overflow == "spool"
@@ -355,7 +400,8 @@ class Capture:
             self.counters.refused += 1
             return full_response(self.settings.breaker_cooldown_s)
         try:
-            self.sender.send(event.namespace, event.to_json())
+            if not self.sender.send(event.namespace, event.to_json()):
+                return full_response(self.settings.breaker_cooldown_s)
         except Exception:  # invariant 3: capture never breaks the product endpoint
             self.counters.dropped += 1
             log.exception("feedbackguard capture failed; event %s dropped", event.event_id)
@@ -389,41 +435,50 @@ class Capture:
 
     # -- delivery --------------------------------------------------------------
 
-    def deliver(self, events: list[tuple[str, bytes]]) -> None:
-        """Append events to their inboxes in one round trip, or spool them."""
+    def deliver(self, events: list[tuple[str, bytes]], *, can_refuse: bool = False) -> bool:
+        """Append events to their inboxes in one round trip, or spool them. Events a
+        full inbox leaves out are spooled too, unless `can_refuse` and the overflow
+        policy is "reject": then False says the caller answers 503 instead."""
         if self.spool_overflow and not self.backpressure.allow():
             self.to_spool([raw for _, raw in events])  # replayed once workers catch up
-            return
+            return True
         if not self.breaker.allow():
             self.to_spool([raw for _, raw in events])
-            return
+            return True
         try:
-            longest = self.writer.write(events)
+            written = self.writer.write(events)
         except (redis.RedisError, OSError) as exc:
             self.breaker.failure()
             log.warning("feedbackguard: Redis unavailable (%s); spooling", exc)
-            self.to_spool([raw for _, raw in events])
-            return
+            self.to_spool([raw for _, raw in events], unsure=isinstance(exc, UnsureWriteError))
+            return True
         self.breaker.success()
-        self.counters.captured += len(events)
-        if longest > self.settings.inbox_maxlen:
-            now = time.monotonic()
-            if now - self._full_logged_at >= FULL_LOG_EVERY_S:
-                self._full_logged_at = now
-                log.warning(
-                    "feedbackguard: inbox holds %d events (cap %d); workers are behind, "
-                    "new feedback is %s",
-                    longest,
-                    self.settings.inbox_maxlen,
-                    "spooled" if self.spool_overflow else "refused (503)",
-                )
-            self.backpressure.failure()
-        else:
+        self.counters.captured += len(events) - len(written.refused)
+        if not written.refused and written.longest < self.settings.inbox_maxlen:
             self.backpressure.success()
+            return True
+        self.backpressure.failure()
+        now = time.monotonic()
+        if now - self._full_logged_at >= FULL_LOG_EVERY_S:
+            self._full_logged_at = now
+            log.warning(
+                "feedbackguard: inbox holds %d events (cap %d); workers are behind, "
+                "new feedback is %s",
+                written.longest,
+                self.settings.inbox_maxlen,
+                "spooled" if self.spool_overflow else "refused (503)",
+            )
+        if not written.refused:
+            return True
+        if can_refuse and not self.spool_overflow:
+            self.counters.refused += len(written.refused)
+            return False
+        self.to_spool([raw for _, raw in written.refused])
+        return True
 
-    def to_spool(self, raws: list[bytes]) -> None:
+    def to_spool(self, raws: list[bytes], *, unsure: bool = False) -> None:
         try:
-            self.spool.append_many(raws)
+            self.spool.append_many(raws, unsure=unsure)
         except (SpoolFullError, OSError):
             self.counters.dropped += len(raws)
             log.exception("feedbackguard: %d event(s) dropped: spool refused them", len(raws))
@@ -455,8 +510,8 @@ class _SyncSender:
     def __init__(self, capture: Capture) -> None:
         self._capture = capture
 
-    def send(self, namespace: str, raw: bytes) -> None:
-        self._capture.deliver([(namespace, raw)])
+    def send(self, namespace: str, raw: bytes) -> bool:
+        return self._capture.deliver([(namespace, raw)], can_refuse=True)
 
     def close(self) -> None:
         return None
@@ -477,12 +532,13 @@ class _BufferedSender:
         self._pid = 0
         atexit.register(self.close)
 
-    def send(self, namespace: str, raw: bytes) -> None:
+    def send(self, namespace: str, raw: bytes) -> bool:
         if self._pid != os.getpid():
             self._start()
         self._queue.append((namespace, raw))
         if len(self._queue) >= self._max:
             self._wake.set()
+        return True  # answered already: what a full inbox leaves out is spooled
 
     def _start(self) -> None:
         """(Re)start the flusher in this process (a forked worker has no threads)."""

@@ -1,6 +1,9 @@
 """The inbox stream of a namespace, read in batches through one consumer group.
 
-Entries carry one field, `e`, the event's JSON. A worker that dies holding entries
+Entries carry the field `e`, the event's JSON, and `u` = "1" when capture is unsure
+whether an earlier copy already landed (a write that failed after it was sent, then
+spooled and replayed): the pipeline only trusts such an entry's dedupe while the
+first copy's record can still exist. A worker that dies holding entries
 loses nothing: entries idle longer than `claim_idle_ms` are reclaimed by the next
 reader (XAUTOCLAIM) and processed again; downstream writes are idempotent on event_id.
 """
@@ -8,6 +11,7 @@ reader (XAUTOCLAIM) and processed again; downstream writes are idempotent on eve
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import redis
 
@@ -16,9 +20,15 @@ from feedbackguard.events import FeedbackEvent
 
 GROUP = "fg-ingest"
 FIELD = b"e"
+UNSURE = b"u"
 
-Entry = tuple[bytes, bytes]
-"""(stream entry id, raw event JSON)"""
+
+class Entry(NamedTuple):
+    id: bytes
+    raw: bytes
+    """The event's JSON."""
+    unsure: bool = False
+    """An earlier copy of this event may have reached the inbox (see module docstring)."""
 
 
 def append(pipe: redis.client.Pipeline[bytes], events: Iterable[FeedbackEvent]) -> None:
@@ -63,7 +73,8 @@ def read_batch(
 def _entries(raw: list[tuple[bytes, dict[bytes, bytes] | None]]) -> list[Entry]:
     out: list[Entry] = []
     for entry_id, fields in raw:
-        out.append((entry_id, (fields or {}).get(FIELD, b"")))
+        fields = fields or {}
+        out.append(Entry(entry_id, fields.get(FIELD, b""), UNSURE in fields))
     return out
 
 

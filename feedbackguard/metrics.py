@@ -91,7 +91,7 @@ class RedisCollector(Collector):
         )
         captured = CounterMetricFamily(
             "feedbackguard_events_captured",
-            "Events captured (decided, duplicate, dead or still in the inbox)",
+            "Events captured (decided, duplicate, dead, held or still in the inbox)",
             labels=["namespace"],
         )
         decided = CounterMetricFamily(
@@ -104,7 +104,8 @@ class RedisCollector(Collector):
         )
         depth = GaugeMetricFamily(
             "feedbackguard_queue_depth",
-            "Items waiting: inbox (undecided), pending (probation), review",
+            "Items waiting: inbox (undecided), pending (probation), review, held (late "
+            "copies waiting for an operator)",
             labels=["namespace", "queue"],
         )
         lag = GaugeMetricFamily(
@@ -127,13 +128,14 @@ class RedisCollector(Collector):
             found = info(self.r, ns)
             for s in STATUSES:
                 status.add_metric([ns, s], found.stats.get(s, 0))
-            total = sum(found.stats.get(k, 0) for k in ("decided", "duplicates", "dead"))
+            total = sum(found.stats.get(k, 0) for k in ("decided", "duplicates", "dead", "held"))
             captured.add_metric([ns], total + found.inbox)
             decided.add_metric([ns], found.stats.get("decided", 0))
             for queue, n in (
                 ("inbox", found.inbox),
                 ("pending", found.pending),
                 ("review", found.review),
+                ("held", found.stats.get("held", 0)),
             ):
                 depth.add_metric([ns, queue], n)
             lag.add_metric([ns], found.lag_s or 0.0)

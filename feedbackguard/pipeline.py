@@ -60,6 +60,11 @@ def dead_letter_key(namespace: str) -> str:
     return keys.ns(namespace, "dead")
 
 
+def held_key(namespace: str) -> str:
+    """Unsure copies too late to dedupe (raw events, oldest first; never trimmed)."""
+    return keys.ns(namespace, "held")
+
+
 @dataclass
 class BatchOutcome:
     """What one ingest batch did (for progress, metrics and tests)."""
@@ -68,6 +73,7 @@ class BatchOutcome:
     decided: int = 0
     duplicates: int = 0
     dead: int = 0
+    held: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
 
 
@@ -106,23 +112,39 @@ class Pipeline:
         dead: list[dict[str, Any]] = []
         events: list[FeedbackEvent] = []
         raws: list[bytes] = []
+        unsure: list[bool] = []
         seen: set[str] = set()
-        for entry_id, raw in entries:
+        for entry in entries:
             try:
-                event = FeedbackEvent.from_json(raw)
+                event = FeedbackEvent.from_json(entry.raw)
             except pydantic.ValidationError as exc:
-                dead.append(_dead(entry_id, raw, "invalid event", str(exc)))
+                dead.append(_dead(entry.id, entry.raw, "invalid event", str(exc)))
                 continue
             if event.event_id in seen:
                 outcome.duplicates += 1
                 continue
             seen.add(event.event_id)
             events.append(event)
-            raws.append(raw)
+            raws.append(entry.raw)
+            unsure.append(entry.unsure)
         fresh = ledger.missing(self.r, namespace, [e.event_id for e in events])
         outcome.duplicates += fresh.count(False)
-        events = [e for e, new in zip(events, fresh, strict=True) if new]
-        raws = [raw for raw, new in zip(raws, fresh, strict=True) if new]
+        # An unsure copy (inbox.py) whose first copy's record may have expired cannot
+        # be proven new: it is held for an operator instead of being decided twice.
+        late_before = time.time() - current.policy.outcome_ttl_s + current.policy.clock_skew_s
+        kept: list[FeedbackEvent] = []
+        kept_raws: list[bytes] = []
+        held: list[bytes] = []
+        for event, raw, new, maybe_copy in zip(events, raws, fresh, unsure, strict=True):
+            if not new:
+                continue
+            if maybe_copy and event.received_at.timestamp() <= late_before:
+                held.append(raw)
+            else:
+                kept.append(event)
+                kept_raws.append(raw)
+        events, raws = kept, kept_raws
+        outcome.held = len(held)
 
         ctx = CheckContext(redis=self.r, policy=current.policy, namespace=namespace)
         findings, poisoned = self._run_checks(events, ctx)
@@ -169,6 +191,9 @@ class Pipeline:
             pipe.hincrby(stats, "decided", outcome.decided)
         if outcome.duplicates:
             pipe.hincrby(stats, "duplicates", outcome.duplicates)
+        if held:
+            pipe.rpush(held_key(namespace), *held)
+            pipe.hincrby(stats, "held", len(held))
         if dead:
             pipe.lpush(dead_letter_key(namespace), *(orjson.dumps(d) for d in dead))
             pipe.ltrim(dead_letter_key(namespace), 0, DEAD_LETTER_MAXLEN - 1)
@@ -177,7 +202,7 @@ class Pipeline:
             ledger.advance_clock(pipe, namespace, max(e.received_at.timestamp() for e in events))
         metrics.count_reasons(pipe, namespace, flagged)
         metrics.observe(pipe, namespace, "batch", time.perf_counter() - started)
-        ids = [entry_id for entry_id, _ in entries]
+        ids = [entry.id for entry in entries]
         pipe.xack(keys.inbox(namespace), inbox.GROUP, *ids)
         pipe.xdel(keys.inbox(namespace), *ids)
         pipe.execute()

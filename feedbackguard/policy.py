@@ -248,6 +248,7 @@ class Consistency(_Section):
 class Policy(_Section):
     probation_s: float = Field(6 * 3600, ge=0)
     outcome_ttl_s: float = Field(30 * 86400, gt=0)
+    clock_skew_s: float = Field(60, ge=0)
     thresholds: Thresholds = Thresholds()
     ratelimit: RateLimits = RateLimits()
     analysis: Analysis = Analysis()

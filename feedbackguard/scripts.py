@@ -5,6 +5,7 @@ Each runs with EVALSHA and is loaded into a server on first use (redis-py's Scri
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from functools import cache
 from importlib.resources import files
@@ -19,6 +20,12 @@ _scripts: dict[str, Script] = {}
 @cache
 def source(name: str) -> str:
     return (files("feedbackguard") / "lua" / f"{name}.lua").read_text(encoding="utf-8")
+
+
+@cache
+def sha(name: str) -> str:
+    """The SHA1 EVALSHA names the script by (for callers that pack commands by hand)."""
+    return hashlib.sha1(source(name).encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
 def run(

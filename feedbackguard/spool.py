@@ -15,6 +15,10 @@ at the end. A replay that dies resumes from the recorded offset, so at most the
 one batch in flight when it died is sent twice (workers dedupe on event_id).
 Lines that are not valid events (a torn write from a crash) are moved to
 `<spool>.bad` and counted, so they cannot poison the inbox nor block the replay.
+
+An event whose write to Redis failed after it was sent (a timeout) may have landed
+anyway. Its line starts with `?` and its replayed inbox entry carries `u`, so the
+worker knows a first copy may exist (inbox.py; the pipeline's late-copy rule).
 """
 
 from __future__ import annotations
@@ -32,13 +36,12 @@ import redis
 
 from feedbackguard import keys
 from feedbackguard.events import FeedbackEvent
+from feedbackguard.inbox import FIELD, UNSURE
 
 log = logging.getLogger(__name__)
 
-FIELD = b"e"
-"""Stream entry field holding the event JSON (the inbox contract, see inbox.py)."""
-
 _NEWLINE = b"\n"
+_UNSURE_MARK = b"?"
 _FILE_MODE = 0o600
 
 
@@ -94,9 +97,11 @@ class Spool:
         """Append one event's JSON durably; raise SpoolFullError past the bound."""
         self.append_many([raw_event])
 
-    def append_many(self, raw_events: list[bytes]) -> None:
-        """Append events durably in one locked write; all or none are written."""
-        data = b"".join(raw + _NEWLINE for raw in raw_events)
+    def append_many(self, raw_events: list[bytes], *, unsure: bool = False) -> None:
+        """Append events durably in one locked write; all or none are written.
+        `unsure`: a write of these events failed after it was sent (see above)."""
+        mark = _UNSURE_MARK if unsure else b""
+        data = b"".join(mark + raw + _NEWLINE for raw in raw_events)
         with self._locked(self.lock_path):
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, _FILE_MODE)
             try:
@@ -183,7 +188,7 @@ class Spool:
                 self._quarantine(bad_lines)
                 bad += len(bad_lines)
             if good:
-                if _longest_inbox(r, {ns for ns, _ in good}) > cap:
+                if _longest_inbox(r, {ns for ns, _, _ in good}) > cap:
                     return ReplayResult(replayed=replayed, bad=bad, full=True)
                 _xadd_batch(r, good)
                 replayed += len(good)
@@ -288,13 +293,16 @@ def _count_lines(path: Path, start: int = 0) -> int:
         return 0
 
 
-def _split_valid(lines: list[bytes]) -> tuple[list[tuple[str, bytes]], list[bytes]]:
-    """(namespace, raw) of the lines that are valid events, and the lines that are not."""
-    good: list[tuple[str, bytes]] = []
+def _split_valid(lines: list[bytes]) -> tuple[list[tuple[str, bytes, bool]], list[bytes]]:
+    """(namespace, raw, unsure) of the lines that are valid events, and the lines that
+    are not."""
+    good: list[tuple[str, bytes, bool]] = []
     bad: list[bytes] = []
     for line in lines:
+        unsure = line.startswith(_UNSURE_MARK)
+        raw = line[len(_UNSURE_MARK) :] if unsure else line
         try:
-            good.append((FeedbackEvent.from_json(line).namespace, line))
+            good.append((FeedbackEvent.from_json(raw).namespace, raw, unsure))
         except pydantic.ValidationError:
             bad.append(line)
     return good, bad
@@ -307,11 +315,11 @@ def _longest_inbox(r: redis.Redis[bytes], namespaces: set[str]) -> int:
     return max(int(n) for n in pipe.execute())
 
 
-def _xadd_batch(r: redis.Redis[bytes], events: list[tuple[str, bytes]]) -> None:
+def _xadd_batch(r: redis.Redis[bytes], events: list[tuple[str, bytes, bool]]) -> None:
     """One round trip: an XADD per event plus one SADD per namespace seen."""
     pipe = r.pipeline(transaction=False)
-    for namespace in {ns for ns, _ in events}:
+    for namespace in {ns for ns, _, _ in events}:
         pipe.sadd(keys.namespaces(), namespace)
-    for namespace, raw in events:
-        pipe.xadd(keys.inbox(namespace), {FIELD: raw})
+    for namespace, raw, unsure in events:
+        pipe.xadd(keys.inbox(namespace), {FIELD: raw, UNSURE: b"1"} if unsure else {FIELD: raw})
     pipe.execute()

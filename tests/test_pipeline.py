@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import redis
+from click.testing import CliRunner
 
-from feedbackguard import inbox, keys, ledger
+from feedbackguard import inbox, keys, ledger, metrics
 from feedbackguard.checks.base import AnalysisContext, CheckContext, Findings, Reason, Verdicts
 from feedbackguard.checks.ratelimit import RateLimitCheck
+from feedbackguard.cli import main
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline import Pipeline, dead_letter_key
+from feedbackguard.pipeline import Pipeline, dead_letter_key, held_key
 from feedbackguard.policy import Policy, RateLimit, RateLimits
 from feedbackguard.policystore import PolicyStore
 from feedbackguard.store import Store
@@ -284,3 +287,70 @@ def test_records_waiting_for_a_final_status_never_expire(
     assert record is not None
     assert record.decision.status == "pending"
     assert r.ttl(ledger.record_key(NS, event.event_id)) == -1
+
+
+def push_unsure(r: redis.Redis[bytes], events: Sequence[FeedbackEvent]) -> None:
+    """As a spool replay sends copies whose first write may have landed."""
+    r.sadd(keys.namespaces(), NS)
+    for event in events:
+        r.xadd(keys.inbox(NS), {inbox.FIELD: event.to_json(), inbox.UNSURE: b"1"})
+
+
+def _ago(seconds: float) -> datetime:
+    return datetime.now(UTC) - timedelta(seconds=seconds)
+
+
+def test_an_unsure_copy_of_a_decided_event_is_a_duplicate(
+    r: redis.Redis[bytes], pipeline: Pipeline, make_event: MakeEvent
+) -> None:
+    event = make_event(received_at=_ago(60))
+    push(r, [event])
+    drain(pipeline)
+    push_unsure(r, [event])
+    drain(pipeline)
+    stats = ledger.stats(r, NS)
+    assert (stats["decided"], stats["duplicates"], stats.get("held", 0)) == (1, 1, 0)
+
+
+def test_an_unsure_copy_whose_first_record_may_have_expired_is_held_not_decided(
+    r: redis.Redis[bytes], pipeline: Pipeline, make_event: MakeEvent
+) -> None:
+    ttl = Policy().outcome_ttl_s
+    late = make_event(received_at=_ago(ttl - Policy().clock_skew_s + 60))
+    push_unsure(r, [late])
+    drain(pipeline)
+    stats = ledger.stats(r, NS)
+    assert (stats.get("decided", 0), stats["held"]) == (0, 1)
+    assert r.lrange(held_key(NS), 0, -1) == [late.to_json()]
+    assert inbox.backlog(r, NS) == 0
+    assert b'feedbackguard_queue_depth{namespace="default",queue="held"} 1.0' in metrics.render(r)
+
+
+def test_an_unsure_copy_within_the_horizon_and_never_seen_is_decided(
+    r: redis.Redis[bytes], pipeline: Pipeline, make_event: MakeEvent
+) -> None:
+    push_unsure(r, [make_event(received_at=_ago(3600))])
+    drain(pipeline)
+    stats = ledger.stats(r, NS)
+    assert (stats["decided"], stats.get("held", 0)) == (1, 0)
+
+
+def test_requeued_held_events_are_decided_once(
+    r: redis.Redis[bytes], pipeline: Pipeline, make_event: MakeEvent, redis_url: str
+) -> None:
+    late = [make_event(received_at=_ago(Policy().outcome_ttl_s + 60)) for _ in range(3)]
+    push_unsure(r, late)
+    drain(pipeline)
+    runner = CliRunner()
+    env = {"FEEDBACKGUARD_REDIS_URL": redis_url}
+    listed = runner.invoke(main, ["held", "list"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert "3 event(s) held" in listed.output
+    assert late[0].event_id in listed.output
+    requeued = runner.invoke(main, ["held", "requeue", "--yes"], env=env)
+    assert requeued.exit_code == 0, requeued.output
+    assert "requeued 3" in requeued.output
+    drain(pipeline)
+    stats = ledger.stats(r, NS)
+    assert (stats["decided"], stats["held"]) == (3, 0)
+    assert r.llen(held_key(NS)) == 0

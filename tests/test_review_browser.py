@@ -4,6 +4,7 @@ screenshots of the queue and of an item page to docs/img/."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +23,9 @@ from feedbackguard.store import Store
 from tests.review_helpers import NS, PASSWORD, hostile_event, send_to_review
 
 CHROMIUM = Path("/usr/bin/chromium")
-IMG = Path(__file__).resolve().parent.parent / "docs" / "img"
+# Screenshots go here when set (docs/img holds the ones the docs show), else to a
+# temporary directory: a test run does not touch the checkout.
+SCREENSHOTS_ENV = "FEEDBACKGUARD_TEST_SCREENSHOTS"
 MakeEvent = Callable[..., FeedbackEvent]
 
 pytestmark = [
@@ -47,6 +50,7 @@ def test_moderator_claims_approves_by_keyboard_and_bulk_rejects_a_cluster(
     review_pipeline: Pipeline,
     store: Store,
     make_event: MakeEvent,
+    tmp_path: Path,
 ) -> None:
     playwright_sync = pytest.importorskip("playwright.sync_api")
     swarm = [
@@ -80,7 +84,8 @@ def test_moderator_claims_approves_by_keyboard_and_bulk_rejects_a_cluster(
             )
         ],
     )
-    IMG.mkdir(parents=True, exist_ok=True)
+    shots = Path(os.environ.get(SCREENSHOTS_ENV) or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
     with playwright_sync.sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=str(CHROMIUM),
@@ -102,13 +107,13 @@ def test_moderator_claims_approves_by_keyboard_and_bulk_rejects_a_cluster(
         page.click("button[type=submit]")
         page.wait_for_selector("table.queue")
         assert page.locator("tr.row").count() == 7
-        page.screenshot(path=str(IMG / "review-queue.png"), full_page=True)
+        page.screenshot(path=str(shots / "review-queue.png"), full_page=True)
 
         page.keyboard.press("c")  # claim the oldest: the first swarm item
         page.wait_for_url(f"**/review/item/{swarm[0].event_id}*")
         page.wait_for_selector("svg.cluster-svg")
         assert "Claimed by ana" in page.content()
-        page.screenshot(path=str(IMG / "review-item.png"), full_page=True)
+        page.screenshot(path=str(shots / "review-item.png"), full_page=True)
 
         page.keyboard.press("a")  # approve it
         page.wait_for_selector("table.queue")

@@ -10,6 +10,7 @@ from feedbackguard.cli.accounts import accounts_group
 from feedbackguard.cli.bench import bench_group  # helper simulate (issue 8)
 from feedbackguard.cli.decisions import decisions
 from feedbackguard.cli.demo import demo
+from feedbackguard.cli.held import held_group
 from feedbackguard.cli.keys import keys_group  # helper "admin"
 from feedbackguard.cli.policy import policy_group
 from feedbackguard.cli.purge import purge_group
@@ -45,6 +46,7 @@ main.add_command(decisions)
 main.add_command(redis_group)
 main.add_command(store)
 main.add_command(spool_group)
+main.add_command(held_group)
 main.add_command(serve)  # helper "admin"
 main.add_command(keys_group)  # helper "admin"
 main.add_command(users_group)  # helper "admin"
