@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from feedbackguard.checks.base import Reason
 from feedbackguard.events import utcnow
@@ -18,6 +18,8 @@ from feedbackguard.policy import Thresholds
 
 Status = Literal["pending", "admitted", "review", "rejected", "quarantined"]
 FINAL_STATUSES: frozenset[str] = frozenset({"admitted", "rejected", "quarantined"})
+
+_TIME = TypeAdapter(datetime)
 
 
 class ReasonModel(BaseModel):
@@ -42,6 +44,13 @@ class Decision(BaseModel):
     policy_version: int
     decided_at: datetime = Field(default_factory=utcnow)
     decided_by: str = "auto"
+
+
+def json_time(at: datetime) -> str:
+    """`at` as a decision's JSON form carries it (`Decision.model_dump(mode="json")`),
+    for code that edits decisions as JSON instead of building models."""
+    text: str = _TIME.dump_python(at, mode="json")
+    return text
 
 
 def combine(reasons: Iterable[Reason]) -> float:

@@ -5,6 +5,10 @@ and event-time clock.
 A record is the JSON `{"event": {...}, "trail": [decision, ...]}`; its last decision
 is the event's current status. Records of final outcomes expire after the policy's
 `outcome_ttl_s` (the store keeps admitted items for good).
+
+Records are read back two ways: `load` validates them into models (what moderation,
+review and analysis work with); `load_raw` only parses the JSON, for the release,
+which moves records feedbackguard wrote itself into the store without looking inside.
 """
 
 from __future__ import annotations
@@ -21,6 +25,12 @@ from feedbackguard.decide import Decision
 from feedbackguard.events import FeedbackEvent
 
 _CLOCK_MEMBER = b"t"
+# A record's JSON around its two parts, as `encode_record` writes it.
+_EVENT_OPEN = b'{"event":'
+_TRAIL_OPEN = b',"trail":'
+_RECORD_CLOSE = b"}"
+# The keys of a decision's JSON form, in the order `Decision.model_dump` writes them.
+_DECISION_KEYS = tuple(Decision.model_fields)
 
 
 def record_key(namespace: str, event_id: str) -> str:
@@ -69,9 +79,35 @@ class Record:
         return encode_record(self.event.to_json(), [d.model_dump(mode="json") for d in self.trail])
 
 
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """A record as plain JSON, not validated (see `split_record`).
+
+    `event_json` is the event's JSON exactly as stored: `FeedbackEvent.to_json()`, as
+    every inbox writer produces it and ingest validated it; `event` is the same
+    parsed; `trail` holds the decisions in their `Decision.model_dump(mode="json")`
+    form. Datetimes in them are ISO-8601 strings.
+    """
+
+    event_json: bytes
+    event: dict[str, Any]
+    trail: list[dict[str, Any]]
+
+    @property
+    def status(self) -> str:
+        return str(self.trail[-1]["status"])
+
+    def to_json(self) -> bytes:
+        return encode_record(self.event_json, self.trail)
+
+    def then(self, decision: dict[str, Any]) -> RawRecord:
+        """This record with `decision` (JSON form) appended to its trail."""
+        return RawRecord(self.event_json, self.event, [*self.trail, decision])
+
+
 def encode_record(event_json: bytes, trail: Sequence[dict[str, Any]]) -> bytes:
     """Splice the event's JSON in as it is: no re-serialisation on the hot path."""
-    return b'{"event":' + event_json + b',"trail":' + orjson.dumps(trail) + b"}"
+    return _EVENT_OPEN + event_json + _TRAIL_OPEN + orjson.dumps(trail) + _RECORD_CLOSE
 
 
 def decode_record(raw: bytes) -> Record:
@@ -80,6 +116,26 @@ def decode_record(raw: bytes) -> Record:
         event=FeedbackEvent.model_validate(data["event"]),
         trail=tuple(Decision.model_validate(d) for d in data["trail"]),
     )
+
+
+def split_record(raw: bytes) -> RawRecord:
+    """A record's event JSON, event and trail, parsed but not validated (2000 records:
+    11 ms, against 23 ms for `decode_record`'s `model_validate`s).
+
+    The trail's JSON never holds the bytes `,"trail":` (no decision has a key "trail",
+    and quotes inside strings are escaped), so its last occurrence is where
+    `encode_record` spliced the trail in. A trail whose decisions have other keys
+    than today's `Decision` (written by another version) is passed through the model
+    once, so every trail comes back in today's JSON form.
+    """
+    cut = raw.rfind(_TRAIL_OPEN)
+    if cut < 0 or not raw.startswith(_EVENT_OPEN) or not raw.endswith(_RECORD_CLOSE):
+        raise ValueError("not a feedbackguard record")
+    event_json = raw[len(_EVENT_OPEN) : cut]
+    trail = orjson.loads(raw[cut + len(_TRAIL_OPEN) : -len(_RECORD_CLOSE)])
+    if any(tuple(decision) != _DECISION_KEYS for decision in trail):
+        trail = [Decision.model_validate(d).model_dump(mode="json") for d in trail]
+    return RawRecord(event_json=event_json, event=orjson.loads(event_json), trail=trail)
 
 
 def write_records(
@@ -112,6 +168,16 @@ def load(r: redis.Redis[bytes], namespace: str, event_ids: Sequence[str]) -> lis
         return []
     raws = r.mget([record_key(namespace, e) for e in event_ids])
     return [decode_record(raw) if raw else None for raw in raws]
+
+
+def load_raw(
+    r: redis.Redis[bytes], namespace: str, event_ids: Sequence[str]
+) -> list[RawRecord | None]:
+    """`load` without validation, for records moved as they are (see `RawRecord`)."""
+    if not event_ids:
+        return []
+    raws = r.mget([record_key(namespace, e) for e in event_ids])
+    return [split_record(raw) if raw else None for raw in raws]
 
 
 def find(r: redis.Redis[bytes], event_id: str) -> Record | None:

@@ -33,11 +33,11 @@ from feedbackguard.checks.base import (
     Reason,
     Verdicts,
 )
-from feedbackguard.decide import Decision, Status, decide
+from feedbackguard.decide import Decision, Status, decide, json_time
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.policystore import PolicyStore
 from feedbackguard.review import queue
-from feedbackguard.store import Store
+from feedbackguard.store import Store, admission_from_json
 
 log = logging.getLogger(__name__)
 
@@ -255,23 +255,23 @@ class Pipeline:
         ids = ledger.claim_due(self.r, namespace, at, self.release_batch)
         if not ids:
             return 0
-        loaded = ledger.load(self.r, namespace, ids)
-        decided_at = datetime.now(UTC)
-        admitted: list[tuple[FeedbackEvent, list[Decision]]] = []
-        for record in loaded:
-            if record is None or record.decision.status != "pending":
+        # The records are feedbackguard's own and move as JSON: no models are built, the
+        # event's JSON is spliced in as it is, and the admitting decision is the last
+        # one with its status and time changed (what `model_copy` + `model_dump` did).
+        # 2000 records: 36 ms of Python, against 74 ms with models (decoding 23 -> 11,
+        # admitting decision 7 -> 3, store rows 28 -> 20, re-encoding 16 -> 2 ms).
+        decided_at = json_time(datetime.now(UTC))
+        admitted: list[ledger.RawRecord] = []
+        for record in ledger.load_raw(self.r, namespace, ids):
+            if record is None or record.status != "pending":
                 continue  # expired, or re-decided by analysis before the claim
-            last = record.decision
-            final = last.model_copy(
-                update={"status": "admitted", "decided_at": decided_at, "reasons": last.reasons}
-            )
-            admitted.append((record.event, [*record.trail, final]))
-        self.store.admit(admitted)
+            final = {**record.trail[-1], "status": "admitted", "decided_at": decided_at}
+            admitted.append(record.then(final))
+        self.store.admit_encoded(
+            [admission_from_json(rec.event_json, rec.event, rec.trail) for rec in admitted]
+        )
         pipe = self.r.pipeline(transaction=True)
-        records = [
-            (event.event_id, ledger.encode_record(event.to_json(), _dump(trail)))
-            for event, trail in admitted
-        ]
+        records = [(rec.event["event_id"], rec.to_json()) for rec in admitted]
         ledger.write_records(pipe, namespace, records, current.policy.outcome_ttl_s)
         pipe.zrem(ledger.releasing_key(namespace), *ids)
         if admitted:
@@ -387,10 +387,6 @@ class Pipeline:
                 outcome.quarantined += len(quarantine)
             metrics.count_reasons(pipe, namespace, flagged)
             pipe.execute()
-
-
-def _dump(trail: Sequence[Decision]) -> list[dict[str, Any]]:
-    return [d.model_dump(mode="json") for d in trail]
 
 
 def _merge(last: Decision, found: Sequence[Reason]) -> list[Reason] | None:
