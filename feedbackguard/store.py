@@ -325,10 +325,10 @@ def item_row(
     key: bytes, event: FeedbackEvent, trail: Sequence[Decision], admitted_at: datetime
 ) -> dict[str, Any]:
     """The signed row for one admitted event (without its id, which the database assigns)."""
-    return _signed_rows(key, [admission(event, trail)], admitted_at)[0]
+    return signed_rows(key, [admission(event, trail)], admitted_at)[0]
 
 
-def _signed_rows(
+def signed_rows(
     key: bytes, batch: Sequence[Admission], admitted_at: datetime
 ) -> list[dict[str, Any]]:
     """The signed rows of admissions made at `admitted_at` (without their ids, which
@@ -590,7 +590,7 @@ class Store:
             present: set[str] = set()
             for condition in self._event_id_in(list(fresh)):
                 present.update(conn.execute(sa.select(items.c.event_id).where(condition)).scalars())
-            rows = _signed_rows(
+            rows = signed_rows(
                 self._key,
                 [item for event_id, item in fresh.items() if event_id not in present],
                 admitted_at,

@@ -18,9 +18,9 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from feedbackguard import signing
+from feedbackguard import ledger, signing
 from feedbackguard.cli import main
-from feedbackguard.decide import Decision, ReasonModel
+from feedbackguard.decide import Decision, ReasonModel, json_time
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.settings import Settings
 from feedbackguard.store import (
@@ -29,11 +29,13 @@ from feedbackguard.store import (
     Manifest,
     NotAdmittedError,
     Store,
+    admission_from_json,
     check_export,
     item_message,
     item_row,
     manifest_path,
     parse_item,
+    signed_rows,
 )
 
 MakeEvent = Callable[..., FeedbackEvent]
@@ -494,3 +496,43 @@ def test_any_event_round_trips_and_its_signature_verifies(
     assert not signing.verify(
         KEY, item_message({**row, "item_id": row["item_id"] + "x"}), row["signature"]
     )
+
+
+@given(
+    event=_events,
+    risks=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=3),
+    detail=st.text(max_size=40),
+    decided_at=_datetimes,
+    admitted_at=_datetimes,
+)
+def test_release_from_json_stores_what_the_models_would(
+    event: FeedbackEvent,
+    risks: list[float],
+    detail: str,
+    decided_at: datetime,
+    admitted_at: datetime,
+) -> None:
+    trail = [
+        Decision(
+            event_id=event.event_id,
+            status="pending",
+            risk=risk,
+            reasons=(ReasonModel(code="outlier", detail=detail, score=risk),),
+            policy_version=i,
+            decided_at=decided_at,
+        )
+        for i, risk in enumerate(risks)
+    ]
+    raw = ledger.encode_record(event.to_json(), [d.model_dump(mode="json") for d in trail])
+    final = trail[-1].model_copy(update={"status": "admitted", "decided_at": admitted_at})
+    by_models = ledger.Record(event, (*trail, final))
+
+    record = ledger.split_record(raw)
+    record = record.then(
+        {**record.trail[-1], "status": "admitted", "decided_at": json_time(admitted_at)}
+    )
+    admitted = admission_from_json(record.event_json, record.event, record.trail)
+    (row,) = signed_rows(KEY, [admitted], admitted_at)
+
+    assert record.to_json() == by_models.to_json()
+    assert row == item_row(KEY, event, by_models.trail, admitted_at)
