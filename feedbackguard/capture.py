@@ -262,7 +262,7 @@ class InboxWriter:
     This is the hot path of capture. redis-py's pipeline spends ~10 us of CPU per
     command on packing, callbacks and pool checkout (~12 us with its observability
     hooks); the commands here are, per namespace, `EVALSHA <inbox_add> 1 fg:{ns}:inbox
-    <cap> e <json>...` (lua/inbox_add.lua: append what fits under the cap, atomically)
+    <cap> e "" <json>...` (lua/inbox_add.lua: append what fits under the cap, atomically)
     and `SADD fg:namespaces ns`, their fixed parts packed once per namespace, sent with
     one sendall and answered with one read. The stream is never trimmed (trimming would
     silently drop unprocessed events); what does not fit comes back to capture, which
@@ -276,7 +276,7 @@ class InboxWriter:
         self._local = threading.local()
         self._source = scripts.source(_INBOX_ADD)
         self._head = _args(b"EVALSHA", scripts.sha(_INBOX_ADD).encode(), b"1")
-        self._tail = _args(str(cap).encode(), FIELD)
+        self._tail = _args(str(cap).encode(), FIELD, b"")  # no flag field
         self._key: dict[str, bytes] = {}
         self._sadd: dict[str, bytes] = {}
 
@@ -336,7 +336,7 @@ class InboxWriter:
         chunks: list[bytes] = []
         for namespace, raws in groups.items():
             key, sadd = self._prefixes(namespace)
-            chunks += (b"*%d\r\n" % (6 + len(raws)), self._head, key, self._tail)
+            chunks += (b"*%d\r\n" % (7 + len(raws)), self._head, key, self._tail)
             for raw in raws:
                 chunks += (b"$%d\r\n" % len(raw), raw, b"\r\n")
             chunks.append(sadd)

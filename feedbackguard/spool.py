@@ -9,10 +9,11 @@ past it appends are refused, counted and logged as errors, never dropped silentl
 
 Replay is crash-safe and loses nothing. Under the lock, the spool is renamed to
 `<spool>.replaying` (new appends start a fresh spool); the replaying file is then
-sent to the inbox in pipelined XADD batches, and after each batch the byte offset
-reached is recorded (fsync'd) in `<spool>.replaying.offset`; the file is deleted
-at the end. A replay that dies resumes from the recorded offset, so at most the
-one batch in flight when it died is sent twice (workers dedupe on event_id).
+sent to the inbox in batches, under the inbox cap as capture appends
+(lua/inbox_add.lua), and after each batch the byte offset reached is recorded
+(fsync'd) in `<spool>.replaying.offset`; the file is deleted at the end. A replay
+that dies resumes from the recorded offset, so at most the one batch in flight when
+it died is sent twice (workers dedupe on event_id).
 Lines that are not valid events (a torn write from a crash) are moved to
 `<spool>.bad` and counted, so they cannot poison the inbox nor block the replay.
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import logging
 import os
 from collections.abc import Iterator
@@ -34,7 +36,7 @@ from pathlib import Path
 import pydantic
 import redis
 
-from feedbackguard import keys
+from feedbackguard import keys, scripts
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.inbox import FIELD, UNSURE
 
@@ -42,6 +44,24 @@ log = logging.getLogger(__name__)
 
 _NEWLINE = b"\n"
 _UNSURE_MARK = b"?"
+
+
+@dataclass(frozen=True)
+class _Line:
+    data: bytes
+    end: int
+    """Byte offset just past the line in its file."""
+
+
+@dataclass(frozen=True)
+class _Spooled:
+    namespace: str
+    raw: bytes
+    unsure: bool
+    index: int
+    """Position of its line in the batch read."""
+
+
 _FILE_MODE = 0o600
 
 
@@ -74,7 +94,7 @@ class ReplayResult:
     bad: int = 0
     busy: bool = False
     full: bool = False
-    """Stopped because an inbox is past its cap; the rest waits for the next replay."""
+    """Stopped because an inbox reached its cap; the rest waits for the next replay."""
 
 
 class Spool:
@@ -149,8 +169,9 @@ class Spool:
     def replay(self, r: redis.Redis[bytes], *, cap: int, batch: int) -> ReplayResult:
         """Send everything spooled to the inbox streams; at most one replayer at a time.
 
-        Stops early (`full`) once an inbox holds more than `cap` undecided events, so
-        a replay never buries workers that are already behind. Raises redis errors
+        Stops early (`full`) at the first event whose inbox holds `cap` undecided
+        events, so a replay never buries workers that are already behind; that event
+        and the rest wait for the next replay. Raises redis errors
         when Redis fails mid-way: what was sent stays sent, the rest stays on disk for
         the next attempt.
         """
@@ -182,36 +203,39 @@ class Spool:
         if not self.replaying_path.exists():
             return ReplayResult()
         replayed = bad = 0
-        for chunk, end in self._batches(self._offset(), batch):
-            good, bad_lines = _split_valid(chunk)
-            if bad_lines:
-                self._quarantine(bad_lines)
-                bad += len(bad_lines)
-            if good:
-                if _longest_inbox(r, {ns for ns, _, _ in good}) > cap:
-                    return ReplayResult(replayed=replayed, bad=bad, full=True)
-                _xadd_batch(r, good)
-                replayed += len(good)
-            self._save_offset(end)
+        for lines in self._batches(self._offset(), batch):
+            good, invalid = _split_valid(lines)
+            appended = _append_capped(r, good, cap)
+            replayed += appended
+            full = appended < len(good)
+            # Done with: every line before the first event the cap refused.
+            done = good[appended].index if full else len(lines)
+            unreadable = [lines[i].data for i in invalid if i < done]
+            if unreadable:
+                self._quarantine(unreadable)
+                bad += len(unreadable)
+            if done:
+                self._save_offset(lines[done - 1].end)
+            if full:
+                return ReplayResult(replayed=replayed, bad=bad, full=True)
         self.replaying_path.unlink()
         self.offset_path.unlink(missing_ok=True)
         _fsync_dir(self.path.parent)
         return ReplayResult(replayed=replayed, bad=bad)
 
-    def _batches(self, start: int, size: int) -> Iterator[tuple[list[bytes], int]]:
-        """Lines of the replaying file from byte `start`, `size` at a time, with the
-        byte offset just past each batch."""
+    def _batches(self, start: int, size: int) -> Iterator[list[_Line]]:
+        """Non-blank lines of the replaying file from byte `start`, `size` at a time."""
         with self.replaying_path.open("rb") as f:
             f.seek(start)
-            chunk: list[bytes] = []
+            chunk: list[_Line] = []
             for line in f:
                 if line.strip():
-                    chunk.append(line.rstrip(_NEWLINE))
+                    chunk.append(_Line(line.rstrip(_NEWLINE), f.tell()))
                 if len(chunk) >= size:
-                    yield chunk, f.tell()
+                    yield chunk
                     chunk = []
             if chunk:
-                yield chunk, f.tell()
+                yield chunk
 
     def _offset(self) -> int:
         try:
@@ -293,33 +317,37 @@ def _count_lines(path: Path, start: int = 0) -> int:
         return 0
 
 
-def _split_valid(lines: list[bytes]) -> tuple[list[tuple[str, bytes, bool]], list[bytes]]:
-    """(namespace, raw, unsure) of the lines that are valid events, and the lines that
-    are not."""
-    good: list[tuple[str, bytes, bool]] = []
-    bad: list[bytes] = []
-    for line in lines:
-        unsure = line.startswith(_UNSURE_MARK)
-        raw = line[len(_UNSURE_MARK) :] if unsure else line
+def _split_valid(lines: list[_Line]) -> tuple[list[_Spooled], list[int]]:
+    """The lines that are valid events, and the positions of those that are not."""
+    good: list[_Spooled] = []
+    invalid: list[int] = []
+    for index, line in enumerate(lines):
+        unsure = line.data.startswith(_UNSURE_MARK)
+        raw = line.data[len(_UNSURE_MARK) :] if unsure else line.data
         try:
-            good.append((FeedbackEvent.from_json(raw).namespace, raw, unsure))
+            good.append(_Spooled(FeedbackEvent.from_json(raw).namespace, raw, unsure, index))
         except pydantic.ValidationError:
-            bad.append(line)
-    return good, bad
+            invalid.append(index)
+    return good, invalid
 
 
-def _longest_inbox(r: redis.Redis[bytes], namespaces: set[str]) -> int:
-    pipe = r.pipeline(transaction=False)
-    for namespace in namespaces:
-        pipe.xlen(keys.inbox(namespace))
-    return max(int(n) for n in pipe.execute())
-
-
-def _xadd_batch(r: redis.Redis[bytes], events: list[tuple[str, bytes, bool]]) -> None:
-    """One round trip: an XADD per event plus one SADD per namespace seen."""
-    pipe = r.pipeline(transaction=False)
-    for namespace in {ns for ns, _, _ in events}:
+def _append_capped(r: redis.Redis[bytes], events: list[_Spooled], cap: int) -> int:
+    """Append events in order under their inboxes' cap (lua/inbox_add.lua, as capture
+    does), one round trip per run of one namespace and flag; stop at the first event
+    the cap refuses. Returns how many were appended."""
+    appended = 0
+    for (namespace, unsure), run in itertools.groupby(events, lambda e: (e.namespace, e.unsure)):
+        raws = [event.raw for event in run]
+        pipe = r.pipeline(transaction=False)
         pipe.sadd(keys.namespaces(), namespace)
-    for namespace, raw, unsure in events:
-        pipe.xadd(keys.inbox(namespace), {FIELD: raw, UNSURE: b"1"} if unsure else {FIELD: raw})
-    pipe.execute()
+        scripts.run(
+            pipe,
+            "inbox_add",
+            [keys.inbox(namespace)],
+            [cap, FIELD, UNSURE if unsure else b"", *raws],
+        )
+        added = int(pipe.execute()[1][0])
+        appended += added
+        if added < len(raws):
+            break
+    return appended

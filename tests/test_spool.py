@@ -408,12 +408,27 @@ def test_spool_replay_stops_at_the_inbox_cap_and_resumes_later(
     events = [FeedbackEvent(kind="label", account_id="a", item_id="i", value=1) for _ in range(10)]
     spool.append_many([e.to_json() for e in events])
     first = spool.replay(r, cap=3, batch=2)
-    assert (first.replayed, first.full) == (4, True)
+    assert (first.replayed, first.full) == (3, True)
+    assert r.xlen(keys.inbox("default")) == 3
     assert spool.has_pending()
     r.delete(keys.inbox("default"))
     second = spool.replay(r, cap=100, batch=2)
-    assert (second.replayed, second.full) == (6, False)
+    assert (second.replayed, second.full) == (7, False)
     assert not spool.has_pending()
+
+
+def test_a_replay_cut_by_the_cap_sets_each_unreadable_line_aside_once(
+    tmp_path: Path, r: redis.Redis[bytes]
+) -> None:
+    spool = Spool(tmp_path / "spool.jsonl", max_bytes=10**8)
+    event = FeedbackEvent(kind="label", account_id="a", item_id="i", value=1)
+    spool.append_many([event.to_json(), event.to_json(), b"{torn", event.to_json()])
+    first = spool.replay(r, cap=1, batch=10)
+    assert (first.replayed, first.bad, first.full) == (1, 0, True)
+    r.delete(keys.inbox("default"))
+    second = spool.replay(r, cap=100, batch=10)
+    assert (second.replayed, second.bad, second.full) == (2, 1, False)
+    assert spool.status().bad_events == 1
 
 
 # Keeps Redis busy for ARGV[1] ms (a slow command, as a real overload would).
