@@ -154,7 +154,7 @@ class Reputation(_Section):
     disagree: float = Field(2.0, gt=0)
 
 
-# --- consistency layer, issue 5 (helper "consistency"): kNN, discovery, outliers, drift ---
+# --- consistency layer: kNN, discovery, outliers, drift ---
 class RecentWindow(_Section):
     """The bounded window of recent label feedback (with features) the consistency
     analyser works on, and how often its heavier parts run (event time)."""

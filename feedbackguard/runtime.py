@@ -16,11 +16,11 @@ import redis
 from feedbackguard.checks.base import Analyser, Check
 from feedbackguard.checks.consistency import ConsensusCheck, ModelCheck, TriggerCheck
 from feedbackguard.checks.graph import GraphAnalyser, GraphCheck
-from feedbackguard.checks.lists import ListCheck  # admin deny lists (helper "admin")
+from feedbackguard.checks.lists import ListCheck
 from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.connection import connect
-from feedbackguard.consistency.analyser import ConsistencyAnalyser  # issue 5 (consistency)
-from feedbackguard.consistency.checks import consistency_checks  # issue 5 (consistency)
+from feedbackguard.consistency.analyser import ConsistencyAnalyser
+from feedbackguard.consistency.checks import consistency_checks
 from feedbackguard.pipeline import Pipeline
 from feedbackguard.policystore import PolicyStore
 from feedbackguard.settings import Settings
@@ -30,19 +30,19 @@ from feedbackguard.store import Store
 def default_checks() -> list[Check]:
     """The checks every batch goes through, in order."""
     return [
-        ListCheck(),  # admin deny lists first: cheap and certain (helper "admin")
+        ListCheck(),  # admin deny lists first: cheap and certain
         RateLimitCheck(),
         GraphCheck(),
         TriggerCheck(),
         ModelCheck(),
         ConsensusCheck(),
-        *consistency_checks(),  # issue 5: lockdown, recent, kNN, suspected triggers, outliers
+        *consistency_checks(),  # lockdown, recent, kNN, suspected triggers, outliers
     ]
 
 
 def default_analysers() -> list[Analyser]:
     """The periodic analyses over each namespace's recent window, in order."""
-    return [GraphAnalyser(), ConsistencyAnalyser()]  # issue 5: consistency analyser
+    return [GraphAnalyser(), ConsistencyAnalyser()]
 
 
 @dataclass

@@ -53,14 +53,14 @@ class Settings(BaseSettings):
     pump_interval_s: float = Field(0.5, gt=0)
     policy_cache_s: float = Field(2.0, ge=0)
     clock: Literal["wall", "events"] = "wall"
-    # Review queue (helper "review"; see feedbackguard/review/queue.py).
+    # Review queue (see feedbackguard/review/queue.py).
     review_lease_s: float = Field(300.0, gt=0)  # how long a claimed item stays a moderator's
     review_undo_s: float = Field(300.0, ge=0)  # how long a moderator's decision can be undone
     review_sync_s: float = Field(5.0, gt=0)  # lazy index catch-up at least this often
     review_page_size: int = Field(50, gt=0, le=1000)
     review_scan_budget: int = Field(20_000, gt=0)  # ids examined per filtered page at most
     review_cluster_cache_s: float = Field(5.0, gt=0)  # cluster filter's cached union
-    # Web server and admin API (helper "admin"; see config/settings.toml).
+    # Web server and admin API (see config/settings.toml).
     secret_key: SecretStr | None = None  # Flask session key; generated under home if unset
     session_cookie_secure: bool = False  # True behind HTTPS: the session cookie is HTTPS-only
     review_prefix: str = "/review"

@@ -196,7 +196,7 @@ class ExportCaps(BaseModel):
 
     per_account: int | None = Field(None, gt=0)
     per_account_item: int | None = Field(None, gt=0)
-    # Issue 5 (helper "consistency"): no account contributes more than this share of any
+    # No account contributes more than this share of any
     # (namespace, label) or (namespace, item) of the export (at least one item each).
     max_share: float | None = Field(None, gt=0, le=1)
 
@@ -807,7 +807,7 @@ class Store:
             with self._reading() as conn:
                 self._check_tombstones(conn, chosen.version)
                 query = _live_query(chosen.watermark, chosen.version)
-                over_share = _share_cap(conn, query, caps)  # issue 5: policy share per account
+                over_share = _share_cap(conn, query, caps)  # the policy share per account
                 for row in _stream(conn, query):
                     if not signing.verify(self._key, item_message(row), row["signature"]):
                         raise IntegrityError(
@@ -1075,7 +1075,7 @@ def _share_cap(
 ) -> Callable[[Row], bool] | None:
     """With `caps.max_share`: a first pass counts each label's and item's rows; the
     returned test then refuses a row once its account holds `max_share` (at least one
-    row) of its label or item, earliest rows kept (issue 5)."""
+    row) of its label or item, earliest rows kept."""
     if caps is None or caps.max_share is None:
         return None
     share = caps.max_share

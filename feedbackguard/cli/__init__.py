@@ -7,21 +7,21 @@ import click
 
 from feedbackguard import __version__
 from feedbackguard.cli.accounts import accounts_group
-from feedbackguard.cli.bench import bench_group  # helper simulate (issue 8)
+from feedbackguard.cli.bench import bench_group
 from feedbackguard.cli.decisions import decisions
 from feedbackguard.cli.demo import demo
 from feedbackguard.cli.held import held_group
-from feedbackguard.cli.keys import keys_group  # helper "admin"
+from feedbackguard.cli.keys import keys_group
 from feedbackguard.cli.policy import policy_group
 from feedbackguard.cli.purge import purge_group
 from feedbackguard.cli.redis import redis_group
 from feedbackguard.cli.replay import replay_command
 from feedbackguard.cli.review import review_group
-from feedbackguard.cli.serve import serve  # helper "admin"
-from feedbackguard.cli.simulate import simulate_command  # helper simulate (issue 8)
+from feedbackguard.cli.serve import serve
+from feedbackguard.cli.simulate import simulate_command
 from feedbackguard.cli.spool import spool_group
 from feedbackguard.cli.store import store
-from feedbackguard.cli.users import users_group  # helper "admin"
+from feedbackguard.cli.users import users_group
 from feedbackguard.cli.worker import worker
 
 
@@ -47,9 +47,8 @@ main.add_command(redis_group)
 main.add_command(store)
 main.add_command(spool_group)
 main.add_command(held_group)
-main.add_command(serve)  # helper "admin"
-main.add_command(keys_group)  # helper "admin"
-main.add_command(users_group)  # helper "admin"
-# helper simulate (issue 8)
+main.add_command(serve)
+main.add_command(keys_group)
+main.add_command(users_group)
 main.add_command(simulate_command)
 main.add_command(bench_group)

@@ -72,7 +72,7 @@ def export_command(
 ) -> None:
     """Write the live items of a dataset version to PATH, and PATH.manifest.json."""
     if max_share is None:
-        max_share = _policy_share()  # issue 5: the policy's share cap
+        max_share = _policy_share()  # the policy's share cap
     caps = None
     if per_account is not None or per_account_item is not None or max_share < 1:
         caps = ExportCaps(
@@ -104,7 +104,7 @@ def export_command(
 
 
 def _policy_share() -> float:
-    """The policy in force's export share cap (issue 5); the shipped default when Redis
+    """The policy in force's export share cap; the shipped default when Redis
     cannot be reached (an export must not need it)."""
     settings = Settings()
     if not settings.redis_url and not EmbeddedRedis(settings.home).is_running():
