@@ -221,19 +221,19 @@ def _decision_lines(
     by_namespace: dict[str, list[str]] = {}
     for event in events:
         by_namespace.setdefault(event.namespace, []).append(event.event_id)
-    found: dict[tuple[str, str], ledger.Record | None] = {}
+    found: dict[tuple[str, str], ledger.RawRecord | None] = {}
     for namespace, ids in by_namespace.items():
-        for event_id, record in zip(ids, ledger.load(r, namespace, ids), strict=True):
+        for event_id, record in zip(ids, ledger.load_raw(r, namespace, ids), strict=True):
             found[namespace, event_id] = record
     for event in events:
         record = found[event.namespace, event.event_id]
         if record is None:
             yield {"event_id": event.event_id, "status": "dead", "risk": None, "reasons": []}
             continue
-        decision = record.decision
+        decision = record.trail[-1]  # the JSON form of the current decision
         yield {
             "event_id": event.event_id,
-            "status": decision.status,
-            "risk": decision.risk,
-            "reasons": [reason.model_dump() for reason in decision.reasons],
+            "status": decision["status"],
+            "risk": decision["risk"],
+            "reasons": decision["reasons"],
         }

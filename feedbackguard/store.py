@@ -295,9 +295,7 @@ def admission(event: FeedbackEvent, trail: Sequence[Decision]) -> Admission:
     )
 
 
-def admission_from_json(
-    event_json: bytes, event: Mapping[str, Any], trail: Sequence[Mapping[str, Any]]
-) -> Admission:
+def admission_from_json(event_json: bytes, trail: Sequence[Mapping[str, Any]]) -> Admission:
     """`admission` for an event and trail feedbackguard wrote itself as JSON (a Redis
     record, `ledger.RawRecord`), without building models: the same stored form.
 
@@ -306,6 +304,7 @@ def admission_from_json(
     orjson writes byte for byte as pydantic's `dump_json` does. 2000 admissions: 7.5 ms,
     against 18 ms for `model_dump_json` + `dump_json` from models.
     """
+    event = orjson.loads(event_json)
     event_id = event["event_id"]
     _check_admissible(event_id, [(d["event_id"], d["status"]) for d in trail])
     return Admission(

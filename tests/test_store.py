@@ -531,7 +531,7 @@ def test_release_from_json_stores_what_the_models_would(
     record = record.then(
         {**record.trail[-1], "status": "admitted", "decided_at": json_time(admitted_at)}
     )
-    admitted = admission_from_json(record.event_json, record.event, record.trail)
+    admitted = admission_from_json(record.event_json, record.trail)
     (row,) = signed_rows(KEY, [admitted], admitted_at)
 
     assert record.to_json() == by_models.to_json()
