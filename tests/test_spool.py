@@ -501,3 +501,16 @@ def test_unsure_spool_lines_reach_workers_marked_unsure(
         (event.to_json(), True),
         (event.to_json(), False),
     ]
+
+
+def test_capture_reloads_its_script_when_redis_lost_it(
+    tmp_path: Path, r: redis.Redis[bytes], redis_url: str
+) -> None:
+    app, guard = _app(_settings(tmp_path, redis_url))
+    client = app.test_client()
+    _post(client, 1)
+    r.script_flush()  # as after a Redis restart
+    _post(client, 1, start=1)
+    guard.close()
+    assert _event_ids(r) == ["ev-0", "ev-1"]
+    assert guard.counters.spooled == 0
