@@ -514,3 +514,18 @@ def test_capture_reloads_its_script_when_redis_lost_it(
     guard.close()
     assert _event_ids(r) == ["ev-0", "ev-1"]
     assert guard.counters.spooled == 0
+
+
+def test_buffered_capture_spools_what_a_full_inbox_refuses_even_in_reject_mode(
+    tmp_path: Path, r: redis.Redis[bytes], redis_url: str
+) -> None:
+    settings = _settings(
+        tmp_path, redis_url, inbox_maxlen=2, inbox_overflow="reject", capture_mode="buffered"
+    )
+    app, guard = _app(settings)
+    responses = _post(app.test_client(), 5)
+    guard.flush()
+    guard.close()
+    assert {resp.status_code for resp in responses} == {200}  # answered before the write
+    assert len(_event_ids(r)) == 2
+    assert guard.capture_of().spool.status().spooled_events == 3
