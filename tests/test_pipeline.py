@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -354,3 +355,15 @@ def test_requeued_held_events_are_decided_once(
     stats = ledger.stats(r, NS)
     assert (stats["decided"], stats["held"]) == (3, 0)
     assert r.llen(held_key(NS)) == 0
+
+
+def test_commands_say_so_when_redis_cannot_be_reached() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {"FEEDBACKGUARD_REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+    for command in (["held", "list"], ["decisions", "some-event"]):
+        result = CliRunner().invoke(main, command, env=env)
+        assert result.exit_code == 1, result.output
+        assert "cannot reach Redis" in result.output
+        assert "Traceback" not in result.output

@@ -3,7 +3,10 @@ this module only assembles them."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from feedbackguard import __version__
 from feedbackguard.cli.accounts import accounts_group
@@ -25,7 +28,20 @@ from feedbackguard.cli.users import users_group
 from feedbackguard.cli.worker import worker
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """The command group; a Redis that cannot be reached is a clear error, not a
+    traceback, whichever command met it."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RedisConnectionError as exc:
+            raise click.ClickException(
+                f"cannot reach Redis ({exc}); check FEEDBACKGUARD_REDIS_URL"
+            ) from exc
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="feedbackguard")
 def main() -> None:
     """Defend a machine-learning feedback loop against poisoning.
