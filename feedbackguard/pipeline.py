@@ -23,7 +23,7 @@ import orjson
 import pydantic
 import redis
 
-from feedbackguard import inbox, keys, ledger, metrics
+from feedbackguard import inbox, keys, ledger, metrics, scripts
 from feedbackguard.checks.base import (
     Analyser,
     AnalysisContext,
@@ -51,6 +51,8 @@ STATUS_LOCK_TIMEOUT_S = 15
 WAITING = ("pending", "review")
 # Events re-decided per hold of the status lock.
 REDECIDE_CHUNK = 2000
+# Held events moved back to the inbox per script call (see requeue_held).
+REQUEUE_CHUNK = 500
 # Dead letters kept per namespace (the newest); each holds the raw entry and the error.
 DEAD_LETTER_MAXLEN = 10_000
 _RAW_PREVIEW_BYTES = 4096
@@ -63,6 +65,16 @@ def dead_letter_key(namespace: str) -> str:
 def held_key(namespace: str) -> str:
     """Unsure copies too late to dedupe (raw events, oldest first; never trimmed)."""
     return keys.ns(namespace, "held")
+
+
+def requeue_held(r: redis.Redis[bytes], namespace: str) -> int:
+    """Send every held event back to the inbox, to be decided as new (an operator
+    knows they are); how many were moved. Each chunk moves in one script call."""
+    script_keys = [held_key(namespace), keys.inbox(namespace), ledger.stats_key(namespace)]
+    moved = 0
+    while chunk := int(scripts.run(r, "held_requeue", script_keys, [REQUEUE_CHUNK, inbox.FIELD])):
+        moved += chunk
+    return moved
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,7 @@ from feedbackguard.checks.base import AnalysisContext, CheckContext, Findings, R
 from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.cli import main
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline import Pipeline, dead_letter_key, held_key
+from feedbackguard.pipeline import Pipeline, dead_letter_key, held_key, requeue_held
 from feedbackguard.policy import Policy, RateLimit, RateLimits
 from feedbackguard.policystore import PolicyStore
 from feedbackguard.store import Store
@@ -367,3 +368,26 @@ def test_commands_say_so_when_redis_cannot_be_reached() -> None:
         assert result.exit_code == 1, result.output
         assert "cannot reach Redis" in result.output
         assert "Traceback" not in result.output
+
+
+def test_concurrent_requeues_move_each_held_event_once(
+    r: redis.Redis[bytes], make_event: MakeEvent, redis_url: str
+) -> None:
+    held = [make_event().to_json() for _ in range(3000)]
+    r.rpush(held_key(NS), *held)
+    r.hset(ledger.stats_key(NS), "held", len(held))
+    clients = [redis.Redis.from_url(redis_url) for _ in range(3)]
+    moved: list[int] = []
+    threads = [
+        threading.Thread(target=lambda c=c: moved.append(requeue_held(c, NS))) for c in clients
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for client in clients:
+        client.close()
+    assert sum(moved) == len(held)
+    entries = [fields[inbox.FIELD] for _, fields in r.xrange(keys.inbox(NS))]
+    assert sorted(entries) == sorted(held)
+    assert (r.llen(held_key(NS)), ledger.stats(r, NS)["held"]) == (0, 0)

@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import click
 import orjson
-import redis
 
-from feedbackguard import inbox, keys, ledger
 from feedbackguard.connection import connect
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline import held_key
+from feedbackguard.pipeline import held_key, requeue_held
 from feedbackguard.settings import Settings
 
-REQUEUE_CHUNK = 500
 namespace_option = click.option("--namespace", default="default", show_default=True)
 
 
@@ -60,19 +57,4 @@ def requeue(namespace: str, yes: bool) -> None:
             "unless a record of it still exists",
             abort=True,
         )
-    click.echo(f"requeued {_requeue(r, namespace)} event(s)")
-
-
-def _requeue(r: redis.Redis[bytes], namespace: str) -> int:
-    """Move held events to the inbox in chunks, each chunk in one transaction."""
-    key = held_key(namespace)
-    moved = 0
-    while raws := r.lrange(key, 0, REQUEUE_CHUNK - 1):
-        pipe = r.pipeline(transaction=True)
-        for raw in raws:
-            pipe.xadd(keys.inbox(namespace), {inbox.FIELD: raw})
-        pipe.ltrim(key, len(raws), -1)
-        pipe.hincrby(ledger.stats_key(namespace), "held", -len(raws))
-        pipe.execute()
-        moved += len(raws)
-    return moved
+    click.echo(f"requeued {requeue_held(r, namespace)} event(s)")
