@@ -100,7 +100,7 @@ class RawRecord:
         return encode_record(self.event_json, self.trail)
 
     def validated(self) -> Record:
-        """The record as models, validated as `decode_record` does."""
+        """The record as validated models."""
         return Record(
             event=FeedbackEvent.model_validate_json(self.event_json),
             trail=tuple(Decision.model_validate(d) for d in self.trail),
@@ -117,11 +117,8 @@ def encode_record(event_json: bytes, trail: Sequence[dict[str, Any]]) -> bytes:
 
 
 def decode_record(raw: bytes) -> Record:
-    data = orjson.loads(raw)
-    return Record(
-        event=FeedbackEvent.model_validate(data["event"]),
-        trail=tuple(Decision.model_validate(d) for d in data["trail"]),
-    )
+    """A record as validated models."""
+    return split_record(raw).validated()
 
 
 def split_record(raw: bytes) -> RawRecord:

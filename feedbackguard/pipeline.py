@@ -270,8 +270,8 @@ class Pipeline:
         # The records are feedbackguard's own and move as JSON: no models are built, the
         # event's JSON is spliced in as it is, and the admitting decision is the last
         # one with its status and time changed (what `model_copy` + `model_dump` did).
-        # 2000 records: 36 ms of Python, against 74 ms with models (decoding 23 -> 11,
-        # admitting decision 7 -> 3, store rows 28 -> 20, re-encoding 16 -> 2 ms).
+        # 2000 records: decoding 20 -> 5 ms, admitting decision 6.6 -> 2.2, store rows
+        # 24 -> 17, re-encoding 14 -> 2 ms against models (docs/benchmarks.md).
         decided_at = json_time(datetime.now(UTC))
         admitted: dict[str, ledger.RawRecord] = {}
         for event_id, record in zip(ids, ledger.load_raw(self.r, namespace, ids), strict=True):
@@ -356,10 +356,9 @@ class Pipeline:
                 if new == last.status and decision.risk == last.risk:
                     continue
                 decision = decision.model_copy(update={"status": new, "decided_by": actor})
-                trail = [d.model_dump(mode="json") for d in (*record.trail, decision)]
                 pipe.set(
                     ledger.record_key(namespace, event_id),
-                    ledger.encode_record(raw.event_json, trail),
+                    raw.then(decision.model_dump(mode="json")).to_json(),
                     ex=None if new in WAITING else int(policy.outcome_ttl_s),
                 )
                 if new == "review":  # (re-)indexed: its risk and reasons may have changed
