@@ -12,6 +12,7 @@ import redis
 
 from feedbackguard import accounts
 from feedbackguard.checks.graph import load_window
+from feedbackguard.cli.options import namespace_option
 from feedbackguard.connection import connect
 from feedbackguard.ledger import clock
 from feedbackguard.policystore import PolicyStore
@@ -36,7 +37,7 @@ def _client() -> redis.Redis[bytes]:
 
 @accounts_group.command()
 @click.argument("account_id")
-@click.option("--namespace", default="default", show_default=True)
+@namespace_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def show(account_id: str, namespace: str, as_json: bool) -> None:
     """State, graph risk and reasons, clusters and recent events of ACCOUNT_ID."""

@@ -14,12 +14,11 @@ from __future__ import annotations
 import click
 import orjson
 
+from feedbackguard.cli.options import namespace_option
 from feedbackguard.connection import connect
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import held_key, requeue_held
 from feedbackguard.settings import Settings
-
-namespace_option = click.option("--namespace", default="default", show_default=True)
 
 
 @click.group("held")

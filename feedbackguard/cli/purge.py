@@ -11,6 +11,7 @@ import click
 import redis
 
 from feedbackguard import purge as purging
+from feedbackguard.cli.options import namespace_option
 from feedbackguard.connection import connect
 from feedbackguard.settings import Settings
 from feedbackguard.store import Store, Version
@@ -51,7 +52,7 @@ def purge_account(account_ids: tuple[str, ...], note: str, actor: str) -> None:
 
 @purge_group.command("cluster")
 @click.argument("cluster_id")
-@click.option("--namespace", default="default", show_default=True)
+@namespace_option
 @note_option
 @actor_option
 def purge_cluster(cluster_id: str, namespace: str, note: str, actor: str) -> None:

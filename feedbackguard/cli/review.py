@@ -8,9 +8,8 @@ import json
 import click
 
 from feedbackguard import ledger, moderation, runtime
+from feedbackguard.cli.options import namespace_option
 from feedbackguard.review import queue
-
-namespace_option = click.option("--namespace", default="default", show_default=True)
 
 
 @click.group("review")

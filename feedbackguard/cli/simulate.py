@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 import pydantic
 
+from feedbackguard.cli.options import namespace_option
 from feedbackguard.simulate import DATASETS, QUICK, SCENARIOS, generate, truth_path, write
 
 
@@ -21,7 +22,7 @@ from feedbackguard.simulate import DATASETS, QUICK, SCENARIOS, generate, truth_p
     help="The replay file (JSONL); FILE.truth.jsonl and FILE.meta.json go beside it.",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--namespace", default="default", show_default=True)
+@namespace_option
 @click.option("--quick", is_flag=True, help="A small honest population (one day, 2,000 events).")
 def simulate_command(
     scenario: str, dataset: str, out: Path, seed: int, namespace: str, quick: bool
