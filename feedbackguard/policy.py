@@ -255,6 +255,13 @@ class Policy(_Section):
     graph: Graph = Graph()
     consistency: Consistency = Consistency()
 
+    @model_validator(mode="after")
+    def _skew_within_ttl(self) -> Self:
+        # Otherwise every unsure spooled copy would be held (pipeline.ingest_batch).
+        if self.clock_skew_s >= self.outcome_ttl_s:
+            raise ValueError("clock_skew_s must be less than outcome_ttl_s")
+        return self
+
     @classmethod
     def default(cls) -> Policy:
         with config_path("policy.toml").open("rb") as fh:

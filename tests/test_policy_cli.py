@@ -50,6 +50,17 @@ def test_invalid_policy_is_refused_naming_the_field(
     assert PolicyStore(r, cache_s=0).current().version == 1
 
 
+def test_a_clock_skew_not_below_the_outcome_ttl_is_refused(
+    runner: CliRunner, r: redis.Redis[bytes], tmp_path: Path
+) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text("outcome_ttl_s = 60\nclock_skew_s = 60\n")
+    done = runner.invoke(main, ["policy", "set", str(path)])
+    assert done.exit_code == 1
+    assert "clock_skew_s must be less than outcome_ttl_s" in done.output
+    assert PolicyStore(r, cache_s=0).current().version == 1
+
+
 def test_rollback_restores_an_earlier_version_as_a_new_one(
     runner: CliRunner, r: redis.Redis[bytes], tmp_path: Path
 ) -> None:
