@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 import redis
+from sklearn.ensemble import IsolationForest
 
 from feedbackguard.checks.base import CheckContext
 from feedbackguard.consistency import outliers, recent
@@ -65,6 +66,20 @@ def test_a_bursting_contrarian_account_is_isolated(
     found = outliers.fit(window(r, crowd(make_event) + burst(make_event)), Outliers())
     assert "burst" in found
     assert len(found) <= 4
+
+
+def test_fit_flags_and_scores_what_sklearns_contamination_fit_would(
+    r: redis.Redis[bytes], make_event: MakeEvent
+) -> None:
+    w = window(r, crowd(make_event) + burst(make_event))
+    policy = Outliers(contamination=0.05)
+    names, matrix = outliers.account_features(w)
+    forest = IsolationForest(contamination=policy.contamination, random_state=policy.seed)
+    labels = forest.fit_predict(matrix)
+    score = forest.decision_function(matrix)
+    expected = {n: round(float(s), 4) for n, s, lab in zip(names, score, labels) if lab == -1}
+    assert outliers.fit(w, policy) == expected
+    assert len(expected) >= 5
 
 
 def test_too_few_accounts_are_not_fitted(r: redis.Redis[bytes], make_event: MakeEvent) -> None:

@@ -94,13 +94,16 @@ def fit(window: Recent, policy: Outliers) -> dict[str, float]:
     names, matrix = account_features(window)
     if len(names) < policy.min_accounts:
         return {}
-    forest = IsolationForest(contamination=policy.contamination, random_state=policy.seed)
-    labels = forest.fit_predict(matrix)
-    score = forest.decision_function(matrix)
+    # What `IsolationForest(contamination=c).fit_predict` + `decision_function` give,
+    # with the accounts scored once instead of three times (fit, predict, decision):
+    # 8,000 accounts, 0.45 -> 0.30 s per analysis run (docs/benchmarks.md).
+    forest = IsolationForest(contamination="auto", random_state=policy.seed).fit(matrix)
+    raw = forest.score_samples(matrix)
+    score = raw - np.percentile(raw, 100.0 * policy.contamination)
     return {
         name: round(float(s), 4)
-        for name, s, lab in zip(names, score.tolist(), labels.tolist(), strict=True)
-        if lab == -1
+        for name, s in zip(names, score.tolist(), strict=True)
+        if s < 0
     }
 
 
