@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     device_id_cookie: str = "fg_device"
     spool_replay_batch: int = Field(500, gt=0)
     # Workers (see config/settings.toml for what each means).
-    batch_size: int = Field(500, gt=0, le=10_000)
+    batch_size: int = Field(2000, gt=0, le=10_000)
     claim_idle_ms: int = Field(30_000, gt=0)
     read_block_ms: int = Field(1000, ge=0)
     ingest_budget_s: float = Field(10.0, gt=0)

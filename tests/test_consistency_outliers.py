@@ -77,7 +77,8 @@ def test_fit_flags_and_scores_what_sklearns_contamination_fit_would(
     forest = IsolationForest(contamination=policy.contamination, random_state=policy.seed)
     labels = forest.fit_predict(matrix)
     score = forest.decision_function(matrix)
-    expected = {n: round(float(s), 4) for n, s, lab in zip(names, score, labels) if lab == -1}
+    flagged = zip(names, score, labels, strict=True)
+    expected = {n: round(float(s), 4) for n, s, lab in flagged if lab == -1}
     assert outliers.fit(w, policy) == expected
     assert len(expected) >= 5
 

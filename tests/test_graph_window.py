@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.graph.window import MISSING, EventWindow, subnet_of
+from feedbackguard.graph.window import MISSING, EventWindow, Row, subnet_of
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -42,6 +42,50 @@ def test_from_events_codes_accounts_items_and_infrastructure() -> None:
     assert w.ip.tolist() == [0, 1, 2]
     assert w.subnet.tolist() == [0, 0, 1]
     assert w.device.tolist() == [0, MISSING, MISSING]
+
+
+_names = st.sampled_from(["a", "b", "c", "d"])
+_optional = st.none() | st.sampled_from(["10.0.0.1", "10.0.0.2", "10.0.9.1", "x"])
+_rows = st.lists(
+    st.tuples(
+        st.just("e"),  # event id
+        _names,  # account
+        _names,  # item
+        _names,  # value key
+        st.just("v"),  # value as shown
+        st.floats(0, 1e6),  # time
+        _optional,  # ip
+        _optional,  # device
+        st.none() | st.floats(0, 1e6),  # account created
+    ),
+    max_size=30,
+)
+
+
+def _first_seen(column: list[str | None]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(c for c in column if c is not None))
+
+
+@given(_rows)
+def test_from_rows_codes_each_column_in_order_of_first_appearance(rows: list[Row]) -> None:
+    w = EventWindow.from_rows(rows)
+    subnets = [None if r[6] is None else subnet_of(r[6]) for r in rows]
+    columns = (
+        (w.account, w.account_ids, [r[1] for r in rows]),
+        (w.item, w.item_ids, [r[2] for r in rows]),
+        (w.ip, w.ip_ids, [r[6] for r in rows]),
+        (w.subnet, w.subnet_ids, subnets),
+        (w.device, w.device_ids, [r[7] for r in rows]),
+    )
+    for codes, ids, column in columns:
+        assert ids == _first_seen(column)
+        assert [None if c == MISSING else ids[c] for c in codes.tolist()] == column
+    assert w.time.tolist() == [r[5] for r in rows]
+    for a, name in enumerate(w.account_ids):
+        claims = [r[8] for r in rows if r[1] == name and r[8] is not None]
+        assert (np.isnan(w.account_created[a]) and not claims) or w.account_created[a] == min(
+            claims
+        )
 
 
 def test_from_events_keeps_true_and_one_apart() -> None:

@@ -101,9 +101,7 @@ def fit(window: Recent, policy: Outliers) -> dict[str, float]:
     raw = forest.score_samples(matrix)
     score = raw - np.percentile(raw, 100.0 * policy.contamination)
     return {
-        name: round(float(s), 4)
-        for name, s in zip(names, score.tolist(), strict=True)
-        if s < 0
+        name: round(float(s), 4) for name, s in zip(names, score.tolist(), strict=True) if s < 0
     }
 
 
