@@ -11,7 +11,13 @@ import redis
 
 from feedbackguard import accounts, inbox, ledger
 from feedbackguard.checks.base import CheckContext
-from feedbackguard.checks.graph import GraphAnalyser, GraphCheck, bucket_index_key, load_window
+from feedbackguard.checks.graph import (
+    BucketCache,
+    GraphAnalyser,
+    GraphCheck,
+    bucket_index_key,
+    load_window,
+)
 from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import Pipeline
@@ -188,3 +194,30 @@ def test_analysis_drops_window_slices_older_than_the_window(
     rows = load_window(r, NS, 0.0, pipeline.policies.current().policy.graph)
     assert {row[0] for row in rows} == {e.event_id for e in new}
     assert r.zcard(bucket_index_key(NS)) == 1
+
+
+def test_a_cached_window_load_reads_what_was_appended_since(
+    r: redis.Redis[bytes], pipeline: Pipeline, make_event: MakeEvent
+) -> None:
+    ctx = CheckContext(redis=r, policy=pipeline.policies.current().policy, namespace=NS)
+    cache = BucketCache()
+    GraphCheck()([make_event(at=i * 600) for i in range(10)], ctx)
+    load_window(r, NS, 0.0, ctx.policy.graph, cache)
+    GraphCheck()([make_event(at=i * 900) for i in range(10)], ctx)  # old and new buckets
+    cached = load_window(r, NS, 0.0, ctx.policy.graph, cache)
+    assert cached == load_window(r, NS, 0.0, ctx.policy.graph)
+    assert len(cached) == 20
+
+
+def test_a_cached_window_load_rereads_a_bucket_made_again(
+    r: redis.Redis[bytes], pipeline: Pipeline, make_event: MakeEvent
+) -> None:
+    ctx = CheckContext(redis=r, policy=pipeline.policies.current().policy, namespace=NS)
+    cache = BucketCache()
+    GraphCheck()([make_event(at=i) for i in range(5)], ctx)
+    load_window(r, NS, 0.0, ctx.policy.graph, cache)
+    r.delete(*r.zrange(bucket_index_key(NS), 0, -1))
+    fresh = [make_event(at=i) for i in range(8)]
+    GraphCheck()(fresh, ctx)
+    cached = load_window(r, NS, 0.0, ctx.policy.graph, cache)
+    assert [row[0] for row in cached] == [e.event_id for e in fresh]
