@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from feedbackguard import ledger, signing
 from feedbackguard.cli import main
-from feedbackguard.decide import Decision, ReasonModel, json_time
+from feedbackguard.decide import FINAL_STATUSES, Decision, ReasonModel, Status, json_time
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.settings import Settings
 from feedbackguard.store import (
@@ -536,3 +536,27 @@ def test_release_from_json_stores_what_the_models_would(
 
     assert record.to_json() == by_models.to_json()
     assert row == item_row(KEY, event, by_models.trail, admitted_at)
+
+
+@given(
+    event=_events,
+    statuses=st.lists(st.sampled_from(sorted(FINAL_STATUSES | {"pending", "review"})), min_size=1),
+    detail=st.text(max_size=40),
+)
+def test_last_status_reads_the_last_decisions_status_whatever_the_strings_hold(
+    event: FeedbackEvent, statuses: list[Status], detail: str
+) -> None:
+    trail = [
+        Decision(
+            event_id=event.event_id,
+            status=status,
+            risk=0.5,
+            reasons=(
+                ReasonModel(code="outlier", detail=f'"status":"admitted"{detail}', score=0.5),
+            ),
+            policy_version=1,
+        ).model_dump(mode="json")
+        for status in statuses
+    ]
+    raw = ledger.encode_record(event.to_json(), trail)
+    assert ledger.last_status(raw) == ledger.split_record(raw).status == statuses[-1]

@@ -135,11 +135,10 @@ def load(r: redis.Redis[bytes], namespace: str) -> Recent:
 
 
 def statuses(r: redis.Redis[bytes], namespace: str, event_ids: Sequence[str]) -> list[str]:
-    """Each event's current status ("missing" once its record expired). Reads only
-    the last decision's status, without validating whole records."""
+    """Each event's current status ("missing" once its record expired)."""
     out: list[str] = []
     for start in range(0, len(event_ids), _STATUS_CHUNK):
         chunk = event_ids[start : start + _STATUS_CHUNK]
         for raw in r.mget([ledger.record_key(namespace, e) for e in chunk]):
-            out.append(orjson.loads(raw)["trail"][-1]["status"] if raw else "missing")
+            out.append(ledger.last_status(raw) if raw else "missing")
     return out
