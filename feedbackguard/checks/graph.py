@@ -41,8 +41,6 @@ BLOCKED = Reason("account.blocked", "account blocked by an admin", 1.0)
 # Scores are rounded so that an analysis finding the same thing again with a slightly
 # different score does not re-decide (and lengthen the trail of) every event it names.
 SCORE_DIGITS = 2
-# Buckets read per round trip when loading the window.
-LOAD_CHUNK = 16
 
 
 def bucket_index_key(namespace: str) -> str:
@@ -76,12 +74,13 @@ def append_rows(
 
 
 class BucketCache:
-    """Decoded rows of window buckets, kept by a worker between analysis runs.
+    """Decoded rows of one namespace's window buckets, kept by a worker between
+    analysis runs.
 
     A bucket only grows (RPUSH) until it is dropped whole, so a run reads only what
     was appended since the last one; a bucket whose first entry changed was dropped
     and made again, and is read whole. Replay of 100,000 events: loading the window
-    went from 11 % of all worker time to <measured> (docs/benchmarks.md).
+    took 12.2 s of the workers' time, 2.0 s with the cache (py-spy; docs/benchmarks.md).
     """
 
     def __init__(self) -> None:
@@ -98,18 +97,18 @@ class BucketCache:
         replies = pipe.execute()
         out: list[list[Row]] = []
         for key, first, tail in zip(keys_, replies[::2], replies[1::2], strict=True):
-            cached = self.buckets.get(key)
+            cached = self.buckets.pop(key, None)
             if first is None:
-                self.buckets.pop(key, None)
                 out.append([])
                 continue
-            if cached is None or cached[0] != first:
+            if cached is None:
+                cached = (first, [])
+            elif cached[0] != first:
                 cached = (first, [])
                 tail = r.lrange(key, 0, -1)
-            rows = cached[1]
-            rows.extend(_row(orjson.loads(raw)) for raw in tail)
+            cached[1].extend(_row(orjson.loads(raw)) for raw in tail)
             self.buckets[key] = cached
-            out.append(rows)
+            out.append(cached[1])
         return out
 
 
@@ -120,23 +119,13 @@ def load_window(
     policy: Graph,
     cache: BucketCache | None = None,
 ) -> list[Row]:
-    """Rows of events after `start` (event time), each event id once."""
+    """Rows of events after `start` (event time), each event id once; `cache` keeps
+    them for the next call."""
     index = bucket_index_key(namespace)
     buckets = [key.decode() for key in r.zrangebyscore(index, start - policy.bucket_s, "+inf")]
-    if cache is not None:
-        chunks = cache.read(r, buckets)
-    else:
-        chunks = []
-        for offset in range(0, len(buckets), LOAD_CHUNK):
-            pipe = r.pipeline(transaction=False)
-            for key in buckets[offset : offset + LOAD_CHUNK]:
-                pipe.lrange(key, 0, -1)
-            chunks.extend(
-                [_row(orjson.loads(raw)) for raw in encoded] for encoded in pipe.execute()
-            )
     rows: list[Row] = []
     seen: set[str] = set()
-    for chunk in chunks:
+    for chunk in (cache or BucketCache()).read(r, buckets):
         for row in chunk:
             if row[5] > start and row[0] not in seen:
                 seen.add(row[0])
@@ -199,7 +188,7 @@ class GraphAnalyser:
     name = "graph"
 
     def __init__(self) -> None:
-        self.cache = BucketCache()
+        self.caches: dict[str, BucketCache] = {}
 
     def __call__(self, ctx: AnalysisContext) -> Verdicts:
         policy = ctx.policy.graph
@@ -208,7 +197,8 @@ class GraphAnalyser:
         r = ctx.redis
         start = ctx.now - policy.window_s
         trim_window(r, ctx.namespace, start, policy)
-        rows = load_window(r, ctx.namespace, start, policy, self.cache)
+        cache = self.caches.setdefault(ctx.namespace, BucketCache())
+        rows = load_window(r, ctx.namespace, start, policy, cache)
         if not rows:
             accounts.replace_findings(r, ctx.namespace, [], [])
             return {}

@@ -163,14 +163,12 @@ class EventWindow:
         ips = _first_seen_codes(addr)
         subnets = _first_seen_codes([None if a is None else subnet_of(a) for a in addr])
         devices = _first_seen_codes([row[7] for row in rows])
-        account = accounts.codes
         made = [np.nan if row[8] is None else row[8] for row in rows]
-        created = np.array(made, dtype=np.float64)
         # The earliest claim wins: a later event cannot make an account older.
         account_created = np.full(len(accounts.labels), np.nan)
-        np.fmin.at(account_created, account, created)
+        np.fmin.at(account_created, accounts.codes, np.array(made, dtype=np.float64))
         return cls(
-            account=account,
+            account=accounts.codes,
             item=items.codes,
             value=values.codes,
             time=np.array([row[5] for row in rows], dtype=np.float64),
