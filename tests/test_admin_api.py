@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 import redis
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from feedbackguard import audit, auth, inbox, lists
 from feedbackguard.checks.base import CheckContext
@@ -238,6 +240,31 @@ def test_audit_since_in_future_is_empty(client: FlaskClient, admin: dict[str, st
     since = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     resp = client.get("/api/v1/audit", query_string={"since": since}, headers=admin)
     assert resp.json["entries"] == []
+
+
+@pytest.mark.parametrize(
+    "since", ["20000101", "2000-01-01", "2000-W01-2", "2000-01-01T00:00:00", "2000-01-01 00:00Z"]
+)
+def test_audit_refuses_times_that_are_not_rfc3339(
+    client: FlaskClient, admin: dict[str, str], since: str
+) -> None:
+    resp = client.get("/api/v1/audit", query_string={"since": since}, headers=admin)
+    assert resp.status_code == 422
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(
+    at=st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-9, minutes=-30))])),
+    lower=st.booleans(),
+)
+def test_audit_takes_any_rfc3339_time(
+    client: FlaskClient, admin: dict[str, str], at: datetime, lower: bool
+) -> None:
+    since = at.isoformat().replace("+00:00", "Z")
+    resp = client.get(
+        "/api/v1/audit", query_string={"since": since.lower() if lower else since}, headers=admin
+    )
+    assert resp.status_code == 200
 
 
 def test_openapi_document_is_3_1_and_lists_paths(client: FlaskClient) -> None:

@@ -5,6 +5,7 @@ OpenAPI 3.1 document at /v1/openapi.json is generated from them."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -371,6 +372,9 @@ def set_lockdown(namespace: str, body: m.LockdownIn) -> m.NamespaceOut:
 # --- audit and keys --------------------------------------------------------------------
 
 
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)")
+
+
 class AuditQuery(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
     actor: str | None = pydantic.Field(None, max_length=200)
@@ -381,10 +385,15 @@ class AuditQuery(pydantic.BaseModel):
 
     @pydantic.field_validator("since", "until", mode="before")
     @classmethod
-    def _iso_only(cls, value: object) -> object:
-        """ISO 8601 only (pydantic would also take epoch numbers, which the schema
-        does not allow)."""
-        return datetime.fromisoformat(value) if isinstance(value, str) else value
+    def _rfc3339_only(cls, value: object) -> object:
+        """What the schema's `date-time` format allows, no more: pydantic would also
+        take epoch numbers, and `datetime.fromisoformat` dates alone, week dates or
+        times without an offset (schemathesis sent "20000101" and got a 200)."""
+        if not isinstance(value, str):
+            return value
+        if not _RFC3339.fullmatch(value):
+            raise ValueError("must be an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z")
+        return datetime.fromisoformat(value.upper())
 
 
 AUDIT_SCAN_MAX = 100_000
