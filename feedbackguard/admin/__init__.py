@@ -388,7 +388,7 @@ class AuditQuery(pydantic.BaseModel):
     def _rfc3339_only(cls, value: object) -> object:
         """What the schema's `date-time` format allows, no more: pydantic would also
         take epoch numbers, and `datetime.fromisoformat` dates alone, week dates or
-        times without an offset (schemathesis sent "20000101" and got a 200)."""
+        times without an offset ("20000101" got a 200; schemathesis flagged it)."""
         if not isinstance(value, str):
             return value
         if not _RFC3339.fullmatch(value):
