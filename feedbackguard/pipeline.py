@@ -104,7 +104,7 @@ class Pipeline:
     policies: PolicyStore
     checks: Sequence[Check]
     analysers: Sequence[Analyser] = ()
-    batch_size: int = 500
+    batch_size: int = 2000
     claim_idle_ms: int = 30_000
     release_batch: int = 2000
 

@@ -88,28 +88,26 @@ class BucketCache:
 
     def read(self, r: redis.Redis[bytes], keys_: Sequence[str]) -> list[list[Row]]:
         """Each bucket's rows, in RPUSH order; forgets buckets not asked for."""
-        for gone in self.buckets.keys() - set(keys_):
-            del self.buckets[gone]
         pipe = r.pipeline(transaction=False)
         for key in keys_:
+            cached = self.buckets.get(key)
             pipe.lindex(key, 0)
-            pipe.lrange(key, len(self.buckets.get(key, (b"", []))[1]), -1)
+            pipe.lrange(key, len(cached[1]) if cached else 0, -1)
         replies = pipe.execute()
-        out: list[list[Row]] = []
+        kept: dict[str, tuple[bytes, list[Row]]] = {}
         for key, first, tail in zip(keys_, replies[::2], replies[1::2], strict=True):
-            cached = self.buckets.pop(key, None)
-            if first is None:
-                out.append([])
+            if first is None:  # dropped since the index was read
                 continue
+            cached = self.buckets.get(key)
             if cached is None:
                 cached = (first, [])
             elif cached[0] != first:
                 cached = (first, [])
                 tail = r.lrange(key, 0, -1)
             cached[1].extend(_row(orjson.loads(raw)) for raw in tail)
-            self.buckets[key] = cached
-            out.append(cached[1])
-        return out
+            kept[key] = cached
+        self.buckets = kept
+        return [kept[key][1] for key in keys_ if key in kept]
 
 
 def load_window(
@@ -125,7 +123,7 @@ def load_window(
     buckets = [key.decode() for key in r.zrangebyscore(index, start - policy.bucket_s, "+inf")]
     rows: list[Row] = []
     seen: set[str] = set()
-    for chunk in (cache or BucketCache()).read(r, buckets):
+    for chunk in (cache if cache is not None else BucketCache()).read(r, buckets):
         for row in chunk:
             if row[5] > start and row[0] not in seen:
                 seen.add(row[0])

@@ -10,6 +10,7 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -60,7 +61,7 @@ def _first_seen_codes(column: Sequence[str | None]) -> _Coded:
     index: dict[str | None, int] = {key: code for code, key in enumerate(first_seen)}
     index[None] = MISSING
     codes = np.fromiter(map(index.__getitem__, column), dtype=np.int64, count=len(column))
-    return _Coded(codes, tuple(key for key in first_seen if key is not None))
+    return _Coded(codes, tuple(cast("dict[str, None]", first_seen)))
 
 
 def value_key(value: bool | int | float | str) -> str:
