@@ -6,7 +6,9 @@ in a temporary FEEDBACKGUARD_HOME:
      events are pushed into the inbox as capture would, and the clock runs until
      every event has a final status (probation released into the store);
   2. the naive design, one RQ job per event (SimpleWorker), on a smaller sample;
-  3. Redis memory per active account (rate-limit state), from INFO used_memory;
+  3. Redis memory per active account (rate-limit state), from INFO used_memory, and
+     the Redis CPU per event of each pipeline run (INFO used_cpu_user + used_cpu_sys:
+     Redis is single-threaded, so 1e6 / that figure caps events/s on one core);
   4. `feedbackguard replay` of a 100,000-event file, end to end.
 The last line is one JSON object with every figure.
 
@@ -85,7 +87,16 @@ def wait_final(r: redis.Redis[bytes], total: int, last_due: float) -> None:
         time.sleep(0.05)
 
 
-def run_pipeline(settings: Settings, url: str, events: list[FeedbackEvent], workers: int) -> float:
+def redis_cpu_s(r: redis.Redis[bytes]) -> float:
+    """CPU seconds the Redis server has used so far (INFO cpu)."""
+    info = r.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def run_pipeline(
+    settings: Settings, url: str, events: list[FeedbackEvent], workers: int
+) -> tuple[float, float]:
+    """(events/s, Redis CPU microseconds per event) from the push to the last release."""
     r: redis.Redis[bytes] = redis.Redis.from_url(url)
     r.flushdb()
     Path(settings.home, "store.db").unlink(missing_ok=True)
@@ -94,15 +105,17 @@ def run_pipeline(settings: Settings, url: str, events: list[FeedbackEvent], work
     procs = start_workers(workers, settings, url)
     time.sleep(2.0)  # let the workers import and register before the clock starts
     started = time.perf_counter()
+    cpu = redis_cpu_s(r)
     push(r, events, settings.inbox_maxlen)
     wait_final(r, len(events), events[-1].received_at.timestamp() + probation)
     elapsed = time.perf_counter() - started
+    cpu = redis_cpu_s(r) - cpu
     stop_workers(procs)
     decided = ledger.stats(r, NS).get("decided", 0)
     if decided != len(events):
         raise SystemExit(f"lost events: decided {decided} of {len(events)}")
     r.close()
-    return len(events) / elapsed
+    return len(events) / elapsed, cpu * 1e6 / len(events)
 
 
 # --- the naive design: one RQ job per event -------------------------------------------
@@ -188,9 +201,14 @@ def main() -> None:
     events = generate(args.events, accounts=max(1000, args.events // 5))
     results: dict[str, float | None] = {}
     for workers in (1, 2):
-        rate = run_pipeline(settings, url, events, workers)
+        rate, redis_us = run_pipeline(settings, url, events, workers)
         results[f"events_per_s_{workers}w"] = round(rate)
-        print(f"pipeline, {workers} worker(s): {rate:,.0f} events/s", file=sys.stderr)
+        results[f"redis_cpu_us_per_event_{workers}w"] = round(redis_us, 1)
+        print(
+            f"pipeline, {workers} worker(s): {rate:,.0f} events/s, "
+            f"Redis CPU {redis_us:,.1f} us/event",
+            file=sys.stderr,
+        )
     naive = run_naive(settings, url, events[: args.naive_events])
     results["naive_rq_events_per_s"] = round(naive, 1)
     print(f"naive, one RQ job per event: {naive:,.1f} events/s", file=sys.stderr)
