@@ -93,10 +93,10 @@ def main() -> None:
     parser.add_argument("--propagation-runs", type=int, default=5)
     args = parser.parse_args()
 
-    from feedbackguard import auth
-    from feedbackguard.runtime import Runtime
-    from feedbackguard.server import create_app
+    from feedbackguard.pipeline.runtime import Runtime
     from feedbackguard.settings import Settings
+    from feedbackguard.web import auth
+    from feedbackguard.web.server import create_app
 
     with tempfile.TemporaryDirectory() as home:
         settings = Settings(home=Path(home), auth_fail_limit=1_000_000)

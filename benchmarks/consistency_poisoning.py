@@ -51,7 +51,6 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from feedbackguard import inbox, ledger
 from feedbackguard.checks.base import Analyser, Check, CheckContext
 from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.consistency import knn
@@ -59,10 +58,11 @@ from feedbackguard.consistency.checks import consistency_checks
 from feedbackguard.embedded import EmbeddedRedis
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.graph.window import value_key
-from feedbackguard.pipeline import Pipeline
+from feedbackguard.pipeline import inbox, ledger
+from feedbackguard.pipeline.engine import Pipeline
+from feedbackguard.pipeline.runtime import default_analysers, default_checks
 from feedbackguard.policy import Policy
-from feedbackguard.policystore import PolicyStore
-from feedbackguard.runtime import default_analysers, default_checks
+from feedbackguard.policy.store import PolicyStore
 from feedbackguard.store import Store
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)

@@ -27,15 +27,15 @@ from pathlib import Path
 
 import redis
 
-from feedbackguard import inbox, ledger
 from feedbackguard.checks.base import AnalysisContext, CheckContext
 from feedbackguard.checks.graph import GraphAnalyser, GraphCheck
 from feedbackguard.embedded import EmbeddedRedis
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline import Pipeline
+from feedbackguard.pipeline import inbox, ledger
+from feedbackguard.pipeline.engine import Pipeline
+from feedbackguard.pipeline.runtime import default_analysers, default_checks
 from feedbackguard.policy import Policy
-from feedbackguard.policystore import PolicyStore
-from feedbackguard.runtime import default_analysers, default_checks
+from feedbackguard.policy.store import PolicyStore
 from feedbackguard.store import Store
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)

@@ -31,14 +31,14 @@ import numpy as np
 import redis
 from rq import Queue
 
-from feedbackguard import inbox, ledger
 from feedbackguard.checks.base import CheckContext
 from feedbackguard.checks.ratelimit import RateLimitCheck
-from feedbackguard.decide import decide
 from feedbackguard.embedded import EmbeddedRedis
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.policystore import PolicyStore
-from feedbackguard.replay import push, replay, start_workers, stop_workers
+from feedbackguard.pipeline import inbox, ledger
+from feedbackguard.pipeline.decide import decide
+from feedbackguard.pipeline.replay import push, replay, start_workers, stop_workers
+from feedbackguard.policy.store import PolicyStore
 from feedbackguard.settings import Settings
 from feedbackguard.store import Store
 

@@ -34,17 +34,20 @@ import numpy as np
 import redis
 from flask import Flask
 
-from feedbackguard import accounts, auth, ledger, moderation
-from feedbackguard.decide import Decision, ReasonModel
+from feedbackguard import accounts
 from feedbackguard.embedded import EmbeddedRedis
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline import Pipeline
-from feedbackguard.policystore import PolicyStore
-from feedbackguard.review import create_review_blueprint, queue
-from feedbackguard.runtime import Runtime
+from feedbackguard.pipeline import ledger
+from feedbackguard.pipeline.decide import Decision, ReasonModel
+from feedbackguard.pipeline.engine import Pipeline
+from feedbackguard.pipeline.runtime import Runtime
+from feedbackguard.policy.store import PolicyStore
+from feedbackguard.review import moderation, queue
 from feedbackguard.settings import Settings
 from feedbackguard.store import Store
-from feedbackguard.web import init_runtime
+from feedbackguard.web import auth
+from feedbackguard.web.context import init_runtime
+from feedbackguard.web.review import create_review_blueprint
 
 NS = "bench"
 CODES = ["coordination.lockstep", "sybil.dense", "consistency.model", "outlier", "trigger.known"]

@@ -39,12 +39,12 @@ from typing import Any
 import flask
 import redis
 
-from feedbackguard import inbox, ledger
 from feedbackguard.capture import FeedbackGuard
 from feedbackguard.embedded import EmbeddedRedis
+from feedbackguard.pipeline import inbox, ledger
+from feedbackguard.pipeline.replay import start_workers, stop_workers
 from feedbackguard.policy import Analysis, Policy
-from feedbackguard.policystore import PolicyStore
-from feedbackguard.replay import start_workers, stop_workers
+from feedbackguard.policy.store import PolicyStore
 from feedbackguard.settings import Settings
 from feedbackguard.store import Store
 

@@ -38,15 +38,16 @@ from typing import Any
 import redis
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from feedbackguard import auth, inbox, ledger
 from feedbackguard.embedded import EmbeddedRedis
+from feedbackguard.pipeline import inbox, ledger
+from feedbackguard.pipeline.replay import start_workers, stop_workers
+from feedbackguard.pipeline.runtime import Runtime
 from feedbackguard.policy import Analysis, Policy
-from feedbackguard.policystore import PolicyStore
-from feedbackguard.replay import start_workers, stop_workers
-from feedbackguard.runtime import Runtime
-from feedbackguard.server import create_app
+from feedbackguard.policy.store import PolicyStore
 from feedbackguard.settings import Settings
 from feedbackguard.store import STORE_FILE_NAME, Store
+from feedbackguard.web import auth
+from feedbackguard.web.server import create_app
 
 NAMESPACE = "tickets"
 # The review UI's login for this run (a fresh password each run, private Redis).

@@ -24,7 +24,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from feedbackguard import keys
-from feedbackguard.namespaces import info, known
+from feedbackguard.pipeline.namespaces import info, known
 
 STATUSES: Final = ("pending", "admitted", "review", "rejected", "quarantined")
 TIMINGS: Final = ("batch", "analysis")

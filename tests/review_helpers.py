@@ -9,18 +9,19 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from feedbackguard import auth, inbox
 from feedbackguard.checks.base import AnalysisContext, Reason, Verdicts
 from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline import Pipeline
-from feedbackguard.policystore import PolicyStore
-from feedbackguard.review import create_review_blueprint
-from feedbackguard.runtime import Runtime
-from feedbackguard.server import create_app
+from feedbackguard.pipeline import inbox
+from feedbackguard.pipeline.engine import Pipeline
+from feedbackguard.pipeline.runtime import Runtime
+from feedbackguard.policy.store import PolicyStore
 from feedbackguard.settings import Settings
 from feedbackguard.store import Store
-from feedbackguard.web import init_runtime
+from feedbackguard.web import auth
+from feedbackguard.web.context import init_runtime
+from feedbackguard.web.review import create_review_blueprint
+from feedbackguard.web.server import create_app
 
 NS = "default"
 

@@ -12,13 +12,15 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feedbackguard import audit, auth, inbox, lists
+from feedbackguard import audit
 from feedbackguard.checks.base import CheckContext
 from feedbackguard.checks.lists import ListCheck
-from feedbackguard.decide import Decision
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.policy import Policy
-from feedbackguard.runtime import Runtime
+from feedbackguard.pipeline import inbox
+from feedbackguard.pipeline.decide import Decision
+from feedbackguard.pipeline.runtime import Runtime
+from feedbackguard.policy import Policy, lists
+from feedbackguard.web import auth
 
 
 def _key(r: redis.Redis[bytes], role: str) -> dict[str, str]:

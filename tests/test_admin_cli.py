@@ -9,12 +9,13 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from feedbackguard import audit, auth
+from feedbackguard import audit
 from feedbackguard.cli import main
-from feedbackguard.decide import Decision
 from feedbackguard.events import FeedbackEvent
+from feedbackguard.pipeline.decide import Decision
 from feedbackguard.settings import Settings
 from feedbackguard.store import Store
+from feedbackguard.web import auth
 
 MakeEvent = Callable[..., FeedbackEvent]
 

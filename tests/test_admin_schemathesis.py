@@ -14,10 +14,10 @@ from types import ModuleType
 import pytest
 import redis
 
-from feedbackguard import auth
-from feedbackguard.runtime import Runtime
-from feedbackguard.server import create_app
+from feedbackguard.pipeline.runtime import Runtime
 from feedbackguard.settings import Settings
+from feedbackguard.web import auth
+from feedbackguard.web.server import create_app
 
 EXAMPLES_PER_OPERATION = 5
 

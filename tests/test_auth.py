@@ -8,7 +8,8 @@ import pytest
 import redis
 from flask.testing import FlaskClient
 
-from feedbackguard import audit, auth
+from feedbackguard import audit
+from feedbackguard.web import auth
 
 
 def test_key_secret_is_not_stored_only_its_sha256(r: redis.Redis[bytes]) -> None:

@@ -10,8 +10,8 @@ import pytest
 import redis
 from flask.testing import FlaskClient
 
-import feedbackguard.admin as admin_api
-from feedbackguard import auth
+import feedbackguard.web.admin as admin_api
+from feedbackguard.web import auth
 
 CALLERS: tuple[str | None, ...] = (None, *auth.ROLES)
 # Review API (under settings.review_prefix): method, path, role needed.

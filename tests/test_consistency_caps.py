@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from feedbackguard.cli import main
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.policy import Policy
-from feedbackguard.policystore import PolicyStore
+from feedbackguard.policy.store import PolicyStore
 from feedbackguard.settings import Settings
 from feedbackguard.store import ExportCaps, Store
 from tests.test_store import admitted

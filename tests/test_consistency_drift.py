@@ -11,10 +11,10 @@ import redis
 from hypothesis import given
 from hypothesis import strategies as st
 
-from feedbackguard import audit, lockdown
+from feedbackguard import audit
 from feedbackguard.consistency import drift, recent
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.policy import Drift
+from feedbackguard.policy import Drift, lockdown
 from tests.conftest import T0
 
 MakeEvent = Callable[..., FeedbackEvent]

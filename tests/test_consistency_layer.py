@@ -14,16 +14,17 @@ import redis
 from hypothesis import given
 from hypothesis import strategies as st
 
-from feedbackguard import inbox, ledger, reputation
+from feedbackguard import reputation
 from feedbackguard.checks.base import CheckContext
 from feedbackguard.consistency import recent
 from feedbackguard.consistency.checks import RecentRecorder
 from feedbackguard.defaults import config_path
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline import Pipeline
+from feedbackguard.pipeline import inbox, ledger
+from feedbackguard.pipeline.engine import Pipeline
+from feedbackguard.pipeline.runtime import default_analysers, default_checks
 from feedbackguard.policy import Discovery, Drift, Knn, Policy
-from feedbackguard.policystore import PolicyStore
-from feedbackguard.runtime import default_analysers, default_checks
+from feedbackguard.policy.store import PolicyStore
 from feedbackguard.store import Store
 from tests.conftest import T0
 

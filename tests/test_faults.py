@@ -22,11 +22,11 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from feedbackguard import inbox, ledger
 from feedbackguard.embedded import redis_server_binary
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.policystore import PolicyStore
-from feedbackguard.replay import push
+from feedbackguard.pipeline import inbox, ledger
+from feedbackguard.pipeline.replay import push
+from feedbackguard.policy.store import PolicyStore
 from feedbackguard.settings import Settings
 from feedbackguard.store import Store
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 import redis
 
-from feedbackguard import accounts, inbox, ledger
+from feedbackguard import accounts
 from feedbackguard.checks.base import CheckContext
 from feedbackguard.checks.graph import (
     BucketCache,
@@ -20,8 +20,9 @@ from feedbackguard.checks.graph import (
 )
 from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline import Pipeline
-from feedbackguard.policystore import PolicyStore
+from feedbackguard.pipeline import inbox, ledger
+from feedbackguard.pipeline.engine import Pipeline
+from feedbackguard.policy.store import PolicyStore
 from feedbackguard.store import Store
 from tests.conftest import T0
 

@@ -6,12 +6,12 @@ from collections.abc import Callable
 
 import redis
 
-from feedbackguard import audit, lockdown
+from feedbackguard import audit
 from feedbackguard.checks.base import CheckContext
 from feedbackguard.consistency.checks import LOCKDOWN, LockdownCheck
-from feedbackguard.decide import decide
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.policy import Policy
+from feedbackguard.pipeline.decide import decide
+from feedbackguard.policy import Policy, lockdown
 from tests.conftest import T0
 
 MakeEvent = Callable[..., FeedbackEvent]

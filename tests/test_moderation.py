@@ -9,15 +9,16 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from feedbackguard import accounts, audit, inbox, ledger, reputation, runtime
+from feedbackguard import accounts, audit, reputation
 from feedbackguard.checks.base import AnalysisContext, Reason, Verdicts
 from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.cli import main
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.moderation import moderate
-from feedbackguard.pipeline import Pipeline
+from feedbackguard.pipeline import inbox, ledger, runtime
+from feedbackguard.pipeline.engine import Pipeline
 from feedbackguard.policy import Policy
-from feedbackguard.policystore import PolicyStore
+from feedbackguard.policy.store import PolicyStore
+from feedbackguard.review.moderation import moderate
 from feedbackguard.settings import Settings
 from feedbackguard.store import Store
 

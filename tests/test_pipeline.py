@@ -13,14 +13,15 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from feedbackguard import inbox, keys, ledger, metrics
+from feedbackguard import keys, metrics
 from feedbackguard.checks.base import AnalysisContext, CheckContext, Findings, Reason, Verdicts
 from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.cli import main
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline import Pipeline, dead_letter_key, held_key, requeue_held
+from feedbackguard.pipeline import inbox, ledger
+from feedbackguard.pipeline.engine import Pipeline, dead_letter_key, held_key, requeue_held
 from feedbackguard.policy import Policy, RateLimit, RateLimits
-from feedbackguard.policystore import PolicyStore
+from feedbackguard.policy.store import PolicyStore
 from feedbackguard.store import Store
 
 MakeEvent = Callable[..., FeedbackEvent]

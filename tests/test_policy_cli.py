@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from feedbackguard import audit
 from feedbackguard.cli import main
-from feedbackguard.policystore import PolicyStore
+from feedbackguard.policy.store import PolicyStore
 from feedbackguard.settings import Settings
 
 

@@ -6,7 +6,7 @@ import redis
 
 from feedbackguard import audit
 from feedbackguard.policy import Policy, Thresholds
-from feedbackguard.policystore import PolicyStore
+from feedbackguard.policy.store import PolicyStore
 
 
 def test_first_read_stores_the_shipped_defaults_as_version_one(r: redis.Redis[bytes]) -> None:

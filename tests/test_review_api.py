@@ -7,9 +7,10 @@ from collections.abc import Callable
 import redis
 from flask.testing import FlaskClient
 
-from feedbackguard import accounts, ledger
+from feedbackguard import accounts
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline import Pipeline
+from feedbackguard.pipeline import ledger
+from feedbackguard.pipeline.engine import Pipeline
 from feedbackguard.store import Store
 from tests.review_helpers import NS, key_headers, log_in, send_to_review
 

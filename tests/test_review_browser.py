@@ -15,10 +15,11 @@ import redis
 from flask import Flask
 from werkzeug.serving import make_server
 
-from feedbackguard import accounts, ledger
+from feedbackguard import accounts
 from feedbackguard.checks.base import Reason
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline import Pipeline
+from feedbackguard.pipeline import ledger
+from feedbackguard.pipeline.engine import Pipeline
 from feedbackguard.store import Store
 from tests.review_helpers import NS, PASSWORD, hostile_event, send_to_review
 

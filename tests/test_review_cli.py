@@ -9,10 +9,10 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from feedbackguard import ledger, runtime
 from feedbackguard.checks.base import Reason
 from feedbackguard.cli import main
 from feedbackguard.events import FeedbackEvent
+from feedbackguard.pipeline import ledger, runtime
 from feedbackguard.settings import Settings
 from tests.review_helpers import NS, send_to_review
 

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feedbackguard import auth
+from feedbackguard.web import auth
 
 POSTS = ("claim", "release", "decide", "bulk", "undo")
 FIELDS = ("namespace", "ids", "action", "note", "count", "account", "cluster", "reason",

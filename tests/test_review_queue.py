@@ -8,14 +8,15 @@ from collections.abc import Callable, Sequence
 import pytest
 import redis
 
-from feedbackguard import accounts, audit, inbox, ledger
+from feedbackguard import accounts, audit
 from feedbackguard.checks.base import CheckContext, Findings, Reason
 from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.moderation import moderate, undo
-from feedbackguard.pipeline import Pipeline
-from feedbackguard.policystore import PolicyStore
+from feedbackguard.pipeline import inbox, ledger
+from feedbackguard.pipeline.engine import Pipeline
+from feedbackguard.policy.store import PolicyStore
 from feedbackguard.review import queue
+from feedbackguard.review.moderation import moderate, undo
 from feedbackguard.review.queue import Filters
 from feedbackguard.store import Store
 from tests.review_helpers import NS, send_to_review

@@ -9,9 +9,10 @@ import pytest
 import redis
 from flask.testing import FlaskClient
 
-from feedbackguard import accounts, ledger
+from feedbackguard import accounts
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline import Pipeline
+from feedbackguard.pipeline import ledger
+from feedbackguard.pipeline.engine import Pipeline
 from feedbackguard.store import Store
 from tests.review_helpers import NS, PASSWORD, csrf_of, hostile_event, log_in, send_to_review
 

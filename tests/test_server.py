@@ -13,13 +13,14 @@ from flask.testing import FlaskClient
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from feedbackguard import inbox, metrics
+from feedbackguard import metrics
 from feedbackguard.checks.base import AnalysisContext, CheckContext, Findings, Reason, Verdicts
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.logs import JsonFormatter, hash_ip
-from feedbackguard.runtime import Runtime
-from feedbackguard.server import create_app, secret_key
+from feedbackguard.pipeline import inbox
+from feedbackguard.pipeline.runtime import Runtime
 from feedbackguard.settings import Settings
+from feedbackguard.web.server import create_app, secret_key
 
 
 def test_healthz_is_ok(client: FlaskClient) -> None:

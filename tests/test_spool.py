@@ -21,13 +21,14 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from feedbackguard import inbox, keys
+from feedbackguard import keys
 from feedbackguard.capture import FeedbackGuard
+from feedbackguard.capture.spool import Spool, SpoolFullError
 from feedbackguard.cli import main
 from feedbackguard.embedded import redis_server_binary
 from feedbackguard.events import FeedbackEvent
+from feedbackguard.pipeline import inbox
 from feedbackguard.settings import Settings
-from feedbackguard.spool import Spool, SpoolFullError
 
 START_TIMEOUT_S = 10.0
 
@@ -223,7 +224,7 @@ def test_spool_refuses_past_its_bound_and_says_so(
     for _ in range(fits):
         spool.append(raw)
     with (
-        caplog.at_level(logging.ERROR, logger="feedbackguard.spool"),
+        caplog.at_level(logging.ERROR, logger="feedbackguard.capture.spool"),
         pytest.raises(SpoolFullError),
     ):
         spool.append(raw)
@@ -316,7 +317,7 @@ def test_concurrent_replays_do_not_both_send(tmp_path: Path, r: redis.Redis[byte
 
 APPENDER = """
 import sys
-from feedbackguard.spool import Spool
+from feedbackguard.capture.spool import Spool
 spool = Spool(sys.argv[1], max_bytes=10**8)
 for i in range(int(sys.argv[3])):
     spool.append(('{"kind":"vote","account_id":"p%s","item_id":"%d","value":1}'

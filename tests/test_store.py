@@ -18,10 +18,10 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from feedbackguard import ledger, signing
 from feedbackguard.cli import main
-from feedbackguard.decide import FINAL_STATUSES, Decision, ReasonModel, Status, json_time
 from feedbackguard.events import FeedbackEvent
+from feedbackguard.pipeline import ledger
+from feedbackguard.pipeline.decide import FINAL_STATUSES, Decision, ReasonModel, Status, json_time
 from feedbackguard.settings import Settings
 from feedbackguard.store import (
     ExportCaps,
@@ -36,6 +36,7 @@ from feedbackguard.store import (
     manifest_path,
     parse_item,
     signed_rows,
+    signing,
 )
 
 MakeEvent = Callable[..., FeedbackEvent]

@@ -14,10 +14,10 @@ import orjson
 import pytest
 import redis
 
-from feedbackguard import inbox, ledger
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.policystore import PolicyStore
-from feedbackguard.replay import ReplayFileError, push, read_events, replay
+from feedbackguard.pipeline import inbox, ledger
+from feedbackguard.pipeline.replay import ReplayFileError, push, read_events, replay
+from feedbackguard.policy.store import PolicyStore
 from feedbackguard.settings import Settings
 from feedbackguard.store import Store
 

@@ -3,7 +3,7 @@
 For each scenario (`feedbackguard.simulate`), one seeded stream of honest traffic plus
 the attack goes through:
 
-* **feedbackguard**: `feedbackguard.replay.replay()`, i.e. the real pipeline in worker
+* **feedbackguard**: `feedbackguard.pipeline.replay.replay()`, i.e. the real pipeline in worker
   processes with every default check and analyser and the default policy (probation
   included), in a fresh namespace with its own SQLite store; the retrained model is
   trained on the store's live rows (`Store.iter_rows`, what an export contains);
@@ -38,16 +38,17 @@ from typing import Any
 import orjson
 import redis
 
-from feedbackguard import inbox, keys, ledger
+from feedbackguard import keys
 from feedbackguard.bench.impact import impact
 from feedbackguard.bench.peers import art_provenance, cleanlab_filter
 from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.connection import redis_url
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline import Pipeline
-from feedbackguard.policystore import PolicyStore
-from feedbackguard.replay import replay
-from feedbackguard.runtime import default_analysers, default_checks
+from feedbackguard.pipeline import inbox, ledger
+from feedbackguard.pipeline.engine import Pipeline
+from feedbackguard.pipeline.replay import replay
+from feedbackguard.pipeline.runtime import default_analysers, default_checks
+from feedbackguard.policy.store import PolicyStore
 from feedbackguard.settings import Settings
 from feedbackguard.simulate import (
     HONEST,

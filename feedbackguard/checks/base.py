@@ -1,6 +1,6 @@
 """The check interface: one batch of events in, reasons for some of them out.
 
-A check never decides; it reports. The decision engine (`feedbackguard.decide`)
+A check never decides; it reports. The decision engine (`feedbackguard.pipeline.decide`)
 combines every check's reasons into a risk and a status under the policy.
 """
 

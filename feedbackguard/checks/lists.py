@@ -11,7 +11,7 @@ from typing import Final
 
 from feedbackguard.checks.base import CheckContext, Findings, Reason
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.lists import Snapshot
+from feedbackguard.policy.lists import Snapshot
 
 CODE: Final = "list.denied"
 SCORE: Final = 1.0

@@ -14,8 +14,8 @@ from feedbackguard import accounts
 from feedbackguard.checks.graph import load_window
 from feedbackguard.cli.options import namespace_option
 from feedbackguard.connection import connect
-from feedbackguard.ledger import clock
-from feedbackguard.policystore import PolicyStore
+from feedbackguard.pipeline.ledger import clock
+from feedbackguard.policy.store import PolicyStore
 from feedbackguard.settings import Settings
 
 RECENT_EVENTS = 20

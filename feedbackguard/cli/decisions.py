@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 import orjson
 
-from feedbackguard import ledger
 from feedbackguard.connection import connect
+from feedbackguard.pipeline import ledger
 from feedbackguard.settings import Settings
 
 

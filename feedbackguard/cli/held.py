@@ -17,7 +17,7 @@ import orjson
 from feedbackguard.cli.options import namespace_option
 from feedbackguard.connection import connect
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline import held_key, requeue_held
+from feedbackguard.pipeline.engine import held_key, requeue_held
 from feedbackguard.settings import Settings
 
 

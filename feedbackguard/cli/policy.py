@@ -17,7 +17,7 @@ import pydantic
 
 from feedbackguard.connection import connect
 from feedbackguard.policy import Policy
-from feedbackguard.policystore import PolicyStore, UnknownPolicyVersion
+from feedbackguard.policy.store import PolicyStore, UnknownPolicyVersion
 from feedbackguard.settings import Settings
 
 actor_option = click.option("--actor", default=getpass.getuser, show_default="$USER")

@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 import click
 import redis
 
-from feedbackguard import purge as purging
 from feedbackguard.cli.options import namespace_option
 from feedbackguard.connection import connect
 from feedbackguard.settings import Settings
 from feedbackguard.store import Store, Version
+from feedbackguard.store import purge as purging
 
 note_option = click.option("--note", default="", help="Why (kept in the audit log).")
 actor_option = click.option("--actor", default=getpass.getuser, show_default="$USER")
@@ -26,7 +26,7 @@ def purge_group() -> None:
 
 
 def _run(action: Callable[[redis.Redis[bytes], Store], Version], verb: str) -> None:
-    """Run a purge or restore (`feedbackguard.purge`, shared with the admin API)."""
+    """Run a purge or restore (`feedbackguard.store.purge`, shared with the admin API)."""
     settings = Settings()
     r = connect(settings)
     try:

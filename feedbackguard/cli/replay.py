@@ -8,7 +8,7 @@ from typing import IO
 
 import click
 
-from feedbackguard.replay import ReplayFileError, replay
+from feedbackguard.pipeline.replay import ReplayFileError, replay
 from feedbackguard.settings import Settings
 
 

@@ -7,9 +7,9 @@ import json
 
 import click
 
-from feedbackguard import ledger, moderation, runtime
 from feedbackguard.cli.options import namespace_option
-from feedbackguard.review import queue
+from feedbackguard.pipeline import ledger, runtime
+from feedbackguard.review import moderation, queue
 
 
 @click.group("review")

@@ -1,7 +1,7 @@
 """`feedbackguard serve`: the review UI/API and the admin API in one web server.
 
 Werkzeug's threaded server is enough for moderators and admins; behind a real
-deployment run `feedbackguard.server:create_app()` under any WSGI server.
+deployment run `feedbackguard.web.server:create_app()` under any WSGI server.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def serve(host: str | None, port: int | None) -> None:
     """Serve the review UI/API, the admin API (/v1), /metrics, /healthz and /readyz."""
     from werkzeug.serving import run_simple
 
-    from feedbackguard.server import create_app
+    from feedbackguard.web.server import create_app
 
     settings = Settings()
     configure()

@@ -10,9 +10,9 @@ from __future__ import annotations
 import click
 import redis
 
+from feedbackguard.capture.spool import Spool
 from feedbackguard.connection import connect
 from feedbackguard.settings import Settings
-from feedbackguard.spool import Spool
 
 
 def _spool(settings: Settings) -> Spool:

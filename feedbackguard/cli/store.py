@@ -13,7 +13,7 @@ import redis
 from feedbackguard.connection import connect
 from feedbackguard.embedded import EmbeddedRedis
 from feedbackguard.policy import Policy
-from feedbackguard.policystore import PolicyStore
+from feedbackguard.policy.store import PolicyStore
 from feedbackguard.settings import Settings
 from feedbackguard.store import ExportCaps, Store, StoreError
 

@@ -7,9 +7,9 @@ import sys
 
 import click
 
-from feedbackguard import auth
 from feedbackguard.connection import connect
 from feedbackguard.settings import Settings
+from feedbackguard.web import auth
 
 actor_option = click.option("--actor", default=getpass.getuser, show_default="$USER")
 

@@ -10,7 +10,7 @@ import click
 import redis
 from rq import Queue, SimpleWorker
 
-from feedbackguard import jobs, runtime
+from feedbackguard.pipeline import jobs, runtime
 
 log = logging.getLogger(__name__)
 # Pause before serving again after RQ's loop ended on a lost Redis connection.

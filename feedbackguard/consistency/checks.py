@@ -18,11 +18,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from feedbackguard import lockdown
 from feedbackguard.checks.base import CheckContext, Findings, Reason
 from feedbackguard.consistency import knn, outliers, recent, triggers, unreliable
 from feedbackguard.events import LABEL_KINDS, FeedbackEvent
 from feedbackguard.graph.window import value_key
+from feedbackguard.policy import lockdown
 
 LOCKDOWN = "lockdown"
 

@@ -5,7 +5,7 @@ per item, by the population stability index and a chi-square test (scipy).
 A shift with PSI >= `psi_alert` and p <= `max_p_value` raises an alert: an audit entry
 and a capped Redis list a dashboard reads (`alerts`); the same scope alerts again only
 once a further `recent_s` has passed. When policy says so (`drift.lockdown`) a
-namespace-level alert also locks the namespace down (`feedbackguard.lockdown`).
+namespace-level alert also locks the namespace down (`feedbackguard.policy.lockdown`).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import orjson
 import redis
 from scipy import stats
 
-from feedbackguard import audit, keys, lockdown
+from feedbackguard import audit, keys
 from feedbackguard.consistency.recent import Recent
-from feedbackguard.policy import Drift
+from feedbackguard.policy import Drift, lockdown
 
 COUNTED = frozenset({"admitted", "pending"})
 ALERTS_MAX = 1000

@@ -19,9 +19,10 @@ import numpy.typing as npt
 import orjson
 import redis
 
-from feedbackguard import keys, ledger
+from feedbackguard import keys
 from feedbackguard.events import LABEL_KINDS, FeedbackEvent
 from feedbackguard.graph.window import value_key
+from feedbackguard.pipeline import ledger
 
 _STATUS_CHUNK = 2000
 

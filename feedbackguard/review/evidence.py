@@ -14,7 +14,8 @@ from typing import Any
 
 import redis
 
-from feedbackguard import accounts, ledger, reputation
+from feedbackguard import accounts, reputation
+from feedbackguard.pipeline import ledger
 from feedbackguard.review import queue
 
 # How many cluster members / shared items an item page draws and lists at most.

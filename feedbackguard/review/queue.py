@@ -33,7 +33,8 @@ from typing import Any
 import orjson
 import redis
 
-from feedbackguard import accounts, keys, ledger, scripts
+from feedbackguard import accounts, keys, scripts
+from feedbackguard.pipeline import ledger
 
 # Ids loaded per round trip when indexing lazily.
 SYNC_CHUNK = 2000

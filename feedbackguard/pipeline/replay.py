@@ -23,11 +23,11 @@ import orjson
 import pydantic
 import redis
 
-from feedbackguard import inbox, ledger
 from feedbackguard.connection import redis_url
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.policystore import PolicyStore
-from feedbackguard.runtime import default_analysers
+from feedbackguard.pipeline import inbox, ledger
+from feedbackguard.pipeline.runtime import default_analysers
+from feedbackguard.policy.store import PolicyStore
 from feedbackguard.settings import Settings
 
 # Events sent to Redis per pipelined round trip.

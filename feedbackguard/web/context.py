@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 
-from feedbackguard.runtime import Runtime
+from feedbackguard.pipeline.runtime import Runtime
 
-EXTENSION_KEY = "feedbackguard.runtime"
+EXTENSION_KEY = "feedbackguard.pipeline.runtime"
 
 
 def init_runtime(app: Flask, runtime: Runtime) -> None:

@@ -8,10 +8,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from feedbackguard.auth import Role
-from feedbackguard.decide import Status
-from feedbackguard.lists import Action
-from feedbackguard.lists import Kind as ListKind
+from feedbackguard.pipeline.decide import Status
+from feedbackguard.policy.lists import Action
+from feedbackguard.policy.lists import Kind as ListKind
+from feedbackguard.web.auth import Role
 
 NAME_PATTERN = r"^[A-Za-z0-9_.:@-]{1,128}$"
 """Namespaces, account, cluster and key ids accepted in bodies."""

@@ -18,8 +18,9 @@ import time
 import redis
 from rq import Queue, Worker
 
-from feedbackguard import inbox, keys, ledger, runtime
-from feedbackguard.pipeline import Pipeline
+from feedbackguard import keys
+from feedbackguard.pipeline import inbox, ledger, runtime
+from feedbackguard.pipeline.engine import Pipeline
 
 log = logging.getLogger(__name__)
 

@@ -286,7 +286,7 @@ def note_failure(r: redis.Redis[bytes], client: str, window_s: int = FAILED_AUTH
 
 
 def _redis() -> redis.Redis[bytes]:
-    from feedbackguard.web import runtime
+    from feedbackguard.web.context import runtime
 
     return runtime().redis
 
@@ -326,7 +326,7 @@ def authorize(role: Role) -> tuple[Principal | None, tuple[Response, int] | None
     429 while the client is over its failed-auth budget; 401 without (valid)
     credentials, counting a failure when credentials were presented and wrong;
     403 with too low a role."""
-    from feedbackguard.web import runtime
+    from feedbackguard.web.context import runtime
 
     r = _redis()
     settings = runtime().settings

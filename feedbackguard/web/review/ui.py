@@ -10,10 +10,12 @@ import pydantic
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from feedbackguard import auth, ledger, moderation
-from feedbackguard.review import evidence, queue, security
-from feedbackguard.review.api import FilterArgs
-from feedbackguard.web import runtime
+from feedbackguard.pipeline import ledger
+from feedbackguard.review import evidence, moderation, queue
+from feedbackguard.web import auth
+from feedbackguard.web.context import runtime
+from feedbackguard.web.review import security
+from feedbackguard.web.review.api import FilterArgs
 
 SESSION_USER = "fg_user"
 # Ids an "undo" button after a decision carries (they ride in the session cookie).

@@ -16,10 +16,11 @@ from typing import Any, cast
 
 import redis
 
-from feedbackguard import accounts, audit, ledger, reputation
-from feedbackguard.decide import Decision
+from feedbackguard import accounts, audit, reputation
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline import STATUS_LOCK_TIMEOUT_S, Pipeline
+from feedbackguard.pipeline import ledger
+from feedbackguard.pipeline.decide import Decision
+from feedbackguard.pipeline.engine import STATUS_LOCK_TIMEOUT_S, Pipeline
 from feedbackguard.review import queue
 
 MODERATOR_PREFIX = "moderator:"

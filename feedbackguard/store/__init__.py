@@ -47,10 +47,10 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from sqlalchemy.dialects import postgresql, sqlite
 
-from feedbackguard import signing
-from feedbackguard.decide import Decision
 from feedbackguard.events import MAX_ID_CHARS, FeedbackEvent
+from feedbackguard.pipeline.decide import Decision
 from feedbackguard.settings import Settings
+from feedbackguard.store import signing
 
 # --- tunables ---------------------------------------------------------------------------
 
@@ -66,7 +66,7 @@ DIGEST_MODULUS = 1 << 256  # set digests are sums of keyed hashes modulo this
 PG_LOCK_KEY = int.from_bytes(hashlib.sha256(b"feedbackguard.store").digest()[:8], "big") >> 1
 _WRITE = "feedbackguard_write"  # execution option marking a write transaction (SQLite)
 
-# Domain tags of the signed records (see feedbackguard.signing).
+# Domain tags of the signed records (see feedbackguard.store.signing).
 ITEM_DOMAIN = "fg.store.item.v1"
 TOMBSTONE_DOMAIN = "fg.store.tombstone.v1"
 VERSION_DOMAIN = "fg.store.version.v1"

@@ -23,7 +23,7 @@ import orjson
 import pydantic
 import redis
 
-from feedbackguard import inbox, keys, ledger, metrics, scripts
+from feedbackguard import keys, metrics, scripts
 from feedbackguard.checks.base import (
     Analyser,
     AnalysisContext,
@@ -33,9 +33,10 @@ from feedbackguard.checks.base import (
     Reason,
     Verdicts,
 )
-from feedbackguard.decide import Status, decide, json_time
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.policystore import PolicyStore
+from feedbackguard.pipeline import inbox, ledger
+from feedbackguard.pipeline.decide import Status, decide, json_time
+from feedbackguard.policy.store import PolicyStore
 from feedbackguard.review import queue
 from feedbackguard.store import Store, admission_from_json
 

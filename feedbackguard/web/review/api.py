@@ -13,10 +13,11 @@ import pydantic
 from flask import Blueprint, Response, g, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 
-from feedbackguard import ledger, moderation
-from feedbackguard.auth import Principal, require_role
-from feedbackguard.review import queue, security
-from feedbackguard.web import runtime
+from feedbackguard.pipeline import ledger
+from feedbackguard.review import moderation, queue
+from feedbackguard.web.auth import Principal, require_role
+from feedbackguard.web.context import runtime
+from feedbackguard.web.review import security
 
 NAMESPACE_MAX = 200
 IDS_MAX = 10_000

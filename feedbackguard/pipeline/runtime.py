@@ -21,8 +21,8 @@ from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.connection import connect
 from feedbackguard.consistency.analyser import ConsistencyAnalyser
 from feedbackguard.consistency.checks import consistency_checks
-from feedbackguard.pipeline import Pipeline
-from feedbackguard.policystore import PolicyStore
+from feedbackguard.pipeline.engine import Pipeline
+from feedbackguard.policy.store import PolicyStore
 from feedbackguard.settings import Settings
 from feedbackguard.store import Store
 

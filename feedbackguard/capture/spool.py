@@ -38,7 +38,7 @@ import redis
 
 from feedbackguard import keys, scripts
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.inbox import FIELD, UNSURE
+from feedbackguard.pipeline.inbox import FIELD, UNSURE
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from flask import Blueprint, Response, g, jsonify, request
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from feedbackguard.admin.models import ErrorOut, FieldError
-from feedbackguard.auth import Role, authorize
+from feedbackguard.web.admin.models import ErrorOut, FieldError
+from feedbackguard.web.auth import Role, authorize
 
 View = Callable[..., BaseModel]
 _PARAM = re.compile(r"\{(\w+)\}")

@@ -10,12 +10,12 @@ from typing import Any
 
 import redis
 
-from feedbackguard import ledger
 from feedbackguard.checks.base import Reason
 from feedbackguard.checks.graph import load_window
-from feedbackguard.decide import decide
+from feedbackguard.pipeline import ledger
+from feedbackguard.pipeline.decide import decide
 from feedbackguard.policy import Policy
-from feedbackguard.policystore import PolicyStore
+from feedbackguard.policy.store import PolicyStore
 
 LOAD_CHUNK = 1000
 """Records fetched per MGET in a dry run."""

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 import orjson
 import redis
 
-from feedbackguard import keys, ledger, lockdown
+from feedbackguard import keys
+from feedbackguard.pipeline import ledger
+from feedbackguard.policy import lockdown
 
 
 @dataclass(frozen=True)

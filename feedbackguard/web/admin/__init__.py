@@ -1,6 +1,6 @@
 """The admin API (/v1): policy, accounts, allow/deny lists, purge, namespaces, audit,
 API keys. Every write needs the `admin` role, reads `viewer` or higher (see
-`feedbackguard.auth`). Bodies and answers are pydantic models (`admin.models`); the
+`feedbackguard.web.auth`). Bodies and answers are pydantic models (`admin.models`); the
 OpenAPI 3.1 document at /v1/openapi.json is generated from them."""
 
 from __future__ import annotations
@@ -13,17 +13,19 @@ import pydantic
 from flask import Blueprint, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from feedbackguard import __version__, accounts, audit, auth, lists, lockdown, reputation
-from feedbackguard import purge as purging
-from feedbackguard.admin import models as m
-from feedbackguard.admin import policyops
-from feedbackguard.admin.api import ApiError, Registry, error_response, invalid, openapi
+from feedbackguard import __version__, accounts, audit, reputation
 from feedbackguard.checks.graph import load_window
-from feedbackguard.ledger import clock
-from feedbackguard.namespaces import info, known
-from feedbackguard.policystore import PolicyStore, PolicyVersion, UnknownPolicyVersion
+from feedbackguard.pipeline.ledger import clock
+from feedbackguard.pipeline.namespaces import info, known
+from feedbackguard.policy import lists, lockdown
+from feedbackguard.policy.store import PolicyStore, PolicyVersion, UnknownPolicyVersion
 from feedbackguard.store import Version
-from feedbackguard.web import runtime
+from feedbackguard.store import purge as purging
+from feedbackguard.web import auth
+from feedbackguard.web.admin import models as m
+from feedbackguard.web.admin import policyops
+from feedbackguard.web.admin.api import ApiError, Registry, error_response, invalid, openapi
+from feedbackguard.web.context import runtime
 
 api = Registry()
 RECENT_EVENTS = 20

@@ -18,13 +18,13 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from feedbackguard import metrics
-from feedbackguard.admin import create_admin_blueprint
 from feedbackguard.logs import hash_ip
-from feedbackguard.runtime import Runtime
+from feedbackguard.pipeline.runtime import Runtime
 from feedbackguard.settings import Settings
-from feedbackguard.web import init_runtime
+from feedbackguard.web.admin import create_admin_blueprint
+from feedbackguard.web.context import init_runtime
 
-log = logging.getLogger("feedbackguard.server")
+log = logging.getLogger("feedbackguard.web.server")
 
 SECRET_KEY_FILE: Final = "secret_key"  # noqa: S105 (a file name)
 SECRET_KEY_BYTES: Final = 32
@@ -66,7 +66,7 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     init_runtime(app, rt)
     admin_prefix = _prefix(settings.admin_prefix)
     app.register_blueprint(create_admin_blueprint(), url_prefix=admin_prefix)
-    from feedbackguard.review import create_review_blueprint
+    from feedbackguard.web.review import create_review_blueprint
 
     app.register_blueprint(create_review_blueprint(), url_prefix=_prefix(settings.review_prefix))
 

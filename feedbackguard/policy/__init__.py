@@ -1,7 +1,7 @@
 """The policy: every limit, threshold and window that decides what feedback is admitted.
 
 Defaults live in `config/policy.toml`. Deployments store versions in Redis
-(`feedbackguard.policystore`); this module is only the validated shape.
+(`feedbackguard.policy.store`); this module is only the validated shape.
 """
 
 from __future__ import annotations

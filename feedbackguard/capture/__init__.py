@@ -49,11 +49,11 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from feedbackguard import keys, scripts
+from feedbackguard.capture.spool import Spool, SpoolFullError
 from feedbackguard.connection import redis_url
 from feedbackguard.events import MAX_META_CHARS, FeedbackEvent, ModelOutput, Payload
-from feedbackguard.inbox import FIELD
+from feedbackguard.pipeline.inbox import FIELD
 from feedbackguard.settings import Settings
-from feedbackguard.spool import Spool, SpoolFullError
 
 log = logging.getLogger(__name__)
 

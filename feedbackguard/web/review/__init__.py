@@ -1,0 +1,32 @@
+"""The moderators' review: a web UI (server-rendered Jinja, a little plain JS) and a
+JSON API over the review queue, as one Flask blueprint.
+
+Mount it in the product's app or let `feedbackguard serve` do it::
+
+    app.register_blueprint(create_review_blueprint(), url_prefix="/review")
+
+The app needs a `secret_key` (sessions, CSRF tokens) and a runtime
+(`feedbackguard.web.init_runtime`). Every answer carries a strict
+Content-Security-Policy; templates autoescape everything they show.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+
+def create_review_blueprint() -> Blueprint:
+    """The review blueprint: queue, item pages and the moderation JSON API."""
+    from feedbackguard.web.review import api, security, ui
+
+    bp = Blueprint(
+        "review",
+        __name__,
+        template_folder="templates",
+        static_folder="static",
+        static_url_path="/static",
+    )
+    bp.after_request(security.secure_headers)
+    api.register(bp)
+    ui.register(bp)
+    return bp
