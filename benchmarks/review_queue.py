@@ -37,7 +37,7 @@ from flask import Flask
 from feedbackguard import accounts
 from feedbackguard.embedded import EmbeddedRedis
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline import ledger
+from feedbackguard.pipeline import ledger, state
 from feedbackguard.pipeline.decide import Decision, ReasonModel
 from feedbackguard.pipeline.engine import Pipeline
 from feedbackguard.pipeline.runtime import Runtime
@@ -64,9 +64,7 @@ def fill(r: redis.Redis[bytes], items: int, hook: bool, seed: int = 7) -> list[s
     ids: list[str] = []
     chunk = 2000
     for start in range(0, items, chunk):
-        pipe = r.pipeline(transaction=False)
-        records: list[tuple[str, bytes]] = []
-        review: dict[str, float] = {}
+        changes: list[state.Change] = []
         for n in range(start, min(items, start + chunk)):
             if n < CLUSTER_ITEMS:
                 account = f"swarm-{n % CLUSTER_ACCOUNTS}"
@@ -91,16 +89,18 @@ def fill(r: redis.Redis[bytes], items: int, hook: bool, seed: int = 7) -> list[s
                 reasons=(ReasonModel(code=CODES[n % len(CODES)], detail="bench", score=score),),
                 policy_version=1,
             )
-            record = ledger.Record(event, (decision,))
-            records.append((event.event_id, record.to_json()))
-            review[event.event_id] = event.received_at.timestamp()
-            if hook:
-                queue.index(pipe, NS, event.event_id, record)
+            record = ledger.RawRecord(event.to_json(), [decision.model_dump(mode="json")])
+            changes.append(
+                state.Change(record, account_id=account, received_at=event.received_at.timestamp())
+            )
             ids.append(event.event_id)
-        ledger.write_records(pipe, NS, records, None)
-        pipe.zadd(ledger.review_key(NS), review)
-        pipe.hincrby(ledger.stats_key(NS), "review", len(records))
+        pipe = r.pipeline(transaction=False)
+        state.apply(pipe, NS, changes, ttl_s=86400)
         pipe.execute()
+    if not hook:  # no index yet, only the review set: ensure_indexed catches up
+        index_keys = list(r.scan_iter(match=queue.indexed_key(NS).rsplit(":", 1)[0] + ":*"))
+        for start in range(0, len(index_keys), 1000):
+            r.delete(*index_keys[start : start + 1000])
     return ids
 
 

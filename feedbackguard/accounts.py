@@ -1,5 +1,6 @@
 """Accounts as feedbackguard knows them: what admins said (trusted, blocked), what
-moderators decided about their feedback, and what the last graph analysis found.
+moderators decided about their feedback (the account's reputation), and what the last
+graph analysis found.
 
 Admin states are product-wide (an account id names the same person in every
 namespace); moderation outcomes and graph findings are per namespace. The graph
@@ -11,10 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
+import numpy as np
+import numpy.typing as npt
 import orjson
 import redis
 
 from feedbackguard import audit, keys
+from feedbackguard.policy import Reputation
 
 State = Literal["trusted", "blocked"]
 STATES_KEY = f"{keys.PREFIX}:accounts:state"
@@ -95,10 +99,34 @@ def all_states(r: redis.Redis[bytes]) -> dict[str, State]:
 
 
 def record_moderation(
-    r: redis.Redis[bytes], namespace: str, account_id: str, approved: bool
+    r: redis.Redis[bytes] | redis.client.Pipeline[bytes],
+    namespace: str,
+    account_id: str,
+    approved: bool,
+    *,
+    taken_back: bool = False,
 ) -> None:
-    """Count a moderator's decision on one of the account's items (trust seeds)."""
-    r.zincrby(moderation_key(namespace, approved), 1, account_id)
+    """Count a moderator's decision on one of the account's items, or take the count
+    back (an undo). The one record of moderator outcomes: trust seeds for the graph
+    and each account's reliability in the consensus are both read from it."""
+    r.zincrby(moderation_key(namespace, approved), -1 if taken_back else 1, account_id)
+
+
+def reliability(
+    r: redis.Redis[bytes], namespace: str, account_ids: Sequence[str], prior: Reputation
+) -> npt.NDArray[np.float64]:
+    """Each account's reputation: the posterior mean (Beta prior) of how often its
+    feedback held up when a moderator judged it; the prior's mean when never judged.
+    It weights the account's voice in the consensus."""
+    if not account_ids:
+        return np.empty(0)
+    pipe = r.pipeline(transaction=False)
+    pipe.zmscore(moderation_key(namespace, True), list(account_ids))
+    pipe.zmscore(moderation_key(namespace, False), list(account_ids))
+    approved, rejected = (
+        np.array([s or 0.0 for s in scores], dtype=np.float64) for scores in pipe.execute()
+    )
+    return (prior.agree + approved) / (prior.agree + prior.disagree + approved + rejected)
 
 
 def seeds(r: redis.Redis[bytes], namespace: str) -> tuple[list[str], list[str]]:

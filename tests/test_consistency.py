@@ -12,7 +12,7 @@ import redis
 from hypothesis import given
 from hypothesis import strategies as st
 
-from feedbackguard import accounts, reputation
+from feedbackguard import accounts
 from feedbackguard.checks.base import CheckContext, Reason
 from feedbackguard.checks.consistency import (
     CONSENSUS,
@@ -179,10 +179,10 @@ def test_feature_rules_accept_only_sane_ranges(
 def test_reputation_is_the_prior_mean_until_outcomes_are_known(r: redis.Redis[bytes]) -> None:
     prior = Policy.default().consistency.reputation
     for agreed in (True, True, True, False):
-        reputation.record_outcome(r, NS, "steady", agreed=agreed)
+        accounts.record_moderation(r, NS, "steady", approved=agreed)
     for _ in range(4):
-        reputation.record_outcome(r, NS, "contrarian", agreed=False)
-    found = reputation.reliability(r, NS, ["new", "steady", "contrarian"], prior)
+        accounts.record_moderation(r, NS, "contrarian", approved=False)
+    found = accounts.reliability(r, NS, ["new", "steady", "contrarian"], prior)
     mean = prior.agree / (prior.agree + prior.disagree)
     assert found[0] == pytest.approx(mean)
     assert found[1] > mean > found[2]
@@ -194,7 +194,7 @@ def test_accounts_moderators_rejected_carry_less_weight_in_the_consensus(
     rejected = votes(make_event, 6, "shipping")
     for event in rejected:
         for _ in range(10):
-            reputation.record_outcome(r, NS, event.account_id, agreed=False)
+            accounts.record_moderation(r, NS, event.account_id, approved=False)
     check = ConsensusCheck()
     check(rejected, ctx(r))
     assert check(votes(make_event, 1, "billing"), ctx(r)) == {}

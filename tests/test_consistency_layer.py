@@ -14,7 +14,7 @@ import redis
 from hypothesis import given
 from hypothesis import strategies as st
 
-from feedbackguard import reputation
+from feedbackguard import accounts
 from feedbackguard.checks.base import CheckContext
 from feedbackguard.consistency import recent
 from feedbackguard.consistency.checks import RecentRecorder
@@ -91,10 +91,10 @@ def test_unknown_drift_settings_are_refused() -> None:
 
 def test_reliability_uses_the_policy_prior(r: redis.Redis[bytes]) -> None:
     prior = PolicyStore(r).current().policy.consistency.reputation
-    assert reputation.reliability(r, NS, ["a"], prior).tolist() == [0.5]
-    reputation.record_outcome(r, NS, "a", agreed=True)
-    reputation.record_outcome(r, NS, "b", agreed=False)
-    assert reputation.reliability(r, NS, ["a", "b"], prior).tolist() == [0.6, 0.4]
+    assert accounts.reliability(r, NS, ["a"], prior).tolist() == [0.5]
+    accounts.record_moderation(r, NS, "a", approved=True)
+    accounts.record_moderation(r, NS, "b", approved=False)
+    assert accounts.reliability(r, NS, ["a", "b"], prior).tolist() == [0.6, 0.4]
 
 
 def test_a_backdoor_through_the_pipeline_ends_in_review_and_honest_labels_are_admitted(

@@ -9,7 +9,7 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from feedbackguard import accounts, audit, reputation
+from feedbackguard import accounts, audit
 from feedbackguard.checks.base import AnalysisContext, Reason, Verdicts
 from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.cli import main
@@ -116,7 +116,7 @@ def test_decisions_are_audited_and_feed_trust_seeds_and_reputation(
     ]
     assert entries[0]["note"] == "brigade"
     assert accounts.seeds(r, NS) == (["helper"], ["troll"])
-    standing = reputation.reliability(
+    standing = accounts.reliability(
         r, NS, ["helper", "troll"], Policy.default().consistency.reputation
     )
     assert standing[0] > 0.5 > standing[1]

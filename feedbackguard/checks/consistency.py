@@ -5,7 +5,7 @@
   lesson (DESIGN.md): an account the graph analysis found risky counts 1 - risk,
   a young account `young_weight`, so a swarm's many voices do not become the
   consensus that honest feedback is then judged against; an account's reputation
-  (`feedbackguard.reputation`) scales its voice too.
+  (`feedbackguard.accounts.reliability`) scales its voice too.
 * `ModelCheck` (`consistency.model`): a label or correction against a confident
   model output, more suspicious from a young account.
 * `TriggerCheck` (`trigger.known`): known backdoor triggers from policy, text
@@ -29,7 +29,6 @@ from feedbackguard.checks.base import CheckContext, Findings, Reason
 from feedbackguard.events import LABEL_KINDS, FeedbackEvent
 from feedbackguard.graph.window import value_key
 from feedbackguard.policy import FeatureRule
-from feedbackguard.reputation import reliability
 
 CONSENSUS = "consistency.consensus"
 MODEL = "consistency.model"
@@ -85,7 +84,7 @@ class ConsensusCheck:
             for name, raw in zip(names, raw_risk, strict=True)
         }
         prior = ctx.policy.consistency.reputation
-        trust = reliability(ctx.redis, ctx.namespace, names, prior) / (
+        trust = accounts.reliability(ctx.redis, ctx.namespace, names, prior) / (
             prior.agree / (prior.agree + prior.disagree)
         )
         standing = dict(zip(names, trust.tolist(), strict=True))

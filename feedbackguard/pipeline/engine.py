@@ -1,19 +1,19 @@
 """The per-batch path of every feedback event, and the release of ended probations.
 
-ingest:  inbox batch -> parse -> dedupe (event_id) -> checks -> decide -> one MULTI
-         writing the records, the status indexes, the counters, the event clock and
-         the XACK. Either all of a batch's outcomes are written and acknowledged, or
-         none are and the batch is delivered again.
-release: pending items whose probation ended (event time) -> retraining store ->
-         records marked admitted. The store write is idempotent on event_id, so a
+ingest:  inbox batch -> parse and dedupe (event_id) -> checks and decide -> one MULTI
+         writing the new records' states (`state.apply`), the counters, the event
+         clock and the XACK. Either all of a batch's outcomes are written and
+         acknowledged, or none are and the batch is delivered again.
+release: pending items whose probation ended (event time) -> admitted (retraining
+         store, then records). The store write is idempotent on event_id, so a
          release that crashes half way is simply done again.
+analyse: every analyser over the namespace's window -> events re-decided.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -34,22 +34,14 @@ from feedbackguard.checks.base import (
     Verdicts,
 )
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline import inbox, ledger
+from feedbackguard.pipeline import inbox, ledger, state
 from feedbackguard.pipeline.decide import Status, decide, json_time
-from feedbackguard.policy.store import PolicyStore
-from feedbackguard.review import queue
-from feedbackguard.store import Store, admission_from_json
+from feedbackguard.policy import Policy
+from feedbackguard.policy.store import PolicyStore, PolicyVersion
+from feedbackguard.store import Store
 
 log = logging.getLogger(__name__)
 
-# Longest a release or re-decision may hold a namespace's status lock: also how long
-# a worker killed while holding it stalls the others. One release batch or one chunk
-# of re-decisions takes well under a second here (docs/benchmarks.md).
-STATUS_LOCK_TIMEOUT_S = 15
-# Statuses still waiting for a final one: their records never expire (a release or a
-# moderator that lags must not find them gone); final outcomes expire after the
-# policy's outcome_ttl_s.
-WAITING = ("pending", "review")
 # Events re-decided per hold of the status lock.
 REDECIDE_CHUNK = 2000
 # Held events moved back to the inbox per script call (see requeue_held).
@@ -99,6 +91,18 @@ class Redecision:
 
 
 @dataclass
+class _Batch:
+    """An inbox batch once parsed and deduplicated: the new events (with their raw
+    JSON) to decide, and what is set aside."""
+
+    events: list[FeedbackEvent] = field(default_factory=list)
+    raws: list[bytes] = field(default_factory=list)
+    held: list[bytes] = field(default_factory=list)
+    dead: list[dict[str, Any]] = field(default_factory=list)
+    duplicates: int = 0
+
+
+@dataclass
 class Pipeline:
     r: redis.Redis[bytes]
     store: Store
@@ -122,7 +126,29 @@ class Pipeline:
             return outcome
         started = time.perf_counter()
         current = self.policies.current()
-        dead: list[dict[str, Any]] = []
+        batch = self._parse(namespace, entries, current.policy)
+        changes = self._decide(namespace, batch, current)
+        pipe = self.r.pipeline(transaction=True)
+        moves = state.apply(pipe, namespace, changes, ttl_s=current.policy.outcome_ttl_s)
+        for (_, status), count in moves.items():
+            outcome.statuses[status] = outcome.statuses.get(status, 0) + count
+        outcome.decided = len(changes)
+        outcome.duplicates = batch.duplicates
+        outcome.held = len(batch.held)
+        outcome.dead = len(batch.dead)
+        self._write_rest(pipe, namespace, batch, outcome)
+        metrics.observe(pipe, namespace, "batch", time.perf_counter() - started)
+        ids = [entry.id for entry in entries]
+        pipe.xack(keys.inbox(namespace), inbox.GROUP, *ids)
+        pipe.xdel(keys.inbox(namespace), *ids)
+        pipe.execute()
+        return outcome
+
+    def _parse(self, namespace: str, entries: Sequence[inbox.Entry], policy: Policy) -> _Batch:
+        """Step 1: validate each entry and keep the events not decided before. An unsure
+        copy (see `inbox`) whose first copy's record may have expired cannot be proven
+        new: it is held for an operator instead of being decided twice."""
+        batch = _Batch()
         events: list[FeedbackEvent] = []
         raws: list[bytes] = []
         unsure: list[bool] = []
@@ -131,45 +157,39 @@ class Pipeline:
             try:
                 event = FeedbackEvent.from_json(entry.raw)
             except pydantic.ValidationError as exc:
-                dead.append(_dead(entry.id, entry.raw, "invalid event", str(exc)))
+                batch.dead.append(_dead(entry.id, entry.raw, "invalid event", str(exc)))
                 continue
             if event.event_id in seen:
-                outcome.duplicates += 1
+                batch.duplicates += 1
                 continue
             seen.add(event.event_id)
             events.append(event)
             raws.append(entry.raw)
             unsure.append(entry.unsure)
         fresh = ledger.missing(self.r, namespace, [e.event_id for e in events])
-        outcome.duplicates += fresh.count(False)
-        # An unsure copy (inbox.py) whose first copy's record may have expired cannot
-        # be proven new: it is held for an operator instead of being decided twice.
-        late_before = time.time() - current.policy.outcome_ttl_s + current.policy.clock_skew_s
-        kept: list[FeedbackEvent] = []
-        kept_raws: list[bytes] = []
-        held: list[bytes] = []
+        batch.duplicates += fresh.count(False)
+        late_before = time.time() - policy.outcome_ttl_s + policy.clock_skew_s
         for event, raw, new, maybe_copy in zip(events, raws, fresh, unsure, strict=True):
             if not new:
                 continue
             if maybe_copy and event.received_at.timestamp() <= late_before:
-                held.append(raw)
+                batch.held.append(raw)
             else:
-                kept.append(event)
-                kept_raws.append(raw)
-        events, raws = kept, kept_raws
-        outcome.held = len(held)
+                batch.events.append(event)
+                batch.raws.append(raw)
+        return batch
 
+    def _decide(self, namespace: str, batch: _Batch, current: PolicyVersion) -> list[state.Change]:
+        """Step 2: every check over the batch, then one decision per event. An event a
+        check crashed on goes to the dead letters."""
         ctx = CheckContext(redis=self.r, policy=current.policy, namespace=namespace)
-        findings, poisoned = self._run_checks(events, ctx)
+        findings, poisoned = self._run_checks(batch.events, ctx)
         now = datetime.now(UTC)
-        pipe = self.r.pipeline(transaction=True)
-        pending: dict[str, float] = {}
-        review: dict[str, float] = {}
-        records: dict[bool, list[tuple[str, bytes]]] = {True: [], False: []}
-        flagged: Counter[str] = Counter()  # reason codes of events rejected or sent to review
-        for index, (event, raw) in enumerate(zip(events, raws, strict=True)):
+        probation = current.policy.probation_s
+        changes: list[state.Change] = []
+        for index, (event, raw) in enumerate(zip(batch.events, batch.raws, strict=True)):
             if index in poisoned:
-                dead.append(_dead(b"", raw, "check crashed", poisoned[index]))
+                batch.dead.append(_dead(b"", raw, "check crashed", poisoned[index]))
                 continue
             decision = decide(
                 event.event_id,
@@ -178,48 +198,41 @@ class Pipeline:
                 current.version,
                 now,
             )
-            record = ledger.encode_record(raw, [decision.model_dump(mode="json")])
-            records[decision.status in WAITING].append((event.event_id, record))
             received = event.received_at.timestamp()
-            if decision.status == "pending":
-                pending[event.event_id] = received + current.policy.probation_s
-            elif decision.status == "review":
-                review[event.event_id] = received
-                queue.index(pipe, namespace, event.event_id, ledger.Record(event, (decision,)))
-            if decision.status in ("review", "rejected"):
-                flagged.update({reason.code for reason in decision.reasons})
-            outcome.statuses[decision.status] = outcome.statuses.get(decision.status, 0) + 1
-        ledger.write_records(pipe, namespace, records[False], current.policy.outcome_ttl_s)
-        ledger.write_records(pipe, namespace, records[True], None)
-        outcome.decided = sum(outcome.statuses.values())
-        outcome.dead = len(dead)
-        if pending:
-            pipe.zadd(ledger.pending_key(namespace), pending)
-        if review:
-            pipe.zadd(ledger.review_key(namespace), review)
+            changes.append(
+                state.Change(
+                    ledger.RawRecord(raw, [decision.model_dump(mode="json")]),
+                    account_id=event.account_id,
+                    received_at=received,
+                    due=received + probation,
+                )
+            )
+        return changes
+
+    def _write_rest(
+        self,
+        pipe: redis.client.Pipeline[bytes],
+        namespace: str,
+        batch: _Batch,
+        outcome: BatchOutcome,
+    ) -> None:
+        """Step 3 (with `state.apply`): what is not a status change: the batch
+        counters, held copies, dead letters and the event clock."""
         stats = ledger.stats_key(namespace)
-        for status, count in outcome.statuses.items():
-            pipe.hincrby(stats, status, count)
         if outcome.decided:
             pipe.hincrby(stats, "decided", outcome.decided)
-        if outcome.duplicates:
-            pipe.hincrby(stats, "duplicates", outcome.duplicates)
-        if held:
-            pipe.rpush(held_key(namespace), *held)
-            pipe.hincrby(stats, "held", len(held))
-        if dead:
-            pipe.lpush(dead_letter_key(namespace), *(orjson.dumps(d) for d in dead))
+        if batch.duplicates:
+            pipe.hincrby(stats, "duplicates", batch.duplicates)
+        if batch.held:
+            pipe.rpush(held_key(namespace), *batch.held)
+            pipe.hincrby(stats, "held", len(batch.held))
+        if batch.dead:
+            pipe.lpush(dead_letter_key(namespace), *(orjson.dumps(d) for d in batch.dead))
             pipe.ltrim(dead_letter_key(namespace), 0, DEAD_LETTER_MAXLEN - 1)
-            pipe.hincrby(stats, "dead", len(dead))
-        if events:
-            ledger.advance_clock(pipe, namespace, max(e.received_at.timestamp() for e in events))
-        metrics.count_reasons(pipe, namespace, flagged)
-        metrics.observe(pipe, namespace, "batch", time.perf_counter() - started)
-        ids = [entry.id for entry in entries]
-        pipe.xack(keys.inbox(namespace), inbox.GROUP, *ids)
-        pipe.xdel(keys.inbox(namespace), *ids)
-        pipe.execute()
-        return outcome
+            pipe.hincrby(stats, "dead", len(batch.dead))
+        if batch.events:
+            latest = max(e.received_at.timestamp() for e in batch.events)
+            ledger.advance_clock(pipe, namespace, latest)
 
     def _run_checks(
         self, events: list[FeedbackEvent], ctx: CheckContext
@@ -260,7 +273,7 @@ class Pipeline:
     def release(self, namespace: str, now: float | None = None) -> int:
         """Admit up to `release_batch` items whose probation ended by `now` (event time;
         the release horizon by default). Returns how many were released."""
-        with self.r.lock(ledger.lock_key(namespace), timeout=STATUS_LOCK_TIMEOUT_S):
+        with state.locked(self.r, namespace):
             return self._release(namespace, self.release_horizon(namespace) if now is None else now)
 
     def _release(self, namespace: str, at: float) -> int:
@@ -270,28 +283,20 @@ class Pipeline:
             return 0
         # The records are feedbackguard's own and move as JSON: no models are built, the
         # event's JSON is spliced in as it is, and the admitting decision is the last
-        # one with its status and time changed (what `model_copy` + `model_dump` did).
-        # 2000 records: decoding 20 -> 5 ms, admitting decision 6.6 -> 2.2, store rows
-        # 24 -> 17, re-encoding 14 -> 2 ms against models (docs/benchmarks.md).
+        # one with its status and time changed (4x faster than models; see
+        # docs/benchmarks.md).
         decided_at = json_time(datetime.now(UTC))
-        admitted: dict[str, ledger.RawRecord] = {}
-        for event_id, record in zip(ids, ledger.load_raw(self.r, namespace, ids), strict=True):
+        changes: list[state.Change] = []
+        for record in ledger.load_raw(self.r, namespace, ids):
             if record is None or record.status != "pending":
                 continue  # expired, or re-decided by analysis before the claim
             final = {**record.trail[-1], "status": "admitted", "decided_at": decided_at}
-            admitted[event_id] = record.then(final)
-        self.store.admit_encoded(
-            [admission_from_json(rec.event_json, rec.trail) for rec in admitted.values()]
-        )
+            changes.append(state.Change(record.then(final)))
         pipe = self.r.pipeline(transaction=True)
-        records = [(event_id, rec.to_json()) for event_id, rec in admitted.items()]
-        ledger.write_records(pipe, namespace, records, current.policy.outcome_ttl_s)
+        state.apply(pipe, namespace, changes, ttl_s=current.policy.outcome_ttl_s, store=self.store)
         pipe.zrem(ledger.releasing_key(namespace), *ids)
-        if admitted:
-            pipe.hincrby(ledger.stats_key(namespace), "admitted", len(admitted))
-            pipe.hincrby(ledger.stats_key(namespace), "pending", -len(admitted))
         pipe.execute()
-        return len(admitted)
+        return len(changes)
 
     def analyse(self, namespace: str) -> Redecision:
         """Run every analyser over the window ending at the namespace's clock and
@@ -334,16 +339,13 @@ class Pipeline:
     ) -> None:
         current = self.policies.current()
         policy = current.policy
-        with self.r.lock(ledger.lock_key(namespace), timeout=STATUS_LOCK_TIMEOUT_S):
+        with state.locked(self.r, namespace):
             # Analysis finds most events again with the reasons they already carry, so
             # records are read as plain JSON and only those whose reasons change are
-            # validated into models (replay of 100k events: 17 % of all worker time
-            # went to validating records here that then did not change).
+            # validated into models.
             raws = ledger.load_raw(self.r, namespace, ids)
             now = datetime.now(UTC)
-            pipe = self.r.pipeline(transaction=True)
-            quarantine: list[str] = []
-            flagged: Counter[str] = Counter()  # reason codes of events newly flagged
+            changes: list[state.Change] = []
             for event_id, raw in zip(ids, raws, strict=True):
                 if raw is None or raw.status not in ("pending", "review", "admitted"):
                     continue
@@ -357,49 +359,23 @@ class Pipeline:
                 if new == last.status and decision.risk == last.risk:
                     continue
                 decision = decision.model_copy(update={"status": new, "decided_by": actor})
-                pipe.set(
-                    ledger.record_key(namespace, event_id),
-                    raw.then(decision.model_dump(mode="json")).to_json(),
-                    ex=None if new in WAITING else int(policy.outcome_ttl_s),
-                )
-                if new == "review":  # (re-)indexed: its risk and reasons may have changed
-                    queue.index(
-                        pipe,
-                        namespace,
-                        event_id,
-                        ledger.Record(record.event, (*record.trail, decision)),
+                changes.append(
+                    state.Change(
+                        raw.then(decision.model_dump(mode="json")),
+                        account_id=record.event.account_id,
+                        received_at=record.event.received_at.timestamp(),
                     )
-                if new == last.status:
-                    continue
-                if last.status == "review":
-                    queue.unindex_records(pipe, namespace, [record])
-                if last.status == "pending":
-                    pipe.zrem(ledger.pending_key(namespace), event_id)
-                    pipe.zrem(ledger.releasing_key(namespace), event_id)
-                elif last.status == "review":
-                    pipe.zrem(ledger.review_key(namespace), event_id)
-                if new == "review":
-                    pipe.zadd(
-                        ledger.review_key(namespace),
-                        {event_id: record.event.received_at.timestamp()},
-                    )
-                elif new == "quarantined":
-                    quarantine.append(event_id)
-                pipe.hincrby(ledger.stats_key(namespace), last.status, -1)
-                pipe.hincrby(ledger.stats_key(namespace), new, 1)
-                if new in ("review", "rejected", "quarantined") and last.status != "review":
-                    flagged.update({reason.code for reason in decision.reasons})
-                key = (last.status, new)
-                outcome.changed[key] = outcome.changed.get(key, 0) + 1
-            if quarantine:
-                # The store first: a crash here leaves the records saying admitted and
-                # the next analysis run quarantines them again (idempotent).
-                self.store.quarantine(
-                    quarantine, reason="found by analysis after admission", actor=actor
                 )
-                outcome.quarantined += len(quarantine)
-            metrics.count_reasons(pipe, namespace, flagged)
+            pipe = self.r.pipeline(transaction=True)
+            moves = state.apply(
+                pipe, namespace, changes, ttl_s=policy.outcome_ttl_s, store=self.store, actor=actor
+            )
             pipe.execute()
+        for (before, after), count in moves.items():
+            if before != after and before is not None:
+                key = (before, after)
+                outcome.changed[key] = outcome.changed.get(key, 0) + count
+        outcome.quarantined += moves[("admitted", "quarantined")]
 
 
 def _merge(last: Sequence[Mapping[str, Any]], found: Sequence[Reason]) -> list[Reason] | None:

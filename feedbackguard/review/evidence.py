@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from feedbackguard import accounts, reputation
+from feedbackguard import accounts
 from feedbackguard.pipeline import ledger
 from feedbackguard.review import queue
 
@@ -49,8 +49,6 @@ class Evidence:
     account_risk: dict[str, Any] | None
     approved_before: int
     rejected_before: int
-    reputation_plus: int
-    reputation_minus: int
     account_in_review: int
     clusters: list[ClusterView]
 
@@ -125,9 +123,8 @@ def gather(r: redis.Redis[bytes], namespace: str, record: ledger.Record) -> Evid
     pipe = r.pipeline(transaction=False)
     pipe.zscore(accounts.moderation_key(namespace, True), account)
     pipe.zscore(accounts.moderation_key(namespace, False), account)
-    pipe.hmget(reputation.reputation_key(namespace), [f"{account}:+", f"{account}:-"])
     pipe.zcard(queue.account_key(namespace, account))
-    approved, rejected, (plus, minus), in_review = pipe.execute()
+    approved, rejected, in_review = pipe.execute()
     age = None
     if event.account_created_at is not None:
         age = (event.received_at - event.account_created_at).total_seconds() / 86400
@@ -162,8 +159,6 @@ def gather(r: redis.Redis[bytes], namespace: str, record: ledger.Record) -> Evid
         account_risk=found,
         approved_before=int(approved or 0),
         rejected_before=int(rejected or 0),
-        reputation_plus=int(plus or 0),
-        reputation_minus=int(minus or 0),
         account_in_review=int(in_review),
         clusters=views,
     )

@@ -13,8 +13,8 @@ Clusters are not indexed per item (membership changes with every analysis run): 
 cluster filter is the union of its member accounts' indexes (`accounts.cluster`),
 cached for a few seconds.
 
-Writers call `index(pipe, ...)` where an item enters review (the pipeline's ingest and
-re-decision) and moderation calls `unindex`. Without that hook, `ensure_indexed` catches
+The state machine (`pipeline.state.apply`) calls `index` where an item enters or stays
+in review and `unindex` where it leaves. Without that hook, `ensure_indexed` catches
 up lazily: it indexes review ids missing from `rq:indexed` (and drops ids that left
 review) whenever the two sets' sizes differ, and at least every `sync_s` seconds.
 
@@ -106,22 +106,41 @@ class Page:
 
 
 def index(
-    pipe: redis.client.Pipeline[bytes], namespace: str, event_id: str, record: ledger.Record
+    pipe: redis.client.Pipeline[bytes],
+    namespace: str,
+    event_id: str,
+    *,
+    account_id: str,
+    received_at: float,
+    risk: float,
+    codes: Sequence[str],
 ) -> None:
     """Queue on `pipe` the index entries of an item that enters (or stays in) review
-    with `record`. Call it wherever the pipeline ZADDs an id to `ledger.review_key`."""
-    decision = record.decision
-    at = record.event.received_at.timestamp()
-    codes = sorted({reason.code for reason in decision.reasons})
-    pipe.zadd(indexed_key(namespace), {event_id: at})
-    pipe.zadd(risk_key(namespace), {event_id: decision.risk})
-    pipe.zadd(account_key(namespace, record.event.account_id), {event_id: at})
+    with a decision of `risk` and reason `codes` (`pipeline.state.apply` calls it)."""
+    codes = sorted(set(codes))
+    pipe.zadd(indexed_key(namespace), {event_id: received_at})
+    pipe.zadd(risk_key(namespace), {event_id: risk})
+    pipe.zadd(account_key(namespace, account_id), {event_id: received_at})
     for code in codes:
-        pipe.zadd(reason_key(namespace, code), {event_id: at})
+        pipe.zadd(reason_key(namespace, code), {event_id: received_at})
     if codes:
         pipe.sadd(codes_key(namespace), *codes)
-    pipe.hset(
-        meta_key(namespace), event_id, orjson.dumps({"a": record.event.account_id, "c": codes})
+    pipe.hset(meta_key(namespace), event_id, orjson.dumps({"a": account_id, "c": codes}))
+
+
+def index_record(
+    pipe: redis.client.Pipeline[bytes], namespace: str, event_id: str, record: ledger.Record
+) -> None:
+    """`index` for a record in review (the lazy catch-up of `ensure_indexed`)."""
+    decision = record.decision
+    index(
+        pipe,
+        namespace,
+        event_id,
+        account_id=record.event.account_id,
+        received_at=record.event.received_at.timestamp(),
+        risk=decision.risk,
+        codes=[reason.code for reason in decision.reasons],
     )
 
 
@@ -144,19 +163,6 @@ def unindex(
         pipe.zrem(account_key(namespace, account), event_id)
         for code in codes:
             pipe.zrem(reason_key(namespace, code), event_id)
-
-
-def unindex_records(
-    pipe: redis.client.Pipeline[bytes], namespace: str, records: Sequence[ledger.Record]
-) -> None:
-    unindex(
-        pipe,
-        namespace,
-        [
-            (rec.event.event_id, rec.event.account_id, [r.code for r in rec.decision.reasons])
-            for rec in records
-        ],
-    )
 
 
 def ensure_indexed(
@@ -184,7 +190,7 @@ def ensure_indexed(
         pipe = r.pipeline(transaction=False)
         for event_id, record in zip(chunk, ledger.load(r, namespace, chunk), strict=True):
             if record is not None and record.decision.status == "review":
-                index(pipe, namespace, event_id, record)
+                index_record(pipe, namespace, event_id, record)
                 changed += 1
         pipe.execute()
     for start in range(0, len(gone), SYNC_CHUNK):

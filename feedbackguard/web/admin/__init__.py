@@ -13,7 +13,7 @@ import pydantic
 from flask import Blueprint, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from feedbackguard import __version__, accounts, audit, reputation
+from feedbackguard import __version__, accounts, audit
 from feedbackguard.checks.graph import load_window
 from feedbackguard.pipeline.ledger import clock
 from feedbackguard.pipeline.namespaces import info, known
@@ -168,7 +168,7 @@ def show_account(account_id: str, query: NamespaceQuery) -> m.AccountOut:
     found = accounts.account_risk(r, ns, account_id) or {}
     rows = load_window(r, ns, clock(r, ns) - policy.graph.window_s, policy.graph)
     mine = sorted((row for row in rows if row[1] == account_id), key=lambda row: -row[5])
-    rel = reputation.reliability(r, ns, [account_id], policy.consistency.reputation)
+    rel = accounts.reliability(r, ns, [account_id], policy.consistency.reputation)
     clusters = [accounts.cluster(r, ns, cid) for cid in found.get("clusters", [])]
     return m.AccountOut(
         account_id=account_id,

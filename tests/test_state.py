@@ -1,0 +1,222 @@
+"""The record state machine: every status change goes through `state.apply`, and the
+status sets, review indexes, counters, moderator outcomes and the store always agree
+with the records, whatever sequence of ingest, analysis, release, moderation and undo
+moves them."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from feedbackguard import accounts
+from feedbackguard.checks.base import CheckContext, Findings, Reason
+from feedbackguard.events import FeedbackEvent
+from feedbackguard.pipeline import inbox, ledger, state
+from feedbackguard.pipeline.engine import Pipeline
+from feedbackguard.policy.store import PolicyStore
+from feedbackguard.review import queue
+from feedbackguard.review.moderation import moderate, undo
+from feedbackguard.store import Store
+
+NS = "default"
+T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+ACCOUNTS = ("ann", "bob", "cy")
+# Reason scores that put an event below review, in review, and at rejection under the
+# default thresholds (review 0.5, reject 0.9).
+SCORES = {"clean": 0.0, "unsure": 0.6, "bad": 0.95}
+
+
+class Scores:
+    """A check that gives each event the score its id was registered with."""
+
+    name = "scores"
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, float] = {}
+
+    def __call__(self, events: Sequence[FeedbackEvent], ctx: CheckContext) -> Findings:
+        return {
+            i: [Reason("test.score", "given", self.by_id[e.event_id])]
+            for i, e in enumerate(events)
+            if self.by_id.get(e.event_id)
+        }
+
+
+def _status_change(record: ledger.RawRecord, status: str, by: str = "auto") -> state.Change:
+    decision = {**record.trail[-1], "status": status, "decided_by": by}
+    return state.Change(record.then(decision), account_id="ann", received_at=1.0, due=2.0)
+
+
+def _new_record(status: str) -> ledger.RawRecord:
+    event = FeedbackEvent(kind="label", account_id="ann", item_id="i", value="x", received_at=T0)
+    decision = {
+        "event_id": event.event_id,
+        "status": status,
+        "risk": 0.0,
+        "reasons": [],
+        "policy_version": 1,
+        "decided_at": T0.isoformat(),
+        "decided_by": "auto",
+    }
+    return ledger.RawRecord(event.to_json(), [decision])
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (None, "admitted"),
+        (None, "quarantined"),
+        ("rejected", "admitted"),
+        ("rejected", "pending"),
+        ("quarantined", "admitted"),
+        ("quarantined", "review"),
+        ("review", "pending"),
+        ("admitted", "pending"),
+    ],
+)
+def test_a_transition_the_state_machine_does_not_allow_is_refused(
+    r: redis.Redis[bytes], store: Store, old: str | None, new: str
+) -> None:
+    if old is None:
+        record = _new_record(new)
+        change = state.Change(record, account_id="ann", received_at=1.0)
+    else:
+        change = _status_change(_new_record(old), new)
+    pipe = r.pipeline(transaction=True)
+    with pytest.raises(state.IllegalTransition):
+        state.apply(pipe, NS, [change], ttl_s=60, store=store)
+    assert pipe.command_stack == []
+    assert store.count() == 0
+
+
+def test_admitting_without_the_store_is_refused(r: redis.Redis[bytes]) -> None:
+    change = _status_change(_new_record("pending"), "admitted")
+    with pytest.raises(state.IllegalTransition):
+        state.apply(r.pipeline(transaction=True), NS, [change], ttl_s=60)
+
+
+def _ids(r: redis.Redis[bytes], key: str) -> set[str]:
+    return {raw.decode() for raw in r.zrange(key, 0, -1)}
+
+
+def assert_consistent(
+    r: redis.Redis[bytes], store: Store, events: dict[str, FeedbackEvent]
+) -> None:
+    """Everything that mirrors a status agrees with the records."""
+    records = dict(zip(events, ledger.load(r, NS, list(events)), strict=True))
+    by_status: dict[str, set[str]] = {}
+    for event_id, record in records.items():
+        assert record is not None, f"{event_id} lost"
+        by_status.setdefault(record.decision.status, set()).add(event_id)
+    pending, review = by_status.get("pending", set()), by_status.get("review", set())
+    assert _ids(r, ledger.pending_key(NS)) | _ids(r, ledger.releasing_key(NS)) == pending
+    assert _ids(r, ledger.review_key(NS)) == review
+    assert _ids(r, queue.indexed_key(NS)) == review
+    assert {raw.decode() for raw in r.hkeys(queue.meta_key(NS))} == review
+    assert _ids(r, queue.risk_key(NS)) == review
+    for account in ACCOUNTS:
+        mine = {i for i in review if events[i].account_id == account}
+        assert _ids(r, queue.account_key(NS, account)) == mine
+    stats = ledger.stats(r, NS)
+    for status in ("pending", "review", "admitted", "rejected", "quarantined"):
+        assert stats.get(status, 0) == len(by_status.get(status, set())), status
+    live = {item.event.event_id for item in store.iter_rows()}
+    assert live == by_status.get("admitted", set())
+    for approved in (True, False):
+        outcome = "admitted" if approved else "rejected"
+        expected = Counter(
+            events[i].account_id
+            for i, rec in records.items()
+            if rec is not None
+            and rec.decision.status == outcome
+            and rec.decision.decided_by.startswith(state.MODERATOR_PREFIX)
+        )
+        found = {
+            a.decode(): int(s)
+            for a, s in r.zrange(accounts.moderation_key(NS, approved), 0, -1, withscores=True)
+        }
+        assert {a: n for a, n in found.items() if n} == dict(expected)
+
+
+Step = tuple[str, list[int], str]
+_steps = st.tuples(
+    st.sampled_from(["ingest", "analyse", "release", "approve", "reject", "undo"]),
+    st.lists(st.integers(0, 30), min_size=1, max_size=6),
+    st.sampled_from(sorted(SCORES)),
+)
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(steps=st.lists(_steps, min_size=1, max_size=10))
+def test_sets_indexes_counters_and_store_always_agree_with_the_records(
+    r: redis.Redis[bytes], tmp_path: Path, steps: list[Step]
+) -> None:
+    r.flushdb()
+    store = Store(f"sqlite:///{tmp_path / f'{uuid.uuid4().hex}.db'}", b"k" * 32)
+    scores = Scores()
+    pipeline = Pipeline(r=r, store=store, policies=PolicyStore(r, cache_s=0), checks=[scores])
+    events: dict[str, FeedbackEvent] = {}
+    order: list[str] = []
+    try:
+        for op, picks, level in steps:
+            chosen = list(dict.fromkeys(order[p % len(order)] for p in picks)) if order else []
+            _step(pipeline, scores, events, order, op, picks, chosen, level)
+            assert_consistent(r, store, events)
+    finally:
+        store.close()
+
+
+def _step(
+    pipeline: Pipeline,
+    scores: Scores,
+    events: dict[str, FeedbackEvent],
+    order: list[str],
+    op: str,
+    picks: list[int],
+    chosen: list[str],
+    level: str,
+) -> None:
+    r = pipeline.r
+    if op == "ingest":
+        new = [
+            FeedbackEvent(
+                kind="label",
+                account_id=ACCOUNTS[p % len(ACCOUNTS)],
+                item_id=f"item-{p % 4}",
+                value="spam",
+                received_at=T0 + timedelta(seconds=len(order) + n),
+            )
+            for n, p in enumerate(picks)
+        ]
+        for event in new:
+            scores.by_id[event.event_id] = SCORES[level]
+            events[event.event_id] = event
+            order.append(event.event_id)
+        pipe = r.pipeline(transaction=False)
+        inbox.append(pipe, new)
+        pipe.execute()
+        while pipeline.ingest_batch(NS, "test").entries:
+            pass
+    elif op == "analyse":
+        found = [Reason(f"test.found.{level}", "analysis", SCORES[level])]
+        pipeline.redecide(NS, dict.fromkeys(chosen, found), actor="analysis")
+    elif op == "release":
+        pipeline.release(NS, now=T0.timestamp() + 10 * 86400)
+    elif op in ("approve", "reject"):
+        moderate(pipeline, NS, chosen, approve=op == "approve", actor="ana")
+    else:
+        undo(pipeline, NS, chosen, actor="ana", window_s=3600)
+
+
