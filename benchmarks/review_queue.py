@@ -38,10 +38,11 @@ from feedbackguard import accounts
 from feedbackguard.embedded import EmbeddedRedis
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import ledger, state
-from feedbackguard.pipeline.decide import Decision, ReasonModel
+from feedbackguard.pipeline.decide import Decision
 from feedbackguard.pipeline.engine import Pipeline
 from feedbackguard.pipeline.runtime import Runtime
 from feedbackguard.policy.store import PolicyStore
+from feedbackguard.reasons import Reason
 from feedbackguard.review import moderation, queue
 from feedbackguard.settings import Settings
 from feedbackguard.store import Store
@@ -86,7 +87,7 @@ def fill(r: redis.Redis[bytes], items: int, hook: bool, seed: int = 7) -> list[s
                 event_id=event.event_id,
                 status="review",
                 risk=score,
-                reasons=(ReasonModel(code=CODES[n % len(CODES)], detail="bench", score=score),),
+                reasons=(Reason(code=CODES[n % len(CODES)], detail="bench", score=score),),
                 policy_version=1,
             )
             record = ledger.RawRecord(event.to_json(), [decision.model_dump(mode="json")])

@@ -20,6 +20,7 @@ from feedbackguard import accounts
 from feedbackguard.checks.base import CheckContext, Findings, Reason
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import inbox, ledger, state
+from feedbackguard.pipeline.decide import Decision
 from feedbackguard.pipeline.engine import Pipeline
 from feedbackguard.policy.store import PolicyStore
 from feedbackguard.review import queue
@@ -130,20 +131,25 @@ def assert_consistent(
         assert stats.get(status, 0) == len(by_status.get(status, set())), status
     live = {item.event.event_id for item in store.iter_rows()}
     assert live == by_status.get("admitted", set())
+    outcomes: Counter[tuple[str, str]] = Counter()  # (account, admitted|rejected)
+    for event_id, rec in records.items():
+        assert rec is not None
+        before: Decision | None = None
+        for decision in rec.trail:
+            by_moderator = decision.decided_by.startswith(state.MODERATOR_PREFIX)
+            if by_moderator and decision.status in ("admitted", "rejected"):
+                outcomes[(events[event_id].account_id, decision.status)] += 1
+            elif by_moderator and decision.status == "review" and before is not None:
+                outcomes[(events[event_id].account_id, before.status)] -= 1  # an undo
+            before = decision
     for approved in (True, False):
         outcome = "admitted" if approved else "rejected"
-        expected = Counter(
-            events[i].account_id
-            for i, rec in records.items()
-            if rec is not None
-            and rec.decision.status == outcome
-            and rec.decision.decided_by.startswith(state.MODERATOR_PREFIX)
-        )
+        expected = {a: n for (a, s), n in outcomes.items() if s == outcome and n}
         found = {
             a.decode(): int(s)
             for a, s in r.zrange(accounts.moderation_key(NS, approved), 0, -1, withscores=True)
         }
-        assert {a: n for a, n in found.items() if n} == dict(expected)
+        assert {a: n for a, n in found.items() if n} == expected
 
 
 Step = tuple[str, list[int], str]
@@ -218,5 +224,3 @@ def _step(
         moderate(pipeline, NS, chosen, approve=op == "approve", actor="ana")
     else:
         undo(pipeline, NS, chosen, actor="ana", window_s=3600)
-
-

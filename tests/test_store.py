@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from feedbackguard.cli import main
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import ledger
-from feedbackguard.pipeline.decide import FINAL_STATUSES, Decision, ReasonModel, Status, json_time
+from feedbackguard.pipeline.decide import FINAL_STATUSES, Decision, Status, json_time
+from feedbackguard.reasons import Reason
 from feedbackguard.settings import Settings
 from feedbackguard.store import (
     ExportCaps,
@@ -473,7 +474,7 @@ _events = st.builds(
 def test_any_event_round_trips_and_its_signature_verifies(
     event: FeedbackEvent, risk: float, admitted_at: datetime
 ) -> None:
-    reason = ReasonModel(code="outlier", detail="x", score=risk)
+    reason = Reason(code="outlier", detail="x", score=risk)
     trail = [
         Decision(
             event_id=event.event_id,
@@ -518,7 +519,7 @@ def test_release_from_json_stores_what_the_models_would(
             event_id=event.event_id,
             status="pending",
             risk=risk,
-            reasons=(ReasonModel(code="outlier", detail=detail, score=risk),),
+            reasons=(Reason(code="outlier", detail=detail, score=risk),),
             policy_version=i,
             decided_at=decided_at,
         )
@@ -552,9 +553,7 @@ def test_last_status_reads_the_last_decisions_status_whatever_the_strings_hold(
             event_id=event.event_id,
             status=status,
             risk=0.5,
-            reasons=(
-                ReasonModel(code="outlier", detail=f'"status":"admitted"{detail}', score=0.5),
-            ),
+            reasons=(Reason(code="outlier", detail=f'"status":"admitted"{detail}', score=0.5),),
             policy_version=1,
         ).model_dump(mode="json")
         for status in statuses

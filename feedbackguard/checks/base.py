@@ -1,7 +1,8 @@
 """The check interface: one batch of events in, reasons for some of them out.
 
-A check never decides; it reports. The decision engine (`feedbackguard.pipeline.decide`)
-combines every check's reasons into a risk and a status under the policy.
+A check never decides; it reports `Reason`s (`feedbackguard.reasons`). The decision
+engine (`feedbackguard.pipeline.decide`) combines every check's reasons into a risk
+and a status under the policy.
 """
 
 from __future__ import annotations
@@ -14,19 +15,12 @@ import redis
 
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.policy import Policy
+from feedbackguard.reasons import Reason
+
+__all__ = ["Analyser", "AnalysisContext", "Check", "CheckContext", "Findings", "Reason", "Verdicts"]
 
 if TYPE_CHECKING:
     from feedbackguard.store import Store
-
-
-@dataclass(frozen=True, slots=True)
-class Reason:
-    """Why an event is suspect. `code` is a stable string (DESIGN.md); `score` in 0..1
-    is the risk this reason alone carries."""
-
-    code: str
-    detail: str
-    score: float
 
 
 Findings = dict[int, list[Reason]]

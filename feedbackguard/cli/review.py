@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+from dataclasses import asdict
 
 import click
 
@@ -49,7 +50,7 @@ def list_command(
             line = {
                 "event": event.model_dump(mode="json", exclude_none=True),
                 "risk": decision.risk,
-                "reasons": [r.model_dump() for r in decision.reasons],
+                "reasons": [asdict(r) for r in decision.reasons],
             }
             click.echo(json.dumps(line))
             continue

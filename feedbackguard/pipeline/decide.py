@@ -12,24 +12,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from feedbackguard.checks.base import Reason
 from feedbackguard.events import utcnow
 from feedbackguard.policy import Thresholds
+from feedbackguard.reasons import Reason
 
 Status = Literal["pending", "admitted", "review", "rejected", "quarantined"]
 FINAL_STATUSES: frozenset[str] = frozenset({"admitted", "rejected", "quarantined"})
 
 _TIME = TypeAdapter(datetime)
-
-
-class ReasonModel(BaseModel):
-    """A reason as it appears in a decision (DESIGN.md, "Decision")."""
-
-    model_config = ConfigDict(frozen=True)
-
-    code: str
-    detail: str
-    score: float = Field(ge=0.0, le=1.0)
 
 
 class Decision(BaseModel):
@@ -40,7 +30,7 @@ class Decision(BaseModel):
     event_id: str
     status: Status
     risk: float = Field(ge=0.0, le=1.0)
-    reasons: tuple[ReasonModel, ...] = ()
+    reasons: tuple[Reason, ...] = ()
     policy_version: int
     decided_at: datetime = Field(default_factory=utcnow)
     decided_by: str = "auto"
@@ -85,7 +75,7 @@ def decide(
         event_id=event_id,
         status=status,
         risk=round(risk, 6),
-        reasons=tuple(ReasonModel(code=r.code, detail=r.detail, score=r.score) for r in reasons),
+        reasons=tuple(reasons),
         policy_version=policy_version,
         decided_at=decided_at,
     )

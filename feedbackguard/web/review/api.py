@@ -7,6 +7,7 @@ caller logged in through the UI's session must also send the CSRF token
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any, Literal
 
 import pydantic
@@ -109,7 +110,7 @@ def item_json(record: ledger.Record, holder: str | None = None) -> dict[str, Any
         "event": record.event.model_dump(mode="json", exclude_none=True),
         "status": decision.status,
         "risk": decision.risk,
-        "reasons": [r.model_dump() for r in decision.reasons],
+        "reasons": [asdict(r) for r in decision.reasons],
         "trail": [d.model_dump(mode="json") for d in record.trail],
         "claimed_by": holder,
     }
