@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class Reason:
-    """Why an event is suspect. `code` is a stable string (DESIGN.md); `score` in 0..1
+    """Why an event is suspect. `code` is a stable string (docs/architecture.md); `score` in 0..1
     is the risk this reason alone carries."""
 
     code: str

@@ -2,8 +2,8 @@
 
 * `ConsensusCheck` (`consistency.consensus`): the value against the weighted
   consensus of other accounts on the same item. Weights follow the Community Notes
-  lesson (DESIGN.md): an account the graph analysis found risky counts 1 - risk,
-  a young account `young_weight`, so a swarm's many voices do not become the
+  choice (docs/architecture.md): an account the graph analysis found risky counts
+  1 - risk, a young account `young_weight`, so a swarm's many voices do not become the
   consensus that honest feedback is then judged against; an account's reputation
   (`feedbackguard.reputation`) scales its voice too.
 * `ModelCheck` (`consistency.model`): a label or correction against a confident

@@ -23,7 +23,7 @@ _TIME = TypeAdapter(datetime)
 
 
 class ReasonModel(BaseModel):
-    """A reason as it appears in a decision (DESIGN.md, "Decision")."""
+    """A reason as it appears in a decision (docs/architecture.md, "Decision")."""
 
     model_config = ConfigDict(frozen=True)
 

@@ -1,4 +1,4 @@
-"""The retraining store: append-only, signed, versioned by watermarks (DESIGN.md).
+"""The retraining store: append-only, signed, versioned by watermarks (docs/architecture.md).
 
 Three tables, written only through this module:
 
@@ -422,8 +422,8 @@ def _as_trail(decisions: Decision | Sequence[Decision]) -> tuple[Decision, ...]:
 
 
 def _check_admissible(event_id: str, trail: Sequence[tuple[str, str]]) -> None:
-    """Invariant 2: only admitted or moderator-approved items reach the store.
-    `trail` holds each decision's (event_id, status)."""
+    """docs/architecture.md invariant 2: only admitted or moderator-approved items
+    reach the store. `trail` holds each decision's (event_id, status)."""
     if not trail:
         raise NotAdmittedError(f"event {event_id!r} has an empty decision trail")
     status = trail[-1][1]
