@@ -69,9 +69,8 @@ class ConsensusCheck:
         items = sorted({e.item_id for e in events})
         names = sorted({e.account_id for e in events})
         item_keys = [consensus_key(ctx.namespace, item) for item in items]
-        # One script call for every item's votes: a pipeline of one HGETALL per item
-        # cost ~40 % of ingest (measured: 1.5 s of 5.1 s for 20,000 events, 15,765
-        # items; redis-py packs and parses each command in Python).
+        # One script call for every item's votes: redis-py packs and parses a pipeline
+        # of one HGETALL per item command by command (docs/benchmarks.md).
         pipe = ctx.redis.pipeline(transaction=False)
         scripts.run(pipe, "consensus_read", item_keys)
         pipe.hmget(accounts.risk_key(ctx.namespace), names)

@@ -270,9 +270,8 @@ class Pipeline:
             return 0
         # The records are feedbackguard's own and move as JSON: no models are built, the
         # event's JSON is spliced in as it is, and the admitting decision is the last
-        # one with its status and time changed (what `model_copy` + `model_dump` did).
-        # 2000 records: decoding 20 -> 5 ms, admitting decision 6.6 -> 2.2, store rows
-        # 24 -> 17, re-encoding 14 -> 2 ms against models (docs/benchmarks.md).
+        # one with its status and time changed (what `model_copy` + `model_dump` give),
+        # several times cheaper than models (docs/benchmarks.md, "Pipeline throughput").
         decided_at = json_time(datetime.now(UTC))
         admitted: dict[str, ledger.RawRecord] = {}
         for event_id, record in zip(ids, ledger.load_raw(self.r, namespace, ids), strict=True):
@@ -337,8 +336,8 @@ class Pipeline:
         with self.r.lock(ledger.lock_key(namespace), timeout=STATUS_LOCK_TIMEOUT_S):
             # Analysis finds most events again with the reasons they already carry, so
             # records are read as plain JSON and only those whose reasons change are
-            # validated into models (replay of 100k events: 17 % of all worker time
-            # went to validating records here that then did not change).
+            # validated into models (validating them all was a large share of worker
+            # time; docs/benchmarks.md, "Pipeline throughput").
             raws = ledger.load_raw(self.r, namespace, ids)
             now = datetime.now(UTC)
             pipe = self.r.pipeline(transaction=True)
