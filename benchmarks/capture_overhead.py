@@ -7,7 +7,7 @@ in one run, side by side:
   bare            the endpoint alone
   guard           with FeedbackGuard capture (sync: one round trip before the view)
   guard_buffered  with FeedbackGuard capture_mode = "buffered" (opt-in)
-  naive_rq        one `rq` `Queue.enqueue` per request (the design DESIGN.md rejects)
+  naive_rq        one `rq` `Queue.enqueue` per request (what docs/architecture.md rules out)
 
 Requests/s, p50 and p99 of each, ratios to bare, and the events actually found in
 the inbox afterwards (so a fast but lossy capture would show). Modes run in rotation

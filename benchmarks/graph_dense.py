@@ -237,7 +237,7 @@ def main() -> None:
             seed=42, n_accounts=100_000, n_items=50_000, n_edges=1_000_000, block=200, density=0.1
         )
         # Median of RUNS_1M runs each, ours and the peer's, so one slow run (other
-        # agents share the 2 cores) does not decide the ratio.
+        # work on the machine) does not decide the ratio.
         runs = [ours(big, use_time=True) for _ in range(RUNS_1M)]
         f, t = runs[0][0], float(np.median([r[1] for r in runs]))
         plain = [ours(big, use_time=False) for _ in range(RUNS_1M)]

@@ -85,7 +85,7 @@ class Payload(_Strict):
 
 
 class FeedbackEvent(_Strict):
-    """One piece of user feedback, as captured (DESIGN.md, "Feedback event")."""
+    """One piece of user feedback, as captured (docs/architecture.md, "Feedback event")."""
 
     event_id: Id = Field(default_factory=new_event_id)
     namespace: Annotated[

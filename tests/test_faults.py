@@ -1,8 +1,8 @@
 """Faults under load, with real processes: workers SIGKILLed again and again, Redis
 killed and restarted from its append-only file, the SQL store unreachable during
 release. After each, every event is decided exactly once, the store holds exactly
-the admitted events, and `Store.verify` finds nothing wrong (DESIGN.md invariants 1
-and 2)."""
+the admitted events, and `Store.verify` finds nothing wrong (docs/architecture.md,
+invariants 1 and 2)."""
 
 from __future__ import annotations
 

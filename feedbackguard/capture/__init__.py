@@ -16,7 +16,7 @@ A field source is "json:a.b.0" (path in the request JSON), "view:name" (URL
 variable), "g:name" (attribute of flask.g), "header:Name", "const:text", any other
 value (a constant) or a callable taking no argument (called in the request context).
 
-Before the view runs, the event is validated (pydantic, DESIGN.md's contract),
+Before the view runs, the event is validated (pydantic, docs/architecture.md's event contract),
 request context is added (client IP per `trusted_proxies`, device id, user agent,
 server time, `Idempotency-Key` as event_id) and the event is appended to
 `fg:{ns}:inbox` in one Redis round trip. Invalid feedback answers 422 naming the
@@ -402,7 +402,7 @@ class Capture:
         try:
             if not self.sender.send(event.namespace, event.to_json()):
                 return full_response(self.settings.breaker_cooldown_s)
-        except Exception:  # invariant 3: capture never breaks the product endpoint
+        except Exception:  # docs/architecture.md invariant 3: never break the endpoint
             self.counters.dropped += 1
             log.exception("feedbackguard capture failed; event %s dropped", event.event_id)
         return None

@@ -79,8 +79,8 @@ class BucketCache:
 
     A bucket only grows (RPUSH) until it is dropped whole, so a run reads only what
     was appended since the last one; a bucket whose first entry changed was dropped
-    and made again, and is read whole. Replay of 100,000 events: loading the window
-    took 12.2 s of the workers' time, 2.0 s with the cache (py-spy; docs/benchmarks.md).
+    and made again, and is read whole. Reading the whole window at every run was a large
+    share of analysis time (docs/benchmarks.md).
     """
 
     def __init__(self) -> None:

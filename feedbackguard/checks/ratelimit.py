@@ -3,7 +3,7 @@
 Each `RateLimit` of the policy allows `limit` events per `window_s` for each distinct
 value of its scope, as a GCRA (generic cell rate algorithm, the token bucket in
 closed form): one TAT number per key with a TTL that ends with its window, so Redis
-state is O(1) per key whatever the limit (DESIGN.md, the `limits` lesson).
+state is O(1) per key whatever the limit (docs/architecture.md, "Design choices").
 
 Semantics, all on *event time* (`received_at`, never the wall clock) so that a
 replayed stream decides exactly like live traffic:

@@ -28,9 +28,9 @@ from feedbackguard.settings import Settings
 def replay_command(
     path: Path, decisions_out: IO[bytes] | None, workers: int, no_workers: bool
 ) -> None:
-    """Feed a recorded stream (one event per line, DESIGN.md's event contract, with
-    received_at) through the real pipeline on event time, and wait until every
-    event has a final status, probation included."""
+    """Feed a recorded stream (one event per line, docs/architecture.md's event
+    contract, with received_at) through the real pipeline on event time, and wait until
+    every event has a final status, probation included."""
     last: dict[str, int] = {}
 
     def progress(phase: str, done: int, total: int) -> None:

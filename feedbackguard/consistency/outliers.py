@@ -95,8 +95,8 @@ def fit(window: Recent, policy: Outliers) -> dict[str, float]:
     if len(names) < policy.min_accounts:
         return {}
     # What `IsolationForest(contamination=c).fit_predict` + `decision_function` give,
-    # with the accounts scored once instead of three times (fit, predict, decision):
-    # 8,000 accounts, 0.45 -> 0.30 s per analysis run (docs/benchmarks.md).
+    # with the accounts scored once instead of three times (fit, predict, decision;
+    # scoring is most of the cost, docs/benchmarks.md).
     forest = IsolationForest(contamination="auto", random_state=policy.seed).fit(matrix)
     raw = forest.score_samples(matrix)
     score = raw - np.percentile(raw, 100.0 * policy.contamination)

@@ -1,7 +1,7 @@
 """Every threshold of the graph detectors, validated, with the reason for each default.
 
-The lead folds `GraphPolicy` into the main `Policy` later; until then it stands alone
-so the detectors can be benchmarked and tested without Redis or the policy store.
+`GraphPolicy` is the policy's `graph.detect` part; it is a model of its own so the
+detectors can be benchmarked and tested without Redis or the policy store.
 Times are seconds of event time.
 """
 

@@ -12,8 +12,7 @@ def unique(codes: IntArray) -> IntArray:
     """The distinct values of `codes`, sorted.
 
     `np.unique` without other outputs switched to a hash table in numpy 2.3; on int64
-    keys it is far slower than sorting (measured with numpy 2.4.6: 2.18 s against
-    0.03 s for 2M random keys), which tripled the lockstep detector's time.
+    keys it is far slower than sorting (docs/benchmarks.md, "Lockstep groups").
     """
     ordered = np.sort(np.asarray(codes).ravel())
     if ordered.size == 0:

@@ -3,9 +3,8 @@
 -- ARGV[3] a flag field set to "1" on every entry, or "" for none; ARGV[4..] the
 -- events' JSON. Appends, in order, the events that fit and returns {appended, length
 -- after}: the caller spools, refuses or keeps the rest. Checking and appending in one
--- script keeps the cap exact however many processes write at once (an XLEN read after
--- each write let concurrent requests overshoot the cap by up to 19 %,
--- docs/benchmarks.md).
+-- script keeps the cap exact however many processes write at once (a length read
+-- after each write lets concurrent requests overshoot it; docs/benchmarks.md).
 local room = tonumber(ARGV[1]) - redis.call('XLEN', KEYS[1])
 local n = math.min(math.max(room, 0), #ARGV - 3)
 for i = 1, n do

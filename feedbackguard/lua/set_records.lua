@@ -1,8 +1,7 @@
 -- SET KEYS[i] to ARGV[i + 1] for every key, with an expiry of ARGV[1] seconds, or
 -- none when ARGV[1] is 0 (records still waiting for a decision never expire).
--- One command for a whole batch of decision records: measured here, a MULTI of 500
--- SET ... EX commands cost ~15 us per record in redis-py's packing and reply parsing,
--- this script ~2 us.
+-- One command for a whole batch of decision records: a MULTI of SETs costs several
+-- times more in redis-py's packing and reply parsing (docs/benchmarks.md).
 local ttl = tonumber(ARGV[1])
 for i = 1, #KEYS do
   if ttl > 0 then

@@ -283,8 +283,8 @@ class Pipeline:
             return 0
         # The records are feedbackguard's own and move as JSON: no models are built, the
         # event's JSON is spliced in as it is, and the admitting decision is the last
-        # one with its status and time changed (4x faster than models; see
-        # docs/benchmarks.md).
+        # one with its status and time changed (what `model_copy` + `model_dump` give),
+        # several times cheaper than models (docs/benchmarks.md, "Pipeline throughput").
         decided_at = json_time(datetime.now(UTC))
         changes: list[state.Change] = []
         for record in ledger.load_raw(self.r, namespace, ids):
@@ -342,7 +342,8 @@ class Pipeline:
         with state.locked(self.r, namespace):
             # Analysis finds most events again with the reasons they already carry, so
             # records are read as plain JSON and only those whose reasons change are
-            # validated into models.
+            # validated into models (validating them all was a large share of worker
+            # time; docs/benchmarks.md, "Pipeline throughput").
             raws = ledger.load_raw(self.r, namespace, ids)
             now = datetime.now(UTC)
             changes: list[state.Change] = []

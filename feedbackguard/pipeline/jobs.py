@@ -29,9 +29,8 @@ RELEASE_QUEUE = "fg-release"
 ANALYSIS_QUEUE = "fg-analysis"
 # In priority order (RQ serves the first non-empty queue): work already decided is
 # finished before new work is taken. With ingest first, a worker under sustained load
-# always found an ingest job waiting and releases starved: the backlog moved from the
-# capped inbox into the uncapped pending set (seen in the soak: 231k records waiting
-# after 90 s, four times its probation window; 24k with this order).
+# always finds an ingest job waiting and releases starve: the backlog moves from the
+# capped inbox into the uncapped pending set (docs/benchmarks.md, "Soak").
 QUEUES = (RELEASE_QUEUE, ANALYSIS_QUEUE, INGEST_QUEUE)
 PUMP_LOCK = f"{keys.PREFIX}:pump:lock"
 # An RQ job that runs past this is considered stuck by RQ; ours stop long before.

@@ -123,8 +123,8 @@ def decode_record(raw: bytes) -> Record:
 
 
 def split_record(raw: bytes) -> RawRecord:
-    """A record's event JSON (as it is) and trail (parsed, not validated): 2000
-    records in 5 ms, against 20 ms for `decode_record`'s `model_validate`s.
+    """A record's event JSON (as it is) and trail (parsed, not validated): a quarter
+    of the cost of `decode_record`'s validation (docs/benchmarks.md).
 
     The trail's JSON never holds the bytes `,"trail":` (no decision has a key "trail",
     and quotes inside strings are escaped), so its last occurrence is where
@@ -143,9 +143,9 @@ def split_record(raw: bytes) -> RawRecord:
 
 
 def last_status(raw: bytes) -> str:
-    """The status of a record's last decision, read without parsing the record: 20,000
-    records in 18 ms against 55 ms with `orjson.loads` (the consistency analysis
-    reads the status of every event in its window at each run).
+    """The status of a record's last decision, read without parsing the record (the
+    consistency analysis reads the status of every event in its window at each run;
+    docs/benchmarks.md).
 
     The bytes `"status":"` occur only as a decision's key: no event field is called
     status, and quotes inside strings are escaped; the last decision is the last one

@@ -1,12 +1,12 @@
 """Simulated feedback streams with ground truth, on scikit-learn's bundled data.
 
-`generate(scenario, dataset, seed)` returns a `Simulation`: the events (DESIGN.md's
-contract, sorted by `received_at`), the truth of each (`population`, `is_poison`) and
-what the attack wanted (`Attack`), so a replay's outcome and the retrained model can
-be scored. The honest population is the same for every scenario of a seed and data
-set (its generator is seeded apart from the attack's), so scenarios differ only by
-their attack. `write(sim, path)` writes the replay file and its `.truth.jsonl` and
-`.meta.json` sidecars.
+`generate(scenario, dataset, seed)` returns a `Simulation`: the events
+(docs/architecture.md's contract, sorted by `received_at`), the truth of each
+(`population`, `is_poison`) and what the attack wanted (`Attack`), so a replay's
+outcome and the retrained model can be scored. The honest population is the same for
+every scenario of a seed and data set (its generator is seeded apart from the
+attack's), so scenarios differ only by their attack. `write(sim, path)` writes the
+replay file and its `.truth.jsonl` and `.meta.json` sidecars.
 """
 
 from __future__ import annotations

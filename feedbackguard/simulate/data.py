@@ -30,8 +30,8 @@ DATASETS: tuple[DatasetName, ...] = ("digits", "breast-cancer", "wine")
 MODEL_SHARE = 0.25
 TEST_SHARE = 0.30
 SPLIT_SEED = 7
-# BLAS threads for these small fits: more only oversubscribes the cores (a fit of 9k rows
-# took 9 s with the default thread pools on a busy 2-core machine, 0.2 s with one).
+# BLAS threads for these small fits: more only oversubscribes the cores
+# (docs/benchmarks.md, "Pipeline throughput").
 BLAS_THREADS = 1
 # The retrained model: small, fast, and sensitive enough to poisoning to show it.
 MAX_ITER = 2000
