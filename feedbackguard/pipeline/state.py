@@ -28,12 +28,13 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import redis
 
 from feedbackguard import accounts, metrics
 from feedbackguard.pipeline import ledger
+from feedbackguard.policy.store import PolicyStore
 from feedbackguard.review import queue
 from feedbackguard.store import Store, admission_from_json
 
@@ -59,6 +60,15 @@ _FLAGGED: Final = frozenset({"review", "rejected", "quarantined"})
 # also how long a worker killed while holding it stalls the others. One release
 # batch or one chunk of re-decisions takes well under a second.
 LOCK_TIMEOUT_S: Final = 15
+
+
+class Records(Protocol):
+    """Where records and what mirrors them live: what moderation needs to change a
+    status (the `Pipeline` is one)."""
+
+    r: redis.Redis[bytes]
+    store: Store
+    policies: PolicyStore
 
 
 class IllegalTransition(ValueError):

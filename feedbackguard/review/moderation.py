@@ -17,7 +17,6 @@ from typing import Any
 from feedbackguard import audit
 from feedbackguard.pipeline import ledger, state
 from feedbackguard.pipeline.decide import Decision, json_time
-from feedbackguard.pipeline.engine import Pipeline
 from feedbackguard.review import queue
 
 
@@ -42,18 +41,18 @@ class UndoResult:
     refused: list[str] = field(default_factory=list)
 
 
-def waiting(pipeline: Pipeline, namespace: str, limit: int, offset: int = 0) -> list[Any]:
+def waiting(records: state.Records, namespace: str, limit: int, offset: int = 0) -> list[Any]:
     """Items in review, oldest first: (event, last decision) pairs."""
     ids = [
         raw.decode()
-        for raw in pipeline.r.zrange(ledger.review_key(namespace), offset, offset + limit - 1)
+        for raw in records.r.zrange(ledger.review_key(namespace), offset, offset + limit - 1)
     ]
-    records = ledger.load(pipeline.r, namespace, ids)
-    return [(rec.event, rec.decision) for rec in records if rec is not None]
+    found = ledger.load(records.r, namespace, ids)
+    return [(rec.event, rec.decision) for rec in found if rec is not None]
 
 
 def moderate(
-    pipeline: Pipeline,
+    records: state.Records,
     namespace: str,
     event_ids: Sequence[str],
     approve: bool,
@@ -62,7 +61,7 @@ def moderate(
 ) -> ModerationResult:
     """Approve or reject items in review. Items not in review are left alone."""
     result = ModerationResult()
-    r = pipeline.r
+    r = records.r
     status = "admitted" if approve else "rejected"
     with state.locked(r, namespace):
         ids = list(dict.fromkeys(event_ids))
@@ -90,10 +89,10 @@ def moderate(
                     received_at=event.received_at.timestamp(),
                 )
             )
-        ttl = pipeline.policies.current().policy.outcome_ttl_s
+        ttl = records.policies.current().policy.outcome_ttl_s
         pipe = r.pipeline(transaction=True)
         # The store first, idempotent on event_id: a retry stores nothing twice.
-        state.apply(pipe, namespace, changes, ttl_s=ttl, store=pipeline.store, actor=actor)
+        state.apply(pipe, namespace, changes, ttl_s=ttl, store=records.store, actor=actor)
         done = [change.event_id for change in changes]
         if done:
             audit.record(
@@ -110,7 +109,7 @@ def moderate(
 
 
 def undo(
-    pipeline: Pipeline,
+    records: state.Records,
     namespace: str,
     event_ids: Sequence[str],
     actor: str,
@@ -123,7 +122,7 @@ def undo(
     stays, as everywhere in the store) and restored if approved again. The moderator
     outcome the decision counted for the account is taken back."""
     result = UndoResult()
-    r = pipeline.r
+    r = records.r
     by = state.MODERATOR_PREFIX + actor
     with state.locked(r, namespace):
         ids = list(dict.fromkeys(event_ids))
@@ -156,8 +155,8 @@ def undo(
             pipe,
             namespace,
             changes,
-            ttl_s=pipeline.policies.current().policy.outcome_ttl_s,
-            store=pipeline.store,
+            ttl_s=records.policies.current().policy.outcome_ttl_s,
+            store=records.store,
             actor=actor,
         )
         result.undone = [change.event_id for change in changes]
