@@ -32,13 +32,10 @@ from feedbackguard.store import (
     Store,
     admission_from_json,
     check_export,
-    item_message,
-    item_row,
     manifest_path,
-    parse_item,
-    signed_rows,
     signing,
 )
+from feedbackguard.store.rows import item_message, item_row, parse_item, signed_rows
 
 MakeEvent = Callable[..., FeedbackEvent]
 KEY = b"test-signing-key-0123456789abcdef"

@@ -10,7 +10,8 @@ from datetime import datetime
 import redis
 
 from feedbackguard import accounts, audit
-from feedbackguard.store import Store, Version
+from feedbackguard.store.models import Version
+from feedbackguard.store.store import Store
 
 
 class NotFound(LookupError):

@@ -1,0 +1,92 @@
+"""The store's connection to its database, and the transactions it writes and reads in.
+
+On SQLite (WAL, busy timeout) every write transaction starts with `BEGIN IMMEDIATE`,
+so writers queue instead of failing half-way. On PostgreSQL `admit` holds a shared
+advisory lock and version-creating operations an exclusive one, so a version's
+watermark never skips over a row whose transaction was still in flight (row ids come
+from a sequence and may commit out of order).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+SQLITE_BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another process's write lock
+# One advisory lock key for every feedbackguard store in a PostgreSQL database.
+PG_LOCK_KEY = int.from_bytes(hashlib.sha256(b"feedbackguard.store").digest()[:8], "big") >> 1
+_WRITE = "feedbackguard_write"  # execution option marking a write transaction (SQLite)
+
+
+class Database:
+    """One engine for this process, and the store's write and read transactions."""
+
+    def __init__(self, url: sa.URL) -> None:
+        self._pid = os.getpid()
+        self._engine = _create_engine(url)
+        self.is_pg = self._engine.dialect.name == "postgresql"
+        self.insert = postgresql.insert if self.is_pg else sqlite.insert
+
+    def dispose(self) -> None:
+        self._engine.dispose()
+
+    def _engine_here(self) -> sa.Engine:
+        """The engine, made safe after a fork: a child never reuses its parent's sockets."""
+        if os.getpid() != self._pid:
+            self._engine.dispose(close=False)
+            self._pid = os.getpid()
+        return self._engine
+
+    @contextmanager
+    def writing(self, exclusive: bool) -> Iterator[sa.Connection]:
+        """A write transaction. `exclusive` ones (versions, schema) wait for in-flight
+        admits on PostgreSQL and keep new ones out until they commit."""
+        with self._engine_here().connect() as conn:
+            conn.execution_options(**{_WRITE: True})
+            with conn.begin():
+                if self.is_pg:
+                    lock = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+                    conn.execute(sa.select(getattr(sa.func, lock)(PG_LOCK_KEY)))
+                yield conn
+
+    @contextmanager
+    def reading(self) -> Iterator[sa.Connection]:
+        """A read transaction: one consistent snapshot on SQLite; never blocks writers."""
+        with self._engine_here().connect() as conn:
+            if self.is_pg:
+                conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
+
+
+def _create_engine(url: sa.URL) -> sa.Engine:
+    """An engine for this process. SQLite: WAL, a busy timeout, and explicit BEGINs
+    (IMMEDIATE for writes) instead of pysqlite's implicit transactions."""
+    if url.get_backend_name() != "sqlite":
+        return sa.create_engine(url)
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cursor.execute("PRAGMA synchronous=FULL")  # an admitted item survives power loss
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        mode = "IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "DEFERRED"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine

@@ -1,0 +1,116 @@
+"""Exporting a dataset version: its live rows, verified as they are read, capped,
+written to a file, and a signed manifest beside it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import sqlalchemy as sa
+
+from feedbackguard.store import signing
+from feedbackguard.store.caps import ExportCaps, over_cap, share_cap
+from feedbackguard.store.database import Database
+from feedbackguard.store.errors import IntegrityError
+from feedbackguard.store.manifest import Manifest, ManifestCounts, manifest_path, sha256_file
+from feedbackguard.store.models import Version
+from feedbackguard.store.queries import live_query, stream
+from feedbackguard.store.rows import item_message, tombstone_message
+from feedbackguard.store.schema import tombstones
+from feedbackguard.store.writers import ExportFormat, open_writer
+
+PROGRESS_EVERY = 1000  # export progress callback cadence, in rows
+
+Progress = Callable[[int, int], None]  # (items written so far, items expected)
+
+
+def export_version(
+    db: Database,
+    key: bytes,
+    path: Path,
+    fmt: ExportFormat,
+    choose: Callable[[], Version],
+    caps: ExportCaps | None,
+    progress: Progress | None,
+) -> Manifest:
+    """Write the live items of the version `choose` gives to `path`, and its manifest.
+
+    The file is opened first, so a missing pyarrow fails before a version is made.
+    A tampered row or tombstone aborts the export with `IntegrityError`; the data file
+    appears only when complete.
+    """
+    writer = open_writer(path, fmt)  # fails early when pyarrow is missing
+    try:
+        chosen = choose()
+        counts: dict[str, Counter[str]] = {
+            name: Counter() for name in ("namespace", "kind", "status", "decided_by")
+        }
+        capped = 0
+        per_account: Counter[str] = Counter()
+        per_account_item: Counter[tuple[str, str]] = Counter()
+        written = 0
+        shared = 0
+        with db.reading() as conn:
+            _check_tombstones(conn, key, chosen.version)
+            query = live_query(chosen.watermark, chosen.version)
+            over_share = share_cap(conn, query, caps)  # the policy share per account
+            for row in stream(conn, query):
+                if not signing.verify(key, item_message(row), row["signature"]):
+                    raise IntegrityError(
+                        f"row {row['id']} does not verify; run `feedbackguard store verify`"
+                    )
+                if caps is not None and over_cap(caps, row, per_account, per_account_item):
+                    capped += 1
+                    continue
+                if over_share is not None and over_share(row):
+                    shared += 1
+                    continue
+                writer.write(row)
+                written += 1
+                counts["namespace"][row["namespace"]] += 1
+                counts["kind"][row["kind"]] += 1
+                counts["status"]["admitted"] += 1
+                counts["decided_by"][_decided_by_group(row["decided_by"])] += 1
+                if progress is not None and written % PROGRESS_EVERY == 0:
+                    progress(written, chosen.live)
+        writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
+    if progress is not None:
+        progress(written, chosen.live)
+    manifest = Manifest(
+        version=chosen.version,
+        created_at=datetime.now(UTC),
+        data_file=path.name,
+        format=fmt,
+        sha256=sha256_file(path),
+        size_bytes=path.stat().st_size,
+        items=written,
+        counts=ManifestCounts(**{k: dict(sorted(v.items())) for k, v in counts.items()}),
+        excluded={"quarantined": chosen.quarantined, "capped": capped, "over_share": shared},
+        caps=caps,
+    )
+    manifest = manifest.model_copy(update={"signature": signing.sign(key, manifest.signed_bytes())})
+    target = manifest_path(path)
+    partial = target.with_name(target.name + ".partial")
+    partial.write_bytes(orjson.dumps(manifest.model_dump(mode="json"), option=orjson.OPT_INDENT_2))
+    partial.replace(target)
+    return manifest
+
+
+def _check_tombstones(conn: sa.Connection, key: bytes, version: int) -> None:
+    """`IntegrityError` unless every tombstone up to `version` verifies."""
+    query = sa.select(tombstones).where(tombstones.c.version <= version)
+    for row in stream(conn, query):
+        if not signing.verify(key, tombstone_message(row), row["signature"]):
+            raise IntegrityError(
+                f"tombstone {row['id']} does not verify; run `feedbackguard store verify`"
+            )
+
+
+def _decided_by_group(decided_by: str) -> str:
+    return decided_by.split(":", 1)[0]
