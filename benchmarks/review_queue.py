@@ -35,10 +35,10 @@ import redis
 from flask import Flask
 
 from feedbackguard import accounts
+from feedbackguard.decisions import Decision
 from feedbackguard.embedded import EmbeddedRedis
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import ledger, state
-from feedbackguard.pipeline.decide import Decision
 from feedbackguard.pipeline.engine import Pipeline
 from feedbackguard.pipeline.runtime import Runtime
 from feedbackguard.policy.store import PolicyStore

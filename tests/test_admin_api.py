@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from feedbackguard import audit
 from feedbackguard.checks.base import CheckContext
 from feedbackguard.checks.lists import ListCheck
+from feedbackguard.decisions import Decision
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import inbox
-from feedbackguard.pipeline.decide import Decision
 from feedbackguard.pipeline.runtime import Runtime
 from feedbackguard.policy import Policy, lists
 from feedbackguard.web import auth

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from feedbackguard import accounts, audit
 from feedbackguard.cli import main
+from feedbackguard.decisions import Decision
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline.decide import Decision
 from feedbackguard.settings import Settings
 from feedbackguard.store import Store
 

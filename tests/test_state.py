@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 from feedbackguard import accounts
 from feedbackguard.checks.base import CheckContext, Findings, Reason
+from feedbackguard.decisions import Decision
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import inbox, ledger, state
-from feedbackguard.pipeline.decide import Decision
 from feedbackguard.pipeline.engine import Pipeline
 from feedbackguard.policy.store import PolicyStore
 from feedbackguard.review import queue

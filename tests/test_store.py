@@ -19,9 +19,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from feedbackguard.cli import main
+from feedbackguard.decisions import FINAL_STATUSES, Decision, Status, json_time
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import ledger
-from feedbackguard.pipeline.decide import FINAL_STATUSES, Decision, Status, json_time
 from feedbackguard.reasons import Reason
 from feedbackguard.settings import Settings
 from feedbackguard.store import (

@@ -33,9 +33,10 @@ from feedbackguard.checks.base import (
     Reason,
     Verdicts,
 )
+from feedbackguard.decisions import Status, json_time
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import inbox, ledger, state
-from feedbackguard.pipeline.decide import Status, decide, json_time
+from feedbackguard.pipeline.decide import decide
 from feedbackguard.policy import Policy
 from feedbackguard.policy.store import PolicyStore, PolicyVersion
 from feedbackguard.store import Store

@@ -21,8 +21,8 @@ import orjson
 import redis
 
 from feedbackguard import keys, scripts
+from feedbackguard.decisions import Decision
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline.decide import Decision
 
 _CLOCK_MEMBER = b"t"
 # A record's JSON around its two parts, as `encode_record` writes it.

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from feedbackguard import audit
+from feedbackguard.decisions import Decision, json_time
 from feedbackguard.pipeline import ledger, state
-from feedbackguard.pipeline.decide import Decision, json_time
 from feedbackguard.review import queue
 
 

@@ -6,8 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from feedbackguard.decisions import Decision
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline.decide import Decision
 
 
 class Version(BaseModel):

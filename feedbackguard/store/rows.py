@@ -17,8 +17,8 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter
 
+from feedbackguard.decisions import Decision
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline.decide import Decision
 from feedbackguard.store import signing
 from feedbackguard.store.errors import NotAdmittedError
 from feedbackguard.store.models import StoredItem, Version

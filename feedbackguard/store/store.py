@@ -18,8 +18,8 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from feedbackguard.decisions import Decision
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline.decide import Decision
 from feedbackguard.settings import Settings
 from feedbackguard.store import signing
 from feedbackguard.store.caps import ExportCaps

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from feedbackguard.pipeline.decide import Status
+from feedbackguard.decisions import Status
 from feedbackguard.policy.lists import Action
 from feedbackguard.policy.lists import Kind as ListKind
 from feedbackguard.web.auth import Role

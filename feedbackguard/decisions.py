@@ -1,0 +1,42 @@
+"""The decision attached to every processed event (docs/architecture.md, "Decision"):
+its status, risk, reasons, the policy version that decided and who decided.
+
+A contract like `events.FeedbackEvent`: the pipeline, the review queue, the store and
+the APIs all read it; `pipeline.decide` makes it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from feedbackguard.events import utcnow
+from feedbackguard.reasons import Reason
+
+Status = Literal["pending", "admitted", "review", "rejected", "quarantined"]
+FINAL_STATUSES: frozenset[str] = frozenset({"admitted", "rejected", "quarantined"})
+
+_TIME = TypeAdapter(datetime)
+
+
+class Decision(BaseModel):
+    """What feedbackguard decided about one event, and on what grounds."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str
+    status: Status
+    risk: float = Field(ge=0.0, le=1.0)
+    reasons: tuple[Reason, ...] = ()
+    policy_version: int
+    decided_at: datetime = Field(default_factory=utcnow)
+    decided_by: str = "auto"
+
+
+def json_time(at: datetime) -> str:
+    """`at` as a decision's JSON form carries it (`Decision.model_dump(mode="json")`),
+    for code that edits decisions as JSON instead of building models."""
+    text: str = _TIME.dump_python(at, mode="json")
+    return text
