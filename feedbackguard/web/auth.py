@@ -27,11 +27,12 @@ from typing import Any, Final, Literal, TypeVar, cast, get_args
 
 import orjson
 import redis
-from flask import Response, jsonify, request, session
+from flask import Response, g, jsonify, request, session
 
 from feedbackguard import audit
 from feedbackguard.keys import PREFIX
 from feedbackguard.logs import hash_ip
+from feedbackguard.web.context import runtime
 
 Role = Literal["viewer", "moderator", "admin"]
 ROLES: Final[tuple[Role, ...]] = get_args(Role)
@@ -286,8 +287,6 @@ def note_failure(r: redis.Redis[bytes], client: str, window_s: int = FAILED_AUTH
 
 
 def _redis() -> redis.Redis[bytes]:
-    from feedbackguard.web.context import runtime
-
     return runtime().redis
 
 
@@ -326,8 +325,6 @@ def authorize(role: Role) -> tuple[Principal | None, tuple[Response, int] | None
     429 while the client is over its failed-auth budget; 401 without (valid)
     credentials, counting a failure when credentials were presented and wrong;
     403 with too low a role."""
-    from feedbackguard.web.context import runtime
-
     r = _redis()
     settings = runtime().settings
     client = client_id()
@@ -355,8 +352,6 @@ def require_role(role: Role) -> Callable[[F], F]:
     def wrap(view: F) -> F:
         @wraps(view)
         def inner(*args: Any, **kwargs: Any) -> Any:
-            from flask import g
-
             principal, error = authorize(role)
             if error is not None:
                 return error

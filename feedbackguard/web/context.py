@@ -11,7 +11,7 @@ from flask import Flask, current_app
 
 from feedbackguard.pipeline.runtime import Runtime
 
-EXTENSION_KEY = "feedbackguard.pipeline.runtime"
+EXTENSION_KEY = "feedbackguard.runtime"
 
 
 def init_runtime(app: Flask, runtime: Runtime) -> None:
@@ -24,6 +24,7 @@ def runtime() -> Runtime:
         found: Runtime = current_app.extensions[EXTENSION_KEY]
     except KeyError:
         raise RuntimeError(
-            "no feedbackguard runtime on this app: call feedbackguard.web.init_runtime(app, rt)"
+            "no feedbackguard runtime on this app: "
+            "call feedbackguard.web.context.init_runtime(app, rt)"
         ) from None
     return found

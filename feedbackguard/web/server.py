@@ -23,6 +23,7 @@ from feedbackguard.pipeline.runtime import Runtime
 from feedbackguard.settings import Settings
 from feedbackguard.web.admin import create_admin_blueprint
 from feedbackguard.web.context import init_runtime
+from feedbackguard.web.review import create_review_blueprint
 
 log = logging.getLogger("feedbackguard.web.server")
 
@@ -66,8 +67,6 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     init_runtime(app, rt)
     admin_prefix = _prefix(settings.admin_prefix)
     app.register_blueprint(create_admin_blueprint(), url_prefix=admin_prefix)
-    from feedbackguard.web.review import create_review_blueprint
-
     app.register_blueprint(create_review_blueprint(), url_prefix=_prefix(settings.review_prefix))
 
     @app.get("/metrics")

@@ -6,7 +6,7 @@ Mount it in the product's app or let `feedbackguard serve` do it::
     app.register_blueprint(create_review_blueprint(), url_prefix="/review")
 
 The app needs a `secret_key` (sessions, CSRF tokens) and a runtime
-(`feedbackguard.web.init_runtime`). Every answer carries a strict
+(`feedbackguard.web.context.init_runtime`). Every answer carries a strict
 Content-Security-Policy; templates autoescape everything they show.
 """
 
@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from flask import Blueprint
 
+from feedbackguard.web.review import api, security, ui
+
 
 def create_review_blueprint() -> Blueprint:
     """The review blueprint: queue, item pages and the moderation JSON API."""
-    from feedbackguard.web.review import api, security, ui
-
     bp = Blueprint(
         "review",
         __name__,
