@@ -1,4 +1,5 @@
-"""Shared fixtures: a real Redis and a real SQL database for every test.
+"""Shared fixtures: a real Redis and a real SQL database for every test, pipelines on
+them, the process-wide runtime the CLI uses, and a clock tests move by hand.
 
 Set FEEDBACKGUARD_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379/15; the database is
 flushed before each test) and FEEDBACKGUARD_TEST_DATABASE_URL (a PostgreSQL URL; each
@@ -9,17 +10,24 @@ and the store is SQLite, so the suite passes on a bare machine.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 import sqlalchemy as sa
 
+from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.embedded import EmbeddedRedis
 from feedbackguard.events import FeedbackEvent
+from feedbackguard.pipeline import runtime
+from feedbackguard.pipeline.engine import Pipeline
+from feedbackguard.pipeline.runtime import Runtime
+from feedbackguard.policy.store import PolicyStore
 from feedbackguard.settings import Settings
 from feedbackguard.store import Store
 
@@ -102,5 +110,75 @@ def make_event() -> Callable[..., FeedbackEvent]:
     return make
 
 
-# The review tests' fixtures (review_pipeline, review_app, review_client).
+@pytest.fixture
+def make_pipeline(r: redis.Redis[bytes], store: Store) -> Callable[..., Pipeline]:
+    """A factory of pipelines on the test Redis and store: rate limits as the only check,
+    policy read uncached; keyword arguments replace any of the pipeline's fields."""
+
+    def make(**overrides: Any) -> Pipeline:
+        fields: dict[str, Any] = {
+            "r": r,
+            "store": store,
+            "policies": PolicyStore(r, cache_s=0),
+            "checks": [RateLimitCheck()],
+        }
+        return Pipeline(**{**fields, **overrides})
+
+    return make
+
+
+@pytest.fixture
+def pipeline(make_pipeline: Callable[..., Pipeline]) -> Pipeline:
+    """The plain pipeline of `make_pipeline`."""
+    return make_pipeline()
+
+
+@pytest.fixture
+def fresh_runtime(
+    settings: Settings, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Runtime]:
+    """The process-wide runtime CLI commands use (`runtime.current()`), built anew on
+    the test's Redis, home and store, and closed after the test."""
+    monkeypatch.setenv("FEEDBACKGUARD_REDIS_URL", str(settings.redis_url))
+    monkeypatch.setenv("FEEDBACKGUARD_HOME", str(settings.home))
+    monkeypatch.setenv("FEEDBACKGUARD_STORE_URL", store_url)
+    runtime.current.cache_clear()
+    rt = runtime.current()
+    yield rt
+    rt.close()
+    runtime.current.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _no_runtime_left_behind() -> Iterator[None]:
+    """A runtime a CLI command cached during one test is closed, not reused by the next."""
+    yield
+    if runtime.current.cache_info().currsize:
+        runtime.current().close()
+        runtime.current.cache_clear()
+
+
+class FakeClock:
+    """A monotonic clock that moves only when told to.
+
+    It starts at the real monotonic time, so a reading taken before it was swapped in
+    stays comparable with its own.
+    """
+
+    def __init__(self) -> None:
+        self.now = time.monotonic()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+# The review tests' fixtures (review_app, review_client, rt, client).
 pytest_plugins = ["tests.review_helpers"]

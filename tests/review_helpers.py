@@ -10,14 +10,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from feedbackguard.checks.base import AnalysisContext, Reason, Verdicts
-from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import inbox
 from feedbackguard.pipeline.engine import Pipeline
 from feedbackguard.pipeline.runtime import Runtime
-from feedbackguard.policy.store import PolicyStore
 from feedbackguard.settings import Settings
-from feedbackguard.store import Store
 from feedbackguard.web import auth
 from feedbackguard.web.context import init_runtime
 from feedbackguard.web.review import create_review_blueprint
@@ -83,18 +80,11 @@ PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture
-def review_pipeline(r: redis.Redis[bytes], store: Store) -> Pipeline:
-    return Pipeline(r=r, store=store, policies=PolicyStore(r, cache_s=0), checks=[RateLimitCheck()])
-
-
-@pytest.fixture
-def review_app(r: redis.Redis[bytes], settings: Settings, review_pipeline: Pipeline) -> Flask:
+def review_app(r: redis.Redis[bytes], settings: Settings, pipeline: Pipeline) -> Flask:
     flask_app = Flask(__name__)
     flask_app.secret_key = "test-secret"
     flask_app.config["TESTING"] = True
-    init_runtime(
-        flask_app, Runtime(settings=settings, redis=r, pipeline=review_pipeline, consumer="test")
-    )
+    init_runtime(flask_app, Runtime(settings=settings, redis=r, pipeline=pipeline, consumer="test"))
     flask_app.register_blueprint(create_review_blueprint(), url_prefix="/review")
     for name, role in (("ana", "moderator"), ("bo", "moderator"), ("vi", "viewer")):
         auth.add_user(r, name, role, PASSWORD)

@@ -19,6 +19,8 @@ from feedbackguard.settings import Settings
 from feedbackguard.web import auth
 from feedbackguard.web.server import create_app
 
+pytestmark = pytest.mark.slow
+
 EXAMPLES_PER_OPERATION = 5
 
 

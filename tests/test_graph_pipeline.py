@@ -22,7 +22,6 @@ from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import inbox, ledger
 from feedbackguard.pipeline.engine import Pipeline
-from feedbackguard.policy.store import PolicyStore
 from feedbackguard.store import Store
 from tests.conftest import T0
 
@@ -32,14 +31,8 @@ HOUR = 3600.0
 
 
 @pytest.fixture
-def pipeline(r: redis.Redis[bytes], store: Store) -> Pipeline:
-    return Pipeline(
-        r=r,
-        store=store,
-        policies=PolicyStore(r, cache_s=0),
-        checks=[RateLimitCheck(), GraphCheck()],
-        analysers=[GraphAnalyser()],
-    )
+def pipeline(make_pipeline: Callable[..., Pipeline]) -> Pipeline:
+    return make_pipeline(checks=[RateLimitCheck(), GraphCheck()], analysers=[GraphAnalyser()])
 
 
 def run(pipeline: Pipeline, r: redis.Redis[bytes], events: Sequence[FeedbackEvent]) -> None:

@@ -5,21 +5,18 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 
-import pytest
 import redis
 from click.testing import CliRunner
 
 from feedbackguard import accounts, audit
 from feedbackguard.checks.base import AnalysisContext, Reason, Verdicts
-from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.cli import main
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline import inbox, ledger, runtime
+from feedbackguard.pipeline import inbox, ledger
 from feedbackguard.pipeline.engine import Pipeline
+from feedbackguard.pipeline.runtime import Runtime
 from feedbackguard.policy import Policy
-from feedbackguard.policy.store import PolicyStore
 from feedbackguard.review.moderation import moderate
-from feedbackguard.settings import Settings
 from feedbackguard.store import Store
 
 MakeEvent = Callable[..., FeedbackEvent]
@@ -46,11 +43,6 @@ def in_review(pipeline: Pipeline, r: redis.Redis[bytes], events: list[FeedbackEv
         pass
     pipeline.analysers = [Flags(events)]
     pipeline.analyse(NS)
-
-
-@pytest.fixture
-def pipeline(r: redis.Redis[bytes], store: Store) -> Pipeline:
-    return Pipeline(r=r, store=store, policies=PolicyStore(r, cache_s=0), checks=[RateLimitCheck()])
 
 
 def status(r: redis.Redis[bytes], event: FeedbackEvent) -> str:
@@ -123,18 +115,9 @@ def test_decisions_are_audited_and_feed_trust_seeds_and_reputation(
 
 
 def test_review_cli_lists_and_approves(
-    r: redis.Redis[bytes],
-    settings: Settings,
-    store_url: str,
-    make_event: MakeEvent,
-    monkeypatch: pytest.MonkeyPatch,
+    r: redis.Redis[bytes], fresh_runtime: Runtime, make_event: MakeEvent
 ) -> None:
-    monkeypatch.setenv("FEEDBACKGUARD_REDIS_URL", str(settings.redis_url))
-    monkeypatch.setenv("FEEDBACKGUARD_HOME", str(settings.home))
-    monkeypatch.setenv("FEEDBACKGUARD_STORE_URL", store_url)
-    runtime.current.cache_clear()
-    rt = runtime.current()
-    pipeline = rt.pipeline
+    pipeline = fresh_runtime.pipeline
     events = [make_event() for _ in range(2)]
     in_review(pipeline, r, events)
     runner = CliRunner()
@@ -146,6 +129,4 @@ def test_review_cli_lists_and_approves(
     assert approved.exit_code == 0, approved.output
     assert status(r, events[0]) == "admitted"
     missing = runner.invoke(main, ["review", "reject", "nope"])
-    rt.close()
-    runtime.current.cache_clear()
     assert missing.exit_code == 1

@@ -9,28 +9,20 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 import redis
 from click.testing import CliRunner
 
 from feedbackguard import keys, metrics
 from feedbackguard.checks.base import AnalysisContext, CheckContext, Findings, Reason, Verdicts
-from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.cli import main
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import inbox, ledger
 from feedbackguard.pipeline.engine import Pipeline, dead_letter_key, held_key, requeue_held
 from feedbackguard.policy import Policy, RateLimit, RateLimits
-from feedbackguard.policy.store import PolicyStore
 from feedbackguard.store import Store
 
 MakeEvent = Callable[..., FeedbackEvent]
 NS = "default"
-
-
-@pytest.fixture
-def pipeline(r: redis.Redis[bytes], store: Store) -> Pipeline:
-    return Pipeline(r=r, store=store, policies=PolicyStore(r, cache_s=0), checks=[RateLimitCheck()])
 
 
 def push(r: redis.Redis[bytes], events: Sequence[FeedbackEvent]) -> None:

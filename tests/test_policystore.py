@@ -7,6 +7,7 @@ import redis
 from feedbackguard import audit
 from feedbackguard.policy import Policy, Thresholds
 from feedbackguard.policy.store import PolicyStore
+from tests.conftest import FakeClock
 
 
 def test_first_read_stores_the_shipped_defaults_as_version_one(r: redis.Redis[bytes]) -> None:
@@ -39,10 +40,13 @@ def test_policy_changes_are_in_the_audit_log(r: redis.Redis[bytes]) -> None:
     assert (entry["actor"], entry["action"], entry["note"]) == ("carol", "policy.set", "why not")
 
 
-def test_workers_see_a_change_once_their_cache_expires(r: redis.Redis[bytes]) -> None:
-    worker_view = PolicyStore(r, cache_s=60)
+def test_workers_see_a_change_once_their_cache_expires(
+    r: redis.Redis[bytes], clock: FakeClock
+) -> None:
+    worker_view = PolicyStore(r, cache_s=60, clock=clock)
     before = worker_view.current()
     PolicyStore(r).set(Policy(probation_s=1), author="admin")
+    clock.advance(59.9)
     assert worker_view.current() == before
-    worker_view.cache_s = 0
+    clock.advance(0.1)
     assert worker_view.current().policy.probation_s == 1

@@ -24,11 +24,11 @@ def test_listing_needs_credentials(review_client: FlaskClient) -> None:
 def test_viewer_lists_with_cursor_paging(
     review_client: FlaskClient,
     r: redis.Redis[bytes],
-    review_pipeline: Pipeline,
+    pipeline: Pipeline,
     make_event: MakeEvent,
 ) -> None:
     events = [make_event(at=i) for i in range(5)]
-    send_to_review(review_pipeline, r, events)
+    send_to_review(pipeline, r, events)
     headers = key_headers(r, "dash", "viewer")
     first = review_client.get("/review/api/items?limit=3", headers=headers).get_json()
     second = review_client.get(
@@ -42,11 +42,11 @@ def test_viewer_lists_with_cursor_paging(
 def test_viewer_may_not_decide(
     review_client: FlaskClient,
     r: redis.Redis[bytes],
-    review_pipeline: Pipeline,
+    pipeline: Pipeline,
     make_event: MakeEvent,
 ) -> None:
     event = make_event()
-    send_to_review(review_pipeline, r, [event])
+    send_to_review(pipeline, r, [event])
     resp = review_client.post(
         "/review/api/decide",
         json={"ids": [event.event_id], "action": "approve"},
@@ -58,12 +58,12 @@ def test_viewer_may_not_decide(
 def test_moderator_key_approves_into_the_store(
     review_client: FlaskClient,
     r: redis.Redis[bytes],
-    review_pipeline: Pipeline,
+    pipeline: Pipeline,
     store: Store,
     make_event: MakeEvent,
 ) -> None:
     event = make_event()
-    send_to_review(review_pipeline, r, [event])
+    send_to_review(pipeline, r, [event])
     resp = review_client.post(
         "/review/api/decide",
         json={"ids": [event.event_id], "action": "approve", "note": "fine"},
@@ -78,10 +78,10 @@ def test_moderator_key_approves_into_the_store(
 def test_claims_through_the_api_are_exclusive(
     review_client: FlaskClient,
     r: redis.Redis[bytes],
-    review_pipeline: Pipeline,
+    pipeline: Pipeline,
     make_event: MakeEvent,
 ) -> None:
-    send_to_review(review_pipeline, r, [make_event() for _ in range(3)])
+    send_to_review(pipeline, r, [make_event() for _ in range(3)])
     one = review_client.post(
         "/review/api/claim", json={"count": 2}, headers=key_headers(r, "m1", "moderator")
     ).get_json()
@@ -98,13 +98,13 @@ def test_claims_through_the_api_are_exclusive(
 def test_bulk_reject_of_a_cluster(
     review_client: FlaskClient,
     r: redis.Redis[bytes],
-    review_pipeline: Pipeline,
+    pipeline: Pipeline,
     store: Store,
     make_event: MakeEvent,
 ) -> None:
     swarm = [make_event(account_id=f"s{i % 3}") for i in range(6)]
     honest = make_event(account_id="honest")
-    send_to_review(review_pipeline, r, [*swarm, honest])
+    send_to_review(pipeline, r, [*swarm, honest])
     accounts.replace_findings(r, NS, [], [("c9", {"members": ["s0", "s1", "s2"], "code": "x"})])
     resp = review_client.post(
         "/review/api/bulk",
@@ -121,11 +121,11 @@ def test_bulk_reject_of_a_cluster(
 def test_undo_through_the_api(
     review_client: FlaskClient,
     r: redis.Redis[bytes],
-    review_pipeline: Pipeline,
+    pipeline: Pipeline,
     make_event: MakeEvent,
 ) -> None:
     event = make_event()
-    send_to_review(review_pipeline, r, [event])
+    send_to_review(pipeline, r, [event])
     headers = key_headers(r, "bot", "moderator")
     review_client.post(
         "/review/api/decide", json={"ids": [event.event_id], "action": "reject"}, headers=headers
@@ -137,11 +137,11 @@ def test_undo_through_the_api(
 def test_session_callers_must_send_the_csrf_token(
     review_client: FlaskClient,
     r: redis.Redis[bytes],
-    review_pipeline: Pipeline,
+    pipeline: Pipeline,
     make_event: MakeEvent,
 ) -> None:
     event = make_event()
-    send_to_review(review_pipeline, r, [event])
+    send_to_review(pipeline, r, [event])
     token = log_in(review_client)
     body = {"ids": [event.event_id], "action": "reject"}
     assert review_client.post("/review/api/decide", json=body).status_code == 403

@@ -48,7 +48,7 @@ def live_url(review_app: Flask) -> Iterator[str]:
 def test_moderator_claims_approves_by_keyboard_and_bulk_rejects_a_cluster(
     live_url: str,
     r: redis.Redis[bytes],
-    review_pipeline: Pipeline,
+    pipeline: Pipeline,
     store: Store,
     make_event: MakeEvent,
     tmp_path: Path,
@@ -65,7 +65,7 @@ def test_moderator_claims_approves_by_keyboard_and_bulk_rejects_a_cluster(
         for i in range(4)
     ]
     honest = [make_event(at=100.0 + i, account_id=f"user-{i}") for i in range(3)]
-    send_to_review(review_pipeline, r, [*swarm, *honest])
+    send_to_review(pipeline, r, [*swarm, *honest])
     members = [e.account_id for e in swarm]
     accounts.replace_findings(
         r,
@@ -154,7 +154,7 @@ XSS_BROWSER = [
 def test_xss_corpus_in_every_field_never_runs_in_the_browser(
     live_url: str,
     r: redis.Redis[bytes],
-    review_pipeline: Pipeline,
+    pipeline: Pipeline,
     make_event: MakeEvent,
 ) -> None:
     playwright_sync = pytest.importorskip("playwright.sync_api")
@@ -163,7 +163,7 @@ def test_xss_corpus_in_every_field_never_runs_in_the_browser(
         for n, payload in enumerate(XSS_BROWSER)
     ]
     send_to_review(
-        review_pipeline,
+        pipeline,
         r,
         events,
         per_event={

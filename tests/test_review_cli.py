@@ -5,58 +5,44 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-import pytest
 import redis
 from click.testing import CliRunner
 
 from feedbackguard.checks.base import Reason
 from feedbackguard.cli import main
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline import ledger, runtime
-from feedbackguard.settings import Settings
+from feedbackguard.pipeline import ledger
+from feedbackguard.pipeline.runtime import Runtime
 from tests.review_helpers import NS, send_to_review
 
 MakeEvent = Callable[..., FeedbackEvent]
 
 
 def test_review_list_filters_by_reason_and_account_and_reject_works(
-    r: redis.Redis[bytes],
-    settings: Settings,
-    store_url: str,
-    make_event: MakeEvent,
-    monkeypatch: pytest.MonkeyPatch,
+    r: redis.Redis[bytes], fresh_runtime: Runtime, make_event: MakeEvent
 ) -> None:
-    monkeypatch.setenv("FEEDBACKGUARD_REDIS_URL", str(settings.redis_url))
-    monkeypatch.setenv("FEEDBACKGUARD_HOME", str(settings.home))
-    monkeypatch.setenv("FEEDBACKGUARD_STORE_URL", store_url)
-    runtime.current.cache_clear()
-    rt = runtime.current()
-    try:
-        dense = make_event(account_id="d1")
-        lock = make_event(account_id="l1")
-        send_to_review(
-            rt.pipeline,
-            r,
-            [dense, lock],
-            per_event={dense.event_id: [Reason("sybil.dense", "", 0.6)]},
-        )
-        runner = CliRunner()
-        by_reason = runner.invoke(main, ["review", "list", "--reason", "sybil.dense", "--json"])
-        assert by_reason.exit_code == 0, by_reason.output
-        assert [json.loads(x)["event"]["event_id"] for x in by_reason.stdout.splitlines()] == [
-            dense.event_id
-        ]
-        by_account = runner.invoke(main, ["review", "list", "--account", "l1", "--json"])
-        assert [json.loads(x)["event"]["event_id"] for x in by_account.stdout.splitlines()] == [
-            lock.event_id
-        ]
-        rejected = runner.invoke(
-            main, ["review", "reject", lock.event_id, "--note", "brigade", "--actor", "cli"]
-        )
-        assert rejected.exit_code == 0, rejected.output
-        record = ledger.load(r, NS, [lock.event_id])[0]
-        assert record is not None
-        assert record.decision.status == "rejected"
-    finally:
-        rt.close()
-        runtime.current.cache_clear()
+    dense = make_event(account_id="d1")
+    lock = make_event(account_id="l1")
+    send_to_review(
+        fresh_runtime.pipeline,
+        r,
+        [dense, lock],
+        per_event={dense.event_id: [Reason("sybil.dense", "", 0.6)]},
+    )
+    runner = CliRunner()
+    by_reason = runner.invoke(main, ["review", "list", "--reason", "sybil.dense", "--json"])
+    assert by_reason.exit_code == 0, by_reason.output
+    assert [json.loads(x)["event"]["event_id"] for x in by_reason.stdout.splitlines()] == [
+        dense.event_id
+    ]
+    by_account = runner.invoke(main, ["review", "list", "--account", "l1", "--json"])
+    assert [json.loads(x)["event"]["event_id"] for x in by_account.stdout.splitlines()] == [
+        lock.event_id
+    ]
+    rejected = runner.invoke(
+        main, ["review", "reject", lock.event_id, "--note", "brigade", "--actor", "cli"]
+    )
+    assert rejected.exit_code == 0, rejected.output
+    record = ledger.load(r, NS, [lock.event_id])[0]
+    assert record is not None
+    assert record.decision.status == "rejected"

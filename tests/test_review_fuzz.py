@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 
 from feedbackguard.web import auth
 
+pytestmark = pytest.mark.slow
+
 POSTS = ("claim", "release", "decide", "bulk", "undo")
 FIELDS = ("namespace", "ids", "action", "note", "count", "account", "cluster", "reason",
           "risk_min", "risk_max", "event_id", "cursor", "limit")  # fmt: skip

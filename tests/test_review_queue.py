@@ -5,16 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-import pytest
 import redis
 
 from feedbackguard import accounts, audit
 from feedbackguard.checks.base import CheckContext, Findings, Reason
-from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import inbox, ledger
 from feedbackguard.pipeline.engine import Pipeline
-from feedbackguard.policy.store import PolicyStore
 from feedbackguard.review import queue
 from feedbackguard.review.moderation import moderate, undo
 from feedbackguard.review.queue import Filters
@@ -39,11 +36,6 @@ class Flagging:
 
 
 MakeEvent = Callable[..., FeedbackEvent]
-
-
-@pytest.fixture
-def pipeline(r: redis.Redis[bytes], store: Store) -> Pipeline:
-    return Pipeline(r=r, store=store, policies=PolicyStore(r, cache_s=0), checks=[RateLimitCheck()])
 
 
 def listed(r: redis.Redis[bytes], filters: Filters, limit: int = 50) -> list[str]:

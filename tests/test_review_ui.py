@@ -59,11 +59,11 @@ def test_login_without_the_csrf_token_is_refused(review_client: FlaskClient) -> 
 def test_a_form_post_without_the_csrf_token_is_refused(
     review_client: FlaskClient,
     r: redis.Redis[bytes],
-    review_pipeline: Pipeline,
+    pipeline: Pipeline,
     make_event: MakeEvent,
 ) -> None:
     event = make_event()
-    send_to_review(review_pipeline, r, [event])
+    send_to_review(pipeline, r, [event])
     log_in(review_client)
     resp = review_client.post(
         "/review/decide", data={"event_id": event.event_id, "action": "approve"}
@@ -75,12 +75,12 @@ def test_a_form_post_without_the_csrf_token_is_refused(
 def test_plain_form_approve_works_without_javascript(
     review_client: FlaskClient,
     r: redis.Redis[bytes],
-    review_pipeline: Pipeline,
+    pipeline: Pipeline,
     store: Store,
     make_event: MakeEvent,
 ) -> None:
     event = make_event()
-    send_to_review(review_pipeline, r, [event])
+    send_to_review(pipeline, r, [event])
     token = log_in(review_client)
     resp = review_client.post(
         "/review/decide",
@@ -94,11 +94,11 @@ def test_plain_form_approve_works_without_javascript(
 def test_a_viewer_cannot_decide_through_forms(
     review_client: FlaskClient,
     r: redis.Redis[bytes],
-    review_pipeline: Pipeline,
+    pipeline: Pipeline,
     make_event: MakeEvent,
 ) -> None:
     event = make_event()
-    send_to_review(review_pipeline, r, [event])
+    send_to_review(pipeline, r, [event])
     token = log_in(review_client, "vi")
     resp = review_client.post(
         "/review/decide",
@@ -110,11 +110,11 @@ def test_a_viewer_cannot_decide_through_forms(
 def test_claim_form_opens_the_claimed_item(
     review_client: FlaskClient,
     r: redis.Redis[bytes],
-    review_pipeline: Pipeline,
+    pipeline: Pipeline,
     make_event: MakeEvent,
 ) -> None:
     event = make_event()
-    send_to_review(review_pipeline, r, [event])
+    send_to_review(pipeline, r, [event])
     token = log_in(review_client)
     resp = review_client.post("/review/claim", data={"csrf_token": token})
     assert resp.headers["Location"].endswith(f"/review/item/{event.event_id}?namespace=default")
@@ -125,11 +125,11 @@ def test_claim_form_opens_the_claimed_item(
 def test_cluster_bulk_reject_form(
     review_client: FlaskClient,
     r: redis.Redis[bytes],
-    review_pipeline: Pipeline,
+    pipeline: Pipeline,
     make_event: MakeEvent,
 ) -> None:
     swarm = [make_event(account_id=f"s{i}") for i in range(4)]
-    send_to_review(review_pipeline, r, swarm)
+    send_to_review(pipeline, r, swarm)
     accounts.replace_findings(
         r,
         NS,
@@ -151,12 +151,12 @@ def test_cluster_bulk_reject_form(
 def test_attacker_text_in_every_field_renders_inert(
     review_client: FlaskClient,
     r: redis.Redis[bytes],
-    review_pipeline: Pipeline,
+    pipeline: Pipeline,
     make_event: MakeEvent,
     payload: str,
 ) -> None:
     event = hostile_event(make_event, payload)
-    send_to_review(review_pipeline, r, [event], code="code" + payload)
+    send_to_review(pipeline, r, [event], code="code" + payload)
     accounts.replace_findings(
         r,
         NS,

@@ -26,6 +26,7 @@ TINY = HonestParams(accounts=150, events=600, span_days=1.0, campus_accounts=30,
                     viral_accounts=20)  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_generator_is_deterministic_for_a_seed(scenario: str) -> None:
     a = generate(scenario, "digits", 3, honest=TINY)
@@ -39,6 +40,7 @@ def test_another_seed_gives_another_stream() -> None:
     assert [e.event_id for e in a.events] != [e.event_id for e in b.events]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_ground_truth_covers_every_event_and_nothing_else(scenario: str) -> None:
     sim = generate(scenario, "wine", 0, honest=TINY)
@@ -46,6 +48,7 @@ def test_ground_truth_covers_every_event_and_nothing_else(scenario: str) -> None
     assert len(sim.events) == len({e.event_id for e in sim.events})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["digits", "breast-cancer", "wine"])
 def test_every_event_validates_against_the_contract(dataset: str) -> None:
     sim = generate("backdoor", dataset, 0, honest=TINY)  # type: ignore[arg-type]

@@ -325,6 +325,7 @@ for i in range(int(sys.argv[3])):
 """
 
 
+@pytest.mark.slow
 def test_several_processes_append_whole_lines(tmp_path: Path, r: redis.Redis[bytes]) -> None:
     path = tmp_path / "spool.jsonl"
     procs = [

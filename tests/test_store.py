@@ -147,6 +147,7 @@ def test_nothing_but_admit_writes_rows(
     assert items_table(raw) == before
 
 
+@pytest.mark.slow
 def test_several_processes_admit_into_one_store(store_url: str, make_event: MakeEvent) -> None:
     batches = [
         [make_event(at=i).to_json() for i in range(w * 200, (w + 1) * 200)] for w in range(3)

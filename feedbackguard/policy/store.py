@@ -2,12 +2,14 @@
 
 Every change is a new version (never an overwrite) with its author, time and note,
 and an audit entry. Workers read the current version through a short cache, so a
-change reaches all of them within `cache_s` seconds.
+change reaches all of them within `cache_s` seconds, as measured by the store's
+clock (injectable, so tests can move time instead of waiting it out).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import redis
@@ -41,15 +43,21 @@ class UnknownPolicyVersion(LookupError):
 
 
 class PolicyStore:
-    def __init__(self, r: redis.Redis[bytes], cache_s: float = DEFAULT_CACHE_S) -> None:
+    def __init__(
+        self,
+        r: redis.Redis[bytes],
+        cache_s: float = DEFAULT_CACHE_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.r = r
         self.cache_s = cache_s
+        self.clock = clock
         self._cached: PolicyVersion | None = None
         self._cached_at = 0.0
 
     def current(self) -> PolicyVersion:
         """The policy in force (cached for `cache_s`); the shipped defaults at first use."""
-        now = time.monotonic()
+        now = self.clock()
         if self._cached is not None and now - self._cached_at < self.cache_s:
             return self._cached
         raw = self.r.get(CURRENT_KEY)
