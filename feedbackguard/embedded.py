@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 # Unix socket paths are limited to 108 bytes by the kernel (sun_path); keep a margin.
 _MAX_SOCKET_PATH = 100
@@ -109,7 +111,11 @@ class EmbeddedRedis:
         if not self.is_running():
             return
         pid = self._pid()
-        client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=5.0)
+        # No retries: the server closes the connection as it exits, and redis-py's
+        # default retry would spend seconds reconnecting to a server that is gone.
+        client = redis.Redis(
+            unix_socket_path=str(self.socket), socket_timeout=5.0, retry=Retry(NoBackoff(), 0)
+        )
         try:
             client.shutdown(nosave=True)
         except redis.ConnectionError:
