@@ -9,10 +9,10 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
+from feedbackguard import inbox_writer
 from feedbackguard.checks.base import AnalysisContext, Reason, Verdicts
 from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline import inbox
 from feedbackguard.pipeline.engine import Pipeline
 from feedbackguard.pipeline.runtime import Runtime
 from feedbackguard.policy.store import PolicyStore
@@ -66,7 +66,7 @@ def send_to_review(
 ) -> None:
     """Ingest `events` and flag them (risk `score` under `code`, or `per_event`)."""
     pipe = r.pipeline(transaction=False)
-    inbox.append(pipe, list(events))
+    inbox_writer.append(pipe, list(events))
     pipe.execute()
     while pipeline.ingest_batch(NS, "test").entries:
         pass

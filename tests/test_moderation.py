@@ -9,12 +9,12 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from feedbackguard import accounts, audit, reputation
+from feedbackguard import accounts, audit, inbox_writer, reputation
 from feedbackguard.checks.base import AnalysisContext, Reason, Verdicts
 from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.cli import main
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline import inbox, ledger, runtime
+from feedbackguard.pipeline import ledger, runtime
 from feedbackguard.pipeline.engine import Pipeline
 from feedbackguard.policy import Policy
 from feedbackguard.policy.store import PolicyStore
@@ -40,7 +40,7 @@ class Flags:
 
 def in_review(pipeline: Pipeline, r: redis.Redis[bytes], events: list[FeedbackEvent]) -> None:
     pipe = r.pipeline(transaction=False)
-    inbox.append(pipe, events)
+    inbox_writer.append(pipe, events)
     pipe.execute()
     while pipeline.ingest_batch(NS, "test").entries:
         pass
@@ -93,7 +93,7 @@ def test_only_items_in_review_can_be_moderated(
 ) -> None:
     pending = make_event()
     pipe = r.pipeline(transaction=False)
-    inbox.append(pipe, [pending])
+    inbox_writer.append(pipe, [pending])
     pipe.execute()
     pipeline.ingest_batch(NS, "test")
     result = moderate(pipeline, NS, [pending.event_id, "unknown"], approve=True, actor="ana")

@@ -13,7 +13,7 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from feedbackguard import keys, metrics
+from feedbackguard import inbox_writer, keys, metrics
 from feedbackguard.checks.base import AnalysisContext, CheckContext, Findings, Reason, Verdicts
 from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.cli import main
@@ -35,7 +35,7 @@ def pipeline(r: redis.Redis[bytes], store: Store) -> Pipeline:
 
 def push(r: redis.Redis[bytes], events: Sequence[FeedbackEvent]) -> None:
     pipe = r.pipeline(transaction=False)
-    inbox.append(pipe, events)
+    inbox_writer.append(pipe, events)
     pipe.execute()
 
 
