@@ -21,8 +21,7 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from feedbackguard import keys
-from feedbackguard.capture import FeedbackGuard
+from feedbackguard import FeedbackGuard, keys
 from feedbackguard.capture.spool import Spool, SpoolFullError
 from feedbackguard.cli import main
 from feedbackguard.embedded import redis_server_binary
