@@ -75,7 +75,7 @@ def app_from_env() -> flask.Flask:
         return {"ok": True, "item": item_id, "label": body["label"]}
 
     if mode in ("guard", "guard_buffered"):
-        from feedbackguard.capture import FeedbackGuard
+        from feedbackguard import FeedbackGuard
 
         guard = FeedbackGuard(app)
         view = guard.feedback(

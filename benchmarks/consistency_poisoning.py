@@ -51,6 +51,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from feedbackguard import inbox_writer
 from feedbackguard.checks.base import Analyser, Check, CheckContext
 from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.consistency import knn
@@ -58,7 +59,7 @@ from feedbackguard.consistency.checks import consistency_checks
 from feedbackguard.embedded import EmbeddedRedis
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.graph.window import value_key
-from feedbackguard.pipeline import inbox, ledger
+from feedbackguard.pipeline import ledger
 from feedbackguard.pipeline.engine import Pipeline
 from feedbackguard.pipeline.runtime import default_analysers, default_checks
 from feedbackguard.policy import Policy
@@ -267,7 +268,7 @@ def run(
         for i in range(0, len(stream), BATCH):
             chunk = stream[i : i + BATCH]
             pipe = r.pipeline(transaction=False)
-            inbox.append(pipe, chunk)
+            inbox_writer.append(pipe, chunk)
             pipe.execute()
             while pipeline.ingest_batch(ds.name, "bench").entries:
                 pass

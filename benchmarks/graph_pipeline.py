@@ -27,11 +27,12 @@ from pathlib import Path
 
 import redis
 
+from feedbackguard import inbox_writer
 from feedbackguard.checks.base import AnalysisContext, CheckContext
 from feedbackguard.checks.graph import GraphAnalyser, GraphCheck
 from feedbackguard.embedded import EmbeddedRedis
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline import inbox, ledger
+from feedbackguard.pipeline import ledger
 from feedbackguard.pipeline.engine import Pipeline
 from feedbackguard.pipeline.runtime import default_analysers, default_checks
 from feedbackguard.policy import Policy
@@ -171,7 +172,7 @@ def run_pipeline(r: redis.Redis[bytes], home: Path) -> dict[str, dict[str, objec
         for i in range(0, len(stream), BATCH):
             chunk = stream[i : i + BATCH]
             pipe = r.pipeline(transaction=False)
-            inbox.append(pipe, chunk)
+            inbox_writer.append(pipe, chunk)
             pipe.execute()
             while pipeline.ingest_batch("default", "bench").entries:
                 pass

@@ -39,7 +39,7 @@ from typing import Any
 import flask
 import redis
 
-from feedbackguard.capture import FeedbackGuard
+from feedbackguard import FeedbackGuard
 from feedbackguard.embedded import EmbeddedRedis
 from feedbackguard.pipeline import inbox, ledger
 from feedbackguard.pipeline.replay import start_workers, stop_workers

@@ -9,9 +9,9 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
+from feedbackguard import inbox_writer
 from feedbackguard.checks.base import AnalysisContext, Reason, Verdicts
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline import inbox
 from feedbackguard.pipeline.engine import Pipeline
 from feedbackguard.pipeline.runtime import Runtime
 from feedbackguard.settings import Settings
@@ -63,7 +63,7 @@ def send_to_review(
 ) -> None:
     """Ingest `events` and flag them (risk `score` under `code`, or `per_event`)."""
     pipe = r.pipeline(transaction=False)
-    inbox.append(pipe, list(events))
+    inbox_writer.append(pipe, list(events))
     pipe.execute()
     while pipeline.ingest_batch(NS, "test").entries:
         pass

@@ -11,12 +11,11 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feedbackguard import audit
+from feedbackguard import audit, inbox_writer
 from feedbackguard.checks.base import CheckContext
 from feedbackguard.checks.lists import ListCheck
 from feedbackguard.decisions import Decision
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline import inbox
 from feedbackguard.pipeline.runtime import Runtime
 from feedbackguard.policy import Policy, lists
 from feedbackguard.web import auth
@@ -111,7 +110,7 @@ def test_policy_change_reaches_running_worker_within_5s(
 
 def _ingest(rt: Runtime, events: list[FeedbackEvent]) -> None:
     pipe = rt.redis.pipeline()
-    inbox.append(pipe, events)
+    inbox_writer.append(pipe, events)
     pipe.execute()
     while rt.pipeline.ingest_batch("default", "test").entries:
         pass

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import flask
@@ -10,7 +13,8 @@ import pytest
 import redis
 
 from feedbackguard import keys
-from feedbackguard.capture import FeedbackGuard
+from feedbackguard.capture import CircuitBreaker, FeedbackGuard
+from feedbackguard.embedded import EmbeddedRedis
 from feedbackguard.events import (
     MAX_FEATURES,
     MAX_ID_CHARS,
@@ -396,3 +400,180 @@ def test_example_shop_captures_a_correction_with_model_output_and_text(
     assert event.payload == Payload(text="my parcel never arrived")
     assert event.model_output is not None
     app.extensions["feedbackguard"].close()
+
+
+# -- a Flask extension: several apps, nothing started before the first request -------
+
+
+def _decorated_app(guard: FeedbackGuard, **config: Any) -> flask.Flask:
+    app = flask.Flask(__name__)
+    app.config.update(config)
+    guard.init_app(app)
+
+    @app.post("/items/<item_id>/feedback")
+    @guard.feedback(**ROUTE_SPEC)
+    def feedback(item_id: str) -> dict[str, Any]:
+        return {"ok": True}
+
+    return app
+
+
+def test_one_guard_serves_two_apps_each_with_its_own_config(
+    r: redis.Redis[bytes], redis_url: str, tmp_path: Path
+) -> None:
+    guard = FeedbackGuard()
+    common = {"FEEDBACKGUARD_REDIS_URL": redis_url, "FEEDBACKGUARD_SPOOL_RETRY_S": 3600.0}
+    strict = _decorated_app(guard, FEEDBACKGUARD_HOME=str(tmp_path / "a"), **common)
+    lenient = _decorated_app(
+        guard,
+        FEEDBACKGUARD_HOME=str(tmp_path / "b"),
+        FEEDBACKGUARD_INVALID_FEEDBACK="pass",
+        **common,
+    )
+    try:
+        assert strict.extensions["feedbackguard"] is not lenient.extensions["feedbackguard"]
+        assert post(strict.test_client(), {}).status_code == 422
+        assert post(lenient.test_client(), {}).status_code == 200
+        assert post(lenient.test_client(), {"label": "x", "ns": "lenient"}).status_code == 200
+        strict_counts, lenient_counts = (guard.capture_of(a).counters for a in (strict, lenient))
+        assert (strict_counts.invalid, strict_counts.captured) == (1, 0)
+        assert (lenient_counts.invalid, lenient_counts.captured) == (1, 1)
+        assert guard.capture_of(strict).spool.path.parent == tmp_path / "a"
+        assert guard.capture_of(lenient).spool.path.parent == tmp_path / "b"
+        assert [e.namespace for e in inbox_events(r, "lenient")] == ["lenient"]
+    finally:
+        guard.close()
+
+
+def _children() -> list[int]:
+    """This process's child processes (Linux /proc)."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(
+                line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line
+            )
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(os.getpid()):
+            found.append(int(status.parent.name))
+    return found
+
+
+@pytest.fixture
+def embedded_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A FEEDBACKGUARD_HOME whose embedded Redis is the default (no URL configured)."""
+    monkeypatch.delenv("FEEDBACKGUARD_REDIS_URL", raising=False)
+    home = tmp_path / "embedded-home"
+    yield home
+    EmbeddedRedis(home).stop()
+
+
+def test_construction_and_init_app_start_nothing(embedded_home: Path) -> None:
+    threads, children = threading.active_count(), _children()
+    guard = FeedbackGuard()
+    app = _decorated_app(
+        guard, FEEDBACKGUARD_HOME=str(embedded_home), FEEDBACKGUARD_CAPTURE_MODE="buffered"
+    )
+    FeedbackGuard(flask.Flask(__name__))
+    assert threading.active_count() == threads
+    assert _children() == children
+    assert not EmbeddedRedis(embedded_home).is_running()
+    assert not (embedded_home / "redis").exists()
+    assert app.extensions["feedbackguard"].settings.redis_url is None
+    guard.close()
+
+
+def test_the_first_request_starts_what_capture_needs(embedded_home: Path) -> None:
+    guard = FeedbackGuard()
+    app = _decorated_app(
+        guard, FEEDBACKGUARD_HOME=str(embedded_home), FEEDBACKGUARD_SPOOL_RETRY_S=3600.0
+    )
+    try:
+        assert post(app.test_client()).status_code == 200
+        assert EmbeddedRedis(embedded_home).is_running()
+        assert "feedbackguard-spool" in {t.name for t in threading.enumerate()}
+        assert guard.counters.captured == 1
+        with redis.Redis.from_url(EmbeddedRedis(embedded_home).url) as embedded:
+            assert embedded.xlen(keys.inbox("default")) == 1
+    finally:
+        guard.close()
+
+
+def test_a_configured_redis_url_never_starts_the_embedded_server(
+    r: redis.Redis[bytes], redis_url: str, embedded_home: Path
+) -> None:
+    guard = FeedbackGuard()
+    app = _decorated_app(
+        guard,
+        FEEDBACKGUARD_HOME=str(embedded_home),
+        FEEDBACKGUARD_REDIS_URL=redis_url,
+        FEEDBACKGUARD_SPOOL_RETRY_S=3600.0,
+    )
+    try:
+        assert post(app.test_client()).status_code == 200
+        assert r.xlen(keys.inbox("default")) == 1
+        assert not EmbeddedRedis(embedded_home).is_running()
+    finally:
+        guard.close()
+
+
+def test_the_package_exports_the_public_api() -> None:
+    import feedbackguard
+
+    assert feedbackguard.FeedbackGuard is FeedbackGuard
+    assert feedbackguard.FeedbackEvent is FeedbackEvent
+
+
+# -- the circuit breaker, on a fake clock -------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_breaker_stays_closed_until_a_failure() -> None:
+    breaker = CircuitBreaker(5.0, FakeClock())
+    assert breaker.allow()
+    assert breaker.allow()
+    assert not breaker.is_open
+
+
+def test_breaker_opens_on_failure_for_its_cooldown() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(5.0, clock)
+    breaker.failure()
+    assert breaker.is_open
+    clock.now += 4.9
+    assert not breaker.allow()
+
+
+def test_breaker_lets_one_trial_through_per_cooldown_then_closes_on_success() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(5.0, clock)
+    breaker.failure()
+    clock.now += 5.0
+    assert breaker.allow()  # the trial
+    assert not breaker.allow()  # the others wait for its outcome
+    clock.now += 5.0
+    assert breaker.allow()  # the next trial
+    breaker.success()
+    assert not breaker.is_open
+    assert breaker.allow()
+
+
+def test_a_failed_trial_opens_the_breaker_again() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(5.0, clock)
+    breaker.failure()
+    clock.now += 5.0
+    assert breaker.allow()
+    breaker.failure()
+    clock.now += 4.0
+    assert not breaker.allow()
+    clock.now += 1.0
+    assert breaker.allow()

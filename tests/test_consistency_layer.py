@@ -14,13 +14,13 @@ import redis
 from hypothesis import given
 from hypothesis import strategies as st
 
-from feedbackguard import accounts
+from feedbackguard import accounts, inbox_writer
 from feedbackguard.checks.base import CheckContext
 from feedbackguard.consistency import recent
 from feedbackguard.consistency.checks import RecentRecorder
 from feedbackguard.defaults import config_path
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline import inbox, ledger
+from feedbackguard.pipeline import ledger
 from feedbackguard.pipeline.engine import Pipeline
 from feedbackguard.pipeline.runtime import default_analysers, default_checks
 from feedbackguard.policy import Discovery, Drift, Knn, Policy
@@ -142,7 +142,7 @@ def test_a_backdoor_through_the_pipeline_ends_in_review_and_honest_labels_are_ad
         )
         for i in range(0, len(stream), 50):
             pipe = r.pipeline()
-            inbox.append(pipe, stream[i : i + 50])
+            inbox_writer.append(pipe, stream[i : i + 50])
             pipe.execute()
             while pipeline.ingest_batch(NS, "t").entries:
                 pass

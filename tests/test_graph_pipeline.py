@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 import redis
 
-from feedbackguard import accounts
+from feedbackguard import accounts, inbox_writer
 from feedbackguard.checks.base import CheckContext
 from feedbackguard.checks.graph import (
     BucketCache,
@@ -20,7 +20,7 @@ from feedbackguard.checks.graph import (
 )
 from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline import inbox, ledger
+from feedbackguard.pipeline import ledger
 from feedbackguard.pipeline.engine import Pipeline
 from feedbackguard.store import Store
 from tests.conftest import T0
@@ -38,7 +38,7 @@ def pipeline(make_pipeline: Callable[..., Pipeline]) -> Pipeline:
 def run(pipeline: Pipeline, r: redis.Redis[bytes], events: Sequence[FeedbackEvent]) -> None:
     """Ingest `events` (in time order) and run one analysis at the clock's end."""
     pipe = r.pipeline(transaction=False)
-    inbox.append(pipe, sorted(events, key=lambda e: e.received_at))
+    inbox_writer.append(pipe, sorted(events, key=lambda e: e.received_at))
     pipe.execute()
     while pipeline.ingest_batch(NS, "test").entries:
         pass

@@ -8,11 +8,11 @@ from collections.abc import Callable, Sequence
 import redis
 from click.testing import CliRunner
 
-from feedbackguard import accounts, audit
+from feedbackguard import accounts, audit, inbox_writer
 from feedbackguard.checks.base import AnalysisContext, Reason, Verdicts
 from feedbackguard.cli import main
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline import inbox, ledger
+from feedbackguard.pipeline import ledger
 from feedbackguard.pipeline.engine import Pipeline
 from feedbackguard.pipeline.runtime import Runtime
 from feedbackguard.policy import Policy
@@ -37,7 +37,7 @@ class Flags:
 
 def in_review(pipeline: Pipeline, r: redis.Redis[bytes], events: list[FeedbackEvent]) -> None:
     pipe = r.pipeline(transaction=False)
-    inbox.append(pipe, events)
+    inbox_writer.append(pipe, events)
     pipe.execute()
     while pipeline.ingest_batch(NS, "test").entries:
         pass
@@ -85,7 +85,7 @@ def test_only_items_in_review_can_be_moderated(
 ) -> None:
     pending = make_event()
     pipe = r.pipeline(transaction=False)
-    inbox.append(pipe, [pending])
+    inbox_writer.append(pipe, [pending])
     pipe.execute()
     pipeline.ingest_batch(NS, "test")
     result = moderate(pipeline, NS, [pending.event_id, "unknown"], approve=True, actor="ana")

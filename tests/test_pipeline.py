@@ -12,7 +12,7 @@ from pathlib import Path
 import redis
 from click.testing import CliRunner
 
-from feedbackguard import keys, metrics
+from feedbackguard import inbox_writer, keys, metrics
 from feedbackguard.checks.base import AnalysisContext, CheckContext, Findings, Reason, Verdicts
 from feedbackguard.cli import main
 from feedbackguard.events import FeedbackEvent
@@ -27,7 +27,7 @@ NS = "default"
 
 def push(r: redis.Redis[bytes], events: Sequence[FeedbackEvent]) -> None:
     pipe = r.pipeline(transaction=False)
-    inbox.append(pipe, events)
+    inbox_writer.append(pipe, events)
     pipe.execute()
 
 

@@ -7,10 +7,10 @@ from collections.abc import Callable, Sequence
 
 import redis
 
-from feedbackguard import accounts, audit
+from feedbackguard import accounts, audit, inbox_writer
 from feedbackguard.checks.base import CheckContext, Findings, Reason
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline import inbox, ledger
+from feedbackguard.pipeline import ledger
 from feedbackguard.pipeline.engine import Pipeline
 from feedbackguard.review import queue
 from feedbackguard.review.moderation import moderate, undo
@@ -63,7 +63,7 @@ def test_items_sent_to_review_at_ingest_are_indexed_by_reason(
     event = make_event()
     pipeline.checks = [Flagging({event.event_id: Reason("trigger.known", "pattern", 0.6)})]
     pipe = r.pipeline(transaction=False)
-    inbox.append(pipe, [event])
+    inbox_writer.append(pipe, [event])
     pipe.execute()
     pipeline.ingest_batch(NS, "test")
     assert status(r, event.event_id) == "review"

@@ -13,11 +13,10 @@ from flask.testing import FlaskClient
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from feedbackguard import metrics
+from feedbackguard import inbox_writer, metrics
 from feedbackguard.checks.base import AnalysisContext, CheckContext, Findings, Reason, Verdicts
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.logs import JsonFormatter, hash_ip
-from feedbackguard.pipeline import inbox
 from feedbackguard.pipeline.runtime import Runtime
 from feedbackguard.settings import Settings
 from feedbackguard.web.server import create_app, secret_key
@@ -46,7 +45,7 @@ def test_metrics_expose_statuses_depths_and_timings(
     client: FlaskClient, rt: Runtime, make_event: Any
 ) -> None:
     pipe = rt.redis.pipeline()
-    inbox.append(pipe, [make_event(), make_event()])
+    inbox_writer.append(pipe, [make_event(), make_event()])
     pipe.execute()
     rt.pipeline.ingest_batch("default", "t")
     metrics.count_reasons(rt.redis, "default", {"rate_limited.account": 3})
@@ -72,7 +71,7 @@ def test_metrics_count_the_reasons_of_rejected_events_and_time_analysis(
 ) -> None:
     rt.pipeline.checks = [Refusing()]
     pipe = rt.redis.pipeline()
-    inbox.append(pipe, [make_event(), make_event(), make_event()])
+    inbox_writer.append(pipe, [make_event(), make_event(), make_event()])
     pipe.execute()
     rt.pipeline.ingest_batch("default", "t")
     rt.pipeline.analyse("default")
@@ -98,7 +97,7 @@ def test_metrics_count_the_reasons_of_events_analysis_flags(
 ) -> None:
     events = [make_event(), make_event()]
     pipe = rt.redis.pipeline()
-    inbox.append(pipe, events)
+    inbox_writer.append(pipe, events)
     pipe.execute()
     rt.pipeline.ingest_batch("default", "t")
     rt.pipeline.analysers = [Flagging([e.event_id for e in events])]

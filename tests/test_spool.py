@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,7 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from feedbackguard import keys
-from feedbackguard.capture import FeedbackGuard
+from feedbackguard import FeedbackGuard, keys
 from feedbackguard.capture.spool import Spool, SpoolFullError
 from feedbackguard.cli import main
 from feedbackguard.embedded import redis_server_binary
@@ -94,9 +93,24 @@ def _settings(tmp_path: Path, url: str, **update: Any) -> Settings:
     return Settings(**values)
 
 
-def _app(settings: Settings) -> tuple[flask.Flask, FeedbackGuard]:
+class FakeClock:
+    """The breakers' time source, moved by the test instead of waited out."""
+
+    def __init__(self, step_s: float = 0.0) -> None:
+        self.now = 0.0
+        self.step_s = step_s
+        """How far each reading moves time on."""
+
+    def __call__(self) -> float:
+        self.now += self.step_s
+        return self.now
+
+
+def _app(
+    settings: Settings, clock: Callable[[], float] = time.monotonic
+) -> tuple[flask.Flask, FeedbackGuard]:
     app = flask.Flask(__name__)
-    guard = FeedbackGuard(app, settings=settings)
+    guard = FeedbackGuard(app, settings=settings, clock=clock)
 
     @app.post("/tickets/<ticket_id>/feedback")
     @guard.feedback(
@@ -393,11 +407,13 @@ def test_full_inbox_in_reject_mode_answers_503_with_retry_after(
 def test_capture_resumes_once_workers_drain_the_inbox(
     tmp_path: Path, r: redis.Redis[bytes], redis_url: str
 ) -> None:
-    app, guard = _app(_settings(tmp_path, redis_url, inbox_maxlen=2, breaker_cooldown_s=0.05))
+    clock = FakeClock()
+    settings = _settings(tmp_path, redis_url, inbox_maxlen=2, breaker_cooldown_s=0.05)
+    app, guard = _app(settings, clock)
     client = app.test_client()
     _post(client, 4)
     r.delete(keys.inbox("default"))  # the workers caught up
-    time.sleep(0.1)
+    clock.now += 0.1  # the breaker's cooldown is over
     _post(client, 1, start=10)
     guard.close()
     assert _event_ids(r) == ["ev-10"]
@@ -445,7 +461,8 @@ return 1
 def test_concurrent_requests_never_push_the_inbox_past_its_cap(
     tmp_path: Path, r: redis.Redis[bytes], redis_url: str
 ) -> None:
-    app, guard = _app(_settings(tmp_path, redis_url, inbox_maxlen=30, breaker_cooldown_s=0.001))
+    settings = _settings(tmp_path, redis_url, inbox_maxlen=30, breaker_cooldown_s=0.001)
+    app, guard = _app(settings, FakeClock(step_s=1.0))  # every request may try the inbox
     threads = [
         threading.Thread(target=_post, args=(app.test_client(), 25, 100 * t)) for t in range(4)
     ]

@@ -16,11 +16,11 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feedbackguard import accounts
+from feedbackguard import accounts, inbox_writer
 from feedbackguard.checks.base import CheckContext, Findings, Reason
 from feedbackguard.decisions import Decision
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline import inbox, ledger, state
+from feedbackguard.pipeline import ledger, state
 from feedbackguard.pipeline.engine import Pipeline
 from feedbackguard.policy.store import PolicyStore
 from feedbackguard.review import queue
@@ -211,7 +211,7 @@ def _step(
             events[event.event_id] = event
             order.append(event.event_id)
         pipe = r.pipeline(transaction=False)
-        inbox.append(pipe, new)
+        inbox_writer.append(pipe, new)
         pipe.execute()
         while pipeline.ingest_batch(NS, "test").entries:
             pass

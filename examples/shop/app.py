@@ -23,9 +23,7 @@ from typing import Any
 
 import flask
 
-from feedbackguard.capture import FeedbackGuard
-from feedbackguard.connection import redis_url
-from feedbackguard.settings import Settings
+from feedbackguard import FeedbackGuard
 
 from .model import TicketClassifier, load_tickets
 
@@ -65,22 +63,20 @@ class Desk:
         return ticket
 
 
-def _settings(overrides: Mapping[str, Any] | None) -> Settings:
-    """Settings from the environment plus overrides, with a Redis URL resolved (the
-    embedded server is started when FEEDBACKGUARD_REDIS_URL is unset)."""
-    settings = Settings(**dict(overrides or {}))
-    return settings.model_copy(update={"redis_url": redis_url(settings)})
-
-
 def create_app(settings_overrides: Mapping[str, Any] | None = None) -> flask.Flask:
     """The product app; `settings_overrides` are feedbackguard Settings fields."""
     app = flask.Flask(__name__)
+    app.config.update(
+        {f"FEEDBACKGUARD_{k.upper()}": v for k, v in (settings_overrides or {}).items()}
+    )
     rows = load_tickets()
     desk = Desk(TicketClassifier(rows))
     for text, _ in rows:
         desk.open(text)
     app.extensions["shop.desk"] = desk
-    guard = FeedbackGuard(app, settings=_settings(settings_overrides))
+    # Reads FEEDBACKGUARD_* from app.config (and the environment); Redis is opened on the
+    # first correction (the embedded server when FEEDBACKGUARD_REDIS_URL is unset).
+    guard = FeedbackGuard(app)
 
     def ticket_or_none(ticket_id: str) -> Ticket | None:
         return desk.tickets.get(ticket_id)

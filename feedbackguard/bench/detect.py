@@ -38,7 +38,7 @@ from typing import Any
 import orjson
 import redis
 
-from feedbackguard import keys
+from feedbackguard import inbox_writer, keys
 from feedbackguard.bench.impact import impact
 from feedbackguard.bench.peers import art_provenance, cleanlab_filter
 from feedbackguard.checks.ratelimit import RateLimitCheck
@@ -252,7 +252,7 @@ def run_ratelimit(sim: Simulation, settings: Settings, workdir: Path, run_id: st
         inbox.ensure_group(r, namespace)
         for start in range(0, len(events), BATCH):
             pipe = r.pipeline(transaction=False)
-            inbox.append(pipe, events[start : start + BATCH])
+            inbox_writer.append(pipe, events[start : start + BATCH])
             pipe.execute()
             while pipeline.ingest_batch(namespace, "bench").entries:
                 pass

@@ -9,17 +9,17 @@ past it appends are refused, counted and logged as errors, never dropped silentl
 
 Replay is crash-safe and loses nothing. Under the lock, the spool is renamed to
 `<spool>.replaying` (new appends start a fresh spool); the replaying file is then
-sent to the inbox in batches, under the inbox cap as capture appends
-(lua/inbox_add.lua), and after each batch the byte offset reached is recorded
-(fsync'd) in `<spool>.replaying.offset`; the file is deleted at the end. A replay
-that dies resumes from the recorded offset, so at most the one batch in flight when
-it died is sent twice (workers dedupe on event_id).
+sent to the inbox in batches, under the inbox cap, by the inbox writer capture uses
+(feedbackguard/inbox_writer.py), and after each batch the byte offset reached is
+recorded (fsync'd) in `<spool>.replaying.offset`; the file is deleted at the end. A
+replay that dies resumes from the recorded offset, so at most the one batch in
+flight when it died is sent twice (workers dedupe on event_id).
 Lines that are not valid events (a torn write from a crash) are moved to
 `<spool>.bad` and counted, so they cannot poison the inbox nor block the replay.
 
 An event whose write to Redis failed after it was sent (a timeout) may have landed
 anyway. Its line starts with `?` and its replayed inbox entry carries `u`, so the
-worker knows a first copy may exist (inbox.py; the pipeline's late-copy rule).
+worker knows a first copy may exist (pipeline/inbox.py; the pipeline's late-copy rule).
 """
 
 from __future__ import annotations
@@ -36,9 +36,8 @@ from pathlib import Path
 import pydantic
 import redis
 
-from feedbackguard import keys, scripts
+from feedbackguard import inbox_writer
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline.inbox import FIELD, UNSURE
 
 log = logging.getLogger(__name__)
 
@@ -332,21 +331,15 @@ def _split_valid(lines: list[_Line]) -> tuple[list[_Spooled], list[int]]:
 
 
 def _append_capped(r: redis.Redis[bytes], events: list[_Spooled], cap: int) -> int:
-    """Append events in order under their inboxes' cap (lua/inbox_add.lua, as capture
-    does), one round trip per run of one namespace and flag; stop at the first event
-    the cap refuses. Returns how many were appended."""
+    """Append events in order under their inboxes' cap, one round trip per run of one
+    namespace and flag; stop at the first event the cap refuses. Returns how many
+    were appended."""
     appended = 0
     for (namespace, unsure), run in itertools.groupby(events, lambda e: (e.namespace, e.unsure)):
         raws = [event.raw for event in run]
         pipe = r.pipeline(transaction=False)
-        pipe.sadd(keys.namespaces(), namespace)
-        scripts.run(
-            pipe,
-            "inbox_add",
-            [keys.inbox(namespace)],
-            [cap, FIELD, UNSURE if unsure else b"", *raws],
-        )
-        added = int(pipe.execute()[1][0])
+        inbox_writer.queue_add(pipe, namespace, raws, cap=cap, unsure=unsure)
+        added = int(pipe.execute()[0][0])
         appended += added
         if added < len(raws):
             break

@@ -1,26 +1,27 @@
 """The inbox stream of a namespace, read in batches through one consumer group.
 
-Entries carry the field `e`, the event's JSON, and `u` = "1" when capture is unsure
-whether an earlier copy already landed (a write that failed after it was sent, then
-spooled and replayed): the pipeline only trusts such an entry's dedupe while the
-first copy's record can still exist. A worker that dies holding entries
-loses nothing: entries idle longer than `claim_idle_ms` are reclaimed by the next
-reader (XAUTOCLAIM) and processed again; downstream writes are idempotent on event_id.
+Events enter it through feedbackguard/inbox_writer.py (held events come back through
+lua/held_requeue.lua). Entries carry the field `e`, the event's JSON, and `u` = "1"
+when capture is unsure whether an earlier copy already landed (a write that failed
+after it was sent, then spooled and replayed): the pipeline only trusts such an
+entry's dedupe while the first copy's record can still exist. A worker that dies
+holding entries loses nothing: entries idle longer than `claim_idle_ms` are reclaimed
+by the next reader (XAUTOCLAIM) and processed again; downstream writes are idempotent
+on event_id.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import NamedTuple
 
 import redis
 
 from feedbackguard import keys
-from feedbackguard.events import FeedbackEvent
+from feedbackguard.inbox_writer import FIELD, UNSURE
+
+__all__ = ["FIELD", "GROUP", "UNSURE", "Entry", "backlog", "ensure_group", "read_batch"]
 
 GROUP = "fg-ingest"
-FIELD = b"e"
-UNSURE = b"u"
 
 
 class Entry(NamedTuple):
@@ -29,17 +30,6 @@ class Entry(NamedTuple):
     """The event's JSON."""
     unsure: bool = False
     """An earlier copy of this event may have reached the inbox (see module docstring)."""
-
-
-def append(pipe: redis.client.Pipeline[bytes], events: Iterable[FeedbackEvent]) -> None:
-    """Queue XADDs of events onto `pipe` (and note their namespaces); the caller
-    executes. The stream is never trimmed: entries leave it once decided."""
-    seen: set[str] = set()
-    for event in events:
-        pipe.xadd(keys.inbox(event.namespace), {FIELD: event.to_json()})
-        if event.namespace not in seen:
-            seen.add(event.namespace)
-            pipe.sadd(keys.namespaces(), event.namespace)
 
 
 def ensure_group(r: redis.Redis[bytes], namespace: str) -> None:

@@ -23,6 +23,7 @@ import orjson
 import pydantic
 import redis
 
+from feedbackguard import inbox_writer
 from feedbackguard.connection import redis_url
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import inbox, ledger
@@ -91,7 +92,7 @@ def push(
         while max(inbox.backlog(r, ns) for ns in namespaces) > cap:
             time.sleep(POLL_S)
         pipe = r.pipeline(transaction=False)
-        inbox.append(pipe, chunk)
+        inbox_writer.append(pipe, chunk)
         pipe.execute()
 
 

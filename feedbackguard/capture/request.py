@@ -1,0 +1,57 @@
+"""What capture reads from the request: the endpoint's fields and the request context
+(client IP per `trusted_proxies`, device id, user agent, `Idempotency-Key`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flask
+
+from feedbackguard.capture.sources import FeedbackSpec
+from feedbackguard.events import MAX_META_CHARS
+from feedbackguard.settings import Settings
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+FORWARDED_FOR_HEADER = "X-Forwarded-For"
+USER_AGENT_HEADER = "User-Agent"
+_ID_FIELDS = frozenset({"account_id", "item_id"})
+
+
+def event_fields(request: flask.Request, spec: FeedbackSpec, settings: Settings) -> dict[str, Any]:
+    """The event's fields as this request gives them, before validation: the spec's
+    sources (integer ids as text; missing ones left out) and the request context."""
+    body = request.get_json(silent=True) if spec.reads_json else None
+    fields: dict[str, Any] = {}
+    for name, get in spec.getters:
+        value = get(request, body)
+        if value is None:
+            continue
+        if name in _ID_FIELDS and isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        fields[name] = value
+    fields["ip"] = client_ip(request, settings.trusted_proxies)
+    device = request.headers.get(settings.device_id_header) or request.cookies.get(
+        settings.device_id_cookie
+    )
+    if device:
+        fields["device_id"] = device[:MAX_META_CHARS]
+    agent = request.headers.get(USER_AGENT_HEADER)
+    if agent:
+        fields["user_agent"] = agent[:MAX_META_CHARS]
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is not None:
+        fields["event_id"] = key
+    return fields
+
+
+def client_ip(request: flask.Request, trusted_proxies: int) -> str | None:
+    """The client address. With N trusted proxies, each appends the address it saw
+    to X-Forwarded-For, so the client is the Nth entry from the right: entries left
+    of it were written by the client and prove nothing. Without trusted proxies (or
+    with fewer entries than proxies, a misconfiguration) the socket peer is used."""
+    if trusted_proxies > 0:
+        header = ",".join(request.headers.getlist(FORWARDED_FOR_HEADER))
+        hops = [hop.strip() for hop in header.split(",") if hop.strip()]
+        if len(hops) >= trusted_proxies:
+            return hops[-trusted_proxies][:MAX_META_CHARS]
+    return request.remote_addr
