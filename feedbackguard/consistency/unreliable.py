@@ -8,9 +8,10 @@ An event is disputed when its label disagrees with its kNN neighbours (share >=
 Per account over the recent window, agreement is a Beta(prior.agree + undisputed,
 prior.disagree + disputed) posterior (the policy's `consistency.reputation` prior,
 shared with `feedbackguard.reputation`); an account with at least `min_events` events
-whose posterior mean is at most `max_agreement` is unreliable. Honest users are disputed now and then (odd inputs, model mistakes); an
-account flipping labels is disputed most of the time, so the events of its that each
-check alone let through are caught as well.
+whose posterior mean is at most `max_agreement` is unreliable. Honest users are
+disputed now and then (odd inputs, model mistakes); an account flipping labels is
+disputed most of the time, so the events of its that each check alone let through
+are caught as well.
 """
 
 from __future__ import annotations
