@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
+import numpy as np
 import orjson
 import redis
 
@@ -205,7 +206,7 @@ class GraphAnalyser:
         result = analyse(
             window,
             policy.detect,
-            trusted=[*trusted, *auto_seeds(rows, policy, set(rejected))],
+            trusted=[*trusted, *auto_seeds(window, policy, set(rejected))],
             rejected=rejected,
         )
         vouched = set(trusted)
@@ -237,28 +238,22 @@ class GraphAnalyser:
         return verdicts
 
 
-def auto_seeds(rows: Rows, policy: Graph, exclude: set[str]) -> list[str]:
+def auto_seeds(window: EventWindow, policy: Graph, exclude: set[str]) -> list[str]:
     """Old accounts with some history in the window: the honest region's anchors
     when admins and moderators have vouched for few accounts."""
     if policy.seed_max == 0:
         return []
-    counts: dict[str, int] = {}
-    first: dict[str, float] = {}
-    created: dict[str, float] = {}
-    for account, t, made in zip(rows.account, rows.time, rows.account_created, strict=True):
-        counts[account] = counts.get(account, 0) + 1
-        first[account] = min(t, first.get(account, t))
-        if made is not None:
-            created[account] = min(made, created.get(account, made))
-    old = [
-        a
-        for a, made in created.items()
-        if first[a] - made >= policy.seed_min_age_s
-        and counts[a] >= policy.seed_min_events
-        and a not in exclude
-    ]
-    old.sort(key=lambda a: (-counts[a], a))
-    return old[: policy.seed_max]
+    counts = np.bincount(window.account, minlength=window.n_accounts)
+    # Age at the first event here, from the earliest claimed creation time; -inf
+    # (never old) for accounts that claim none.
+    age = np.nan_to_num(window.first_seen() - window.account_created, nan=-np.inf)
+    hit = (age >= policy.seed_min_age_s) & (counts >= policy.seed_min_events)
+    ranked = sorted(
+        (-int(counts[i]), window.account_ids[i])
+        for i in np.flatnonzero(hit).tolist()
+        if window.account_ids[i] not in exclude
+    )
+    return [name for _, name in ranked[: policy.seed_max]]
 
 
 def _risk_json(found: AccountRisk) -> dict[str, Any]:
