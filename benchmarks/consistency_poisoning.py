@@ -55,7 +55,7 @@ from feedbackguard import inbox_writer
 from feedbackguard.checks.base import Analyser, Check, CheckContext
 from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.consistency import knn
-from feedbackguard.consistency.checks import consistency_checks
+from feedbackguard.consistency.ingest import consistency_checks
 from feedbackguard.embedded import EmbeddedRedis
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.graph.window import value_key

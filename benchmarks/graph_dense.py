@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from graph_reference import peel_exact, peel_naive
 from graphdata import DenseCase, dense_case, row_col_f
 
 from feedbackguard.graph.dense import (
@@ -36,8 +37,6 @@ from feedbackguard.graph.dense import (
     densest,
     detect_dense_blocks,
     peel,
-    peel_exact,
-    peel_naive,
     weighted,
 )
 from feedbackguard.graph.params import DensePolicy

@@ -30,13 +30,13 @@ from pathlib import Path
 
 import networkx as nx
 import numpy as np
+from graph_reference import sybilscar
 
 from feedbackguard.graph.trust import (
     auc,
     default_iterations,
     signed_sybilrank,
     sybilrank,
-    sybilscar,
     symmetric_adjacency,
 )
 

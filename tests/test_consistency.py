@@ -14,14 +14,8 @@ from hypothesis import strategies as st
 
 from feedbackguard import accounts
 from feedbackguard.checks.base import CheckContext, Reason
-from feedbackguard.checks.consistency import (
-    CONSENSUS,
-    MODEL,
-    TRIGGER,
-    ConsensusCheck,
-    ModelCheck,
-    TriggerCheck,
-)
+from feedbackguard.checks.disagreement import CONSENSUS, MODEL, ConsensusCheck, ModelCheck
+from feedbackguard.checks.known_triggers import TRIGGER, TriggerCheck
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.policy import Policy, Triggers
 from tests.conftest import T0

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from feedbackguard.checks.base import AnalysisContext, CheckContext
 from feedbackguard.consistency import knn, recent
 from feedbackguard.consistency.analyser import ConsistencyAnalyser
-from feedbackguard.consistency.checks import KnnCheck, RecentRecorder
+from feedbackguard.consistency.ingest import KnnCheck, RecentRecorder
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.graph.window import value_key
 from feedbackguard.policy import Knn, Policy

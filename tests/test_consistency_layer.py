@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from feedbackguard import accounts, inbox_writer
 from feedbackguard.checks.base import CheckContext
 from feedbackguard.consistency import recent
-from feedbackguard.consistency.checks import RecentRecorder
+from feedbackguard.consistency.ingest import RecentRecorder
 from feedbackguard.defaults import config_path
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import ledger

@@ -10,7 +10,7 @@ from sklearn.ensemble import IsolationForest
 
 from feedbackguard.checks.base import CheckContext
 from feedbackguard.consistency import outliers, recent
-from feedbackguard.consistency.checks import OutlierCheck, RecentRecorder
+from feedbackguard.consistency.ingest import OutlierCheck, RecentRecorder
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.policy import Outliers, Policy
 from tests.conftest import T0

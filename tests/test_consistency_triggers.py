@@ -12,7 +12,7 @@ from feedbackguard import audit
 from feedbackguard.checks.base import AnalysisContext, CheckContext
 from feedbackguard.consistency import recent, triggers
 from feedbackguard.consistency.analyser import ConsistencyAnalyser
-from feedbackguard.consistency.checks import RecentRecorder, SuspectedTriggerCheck
+from feedbackguard.consistency.ingest import RecentRecorder, SuspectedTriggerCheck
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.policy import Discovery, Policy
 from tests.conftest import T0

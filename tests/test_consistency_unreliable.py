@@ -11,7 +11,7 @@ import redis
 from feedbackguard.checks.base import AnalysisContext, CheckContext
 from feedbackguard.consistency import recent, unreliable
 from feedbackguard.consistency.analyser import ConsistencyAnalyser
-from feedbackguard.consistency.checks import RecentRecorder, UnreliableCheck
+from feedbackguard.consistency.ingest import RecentRecorder, UnreliableCheck
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.policy import Policy
 from tests.conftest import T0
@@ -47,7 +47,7 @@ def found(r: redis.Redis[bytes], events: list[FeedbackEvent]) -> dict[str, float
     disputed = unreliable.disputed(
         w, np.empty(0, dtype=np.int64), np.empty(0), Policy.default().consistency
     )
-    return unreliable.accounts(w, disputed, Policy.default().consistency)
+    return unreliable.labellers(w, disputed, Policy.default().consistency)
 
 
 def test_an_account_mostly_contradicting_a_confident_model_is_unreliable(

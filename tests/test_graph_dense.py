@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from benchmarks.graph_reference import peel_exact, peel_naive
 from feedbackguard.graph.dense import (
     DenseBlock,
     detect_dense_blocks,
     fraudar,
     peel,
-    peel_exact,
-    peel_naive,
     weighted,
 )
 from feedbackguard.graph.params import DensePolicy

@@ -175,7 +175,7 @@ def test_a_redelivered_batch_adds_no_duplicate_rows_to_the_window(
     check(events + events, ctx)  # a batch that carries an event twice
     check(events, ctx)  # and a redelivered batch
     rows = load_window(r, NS, 0.0, ctx.policy.graph)
-    assert sorted(row[0] for row in rows) == sorted(e.event_id for e in events)
+    assert sorted(rows.event_id) == sorted(e.event_id for e in events)
 
 
 def test_analysis_drops_window_slices_older_than_the_window(
@@ -186,7 +186,7 @@ def test_analysis_drops_window_slices_older_than_the_window(
     new = [make_event(at=window_s + 5 * HOUR + i) for i in range(3)]
     run(pipeline, r, old + new)
     rows = load_window(r, NS, 0.0, pipeline.policies.current().policy.graph)
-    assert {row[0] for row in rows} == {e.event_id for e in new}
+    assert set(rows.event_id) == {e.event_id for e in new}
     assert r.zcard(bucket_index_key(NS)) == 1
 
 
@@ -214,4 +214,4 @@ def test_a_cached_window_load_rereads_a_bucket_made_again(
     fresh = [make_event(at=i) for i in range(8)]
     GraphCheck()(fresh, ctx)
     cached = load_window(r, NS, 0.0, ctx.policy.graph, cache)
-    assert [row[0] for row in cached] == [e.event_id for e in fresh]
+    assert cached.event_id == [e.event_id for e in fresh]

@@ -6,12 +6,12 @@ import networkx as nx
 import numpy as np
 import pytest
 
+from benchmarks.graph_reference import sybilscar
 from feedbackguard.graph.trust import (
     auc,
     default_iterations,
     signed_sybilrank,
     sybilrank,
-    sybilscar,
     symmetric_adjacency,
 )
 

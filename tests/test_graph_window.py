@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.graph.window import MISSING, EventWindow, Row, subnet_of
+from feedbackguard.graph.window import MISSING, EventWindow, Row, Rows, subnet_of
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -57,7 +57,7 @@ _rows = st.lists(
         _optional,  # ip
         _optional,  # device
         st.none() | st.floats(0, 1e6),  # account created
-    ),
+    ).map(Row._make),
     max_size=30,
 )
 
@@ -68,21 +68,23 @@ def _first_seen(column: list[str | None]) -> tuple[str, ...]:
 
 @given(_rows)
 def test_from_rows_codes_each_column_in_order_of_first_appearance(rows: list[Row]) -> None:
-    w = EventWindow.from_rows(rows)
-    subnets = [None if r[6] is None else subnet_of(r[6]) for r in rows]
+    w = EventWindow.from_rows(Rows.of(rows))
+    subnets = [None if r.ip is None else subnet_of(r.ip) for r in rows]
     columns = (
-        (w.account, w.account_ids, [r[1] for r in rows]),
-        (w.item, w.item_ids, [r[2] for r in rows]),
-        (w.ip, w.ip_ids, [r[6] for r in rows]),
+        (w.account, w.account_ids, [r.account for r in rows]),
+        (w.item, w.item_ids, [r.item for r in rows]),
+        (w.ip, w.ip_ids, [r.ip for r in rows]),
         (w.subnet, w.subnet_ids, subnets),
-        (w.device, w.device_ids, [r[7] for r in rows]),
+        (w.device, w.device_ids, [r.device for r in rows]),
     )
     for codes, ids, column in columns:
         assert ids == _first_seen(column)
         assert [None if c == MISSING else ids[c] for c in codes.tolist()] == column
-    assert w.time.tolist() == [r[5] for r in rows]
+    assert w.time.tolist() == [r.time for r in rows]
     for a, name in enumerate(w.account_ids):
-        claims = [r[8] for r in rows if r[1] == name and r[8] is not None]
+        claims = [
+            r.account_created for r in rows if r.account == name and r.account_created is not None
+        ]
         assert (np.isnan(w.account_created[a]) and not claims) or w.account_created[a] == min(
             claims
         )

@@ -8,7 +8,7 @@ import redis
 
 from feedbackguard import audit
 from feedbackguard.checks.base import CheckContext
-from feedbackguard.consistency.checks import LOCKDOWN, LockdownCheck
+from feedbackguard.consistency.ingest import LOCKDOWN, LockdownCheck
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline.decide import decide
 from feedbackguard.policy import Policy, lockdown

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
+import numpy as np
 import orjson
 import redis
 
@@ -34,7 +35,7 @@ from feedbackguard.checks.base import (
 )
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.graph.analysis import AccountRisk, AnalysisResult, Cluster, analyse
-from feedbackguard.graph.window import EventWindow, Row, row_of
+from feedbackguard.graph.window import EventWindow, Row, Rows, row_of
 from feedbackguard.policy import Graph
 
 BLOCKED = Reason("account.blocked", "account blocked by an admin", 1.0)
@@ -62,7 +63,10 @@ def append_rows(
     """Queue on `pipe` the appends of `rows` to the namespace's window."""
     by_bucket: dict[int, list[bytes]] = {}
     for row in rows:
-        by_bucket.setdefault(_bucket(row[5], policy.bucket_s), []).append(orjson.dumps(row))
+        # orjson encodes a tuple, not a NamedTuple: the stored form is the plain array.
+        by_bucket.setdefault(_bucket(row.time, policy.bucket_s), []).append(
+            orjson.dumps(tuple(row))
+        )
     # Wall-clock expiry backs up the analyser's event-time trimming (a namespace that
     # stops receiving feedback is never analysed again).
     ttl = int(policy.window_s + 2 * policy.bucket_s)
@@ -84,9 +88,9 @@ class BucketCache:
     """
 
     def __init__(self) -> None:
-        self.buckets: dict[str, tuple[bytes, list[Row]]] = {}
+        self.buckets: dict[str, tuple[bytes, Rows]] = {}
 
-    def read(self, r: redis.Redis[bytes], keys_: Sequence[str]) -> list[list[Row]]:
+    def read(self, r: redis.Redis[bytes], keys_: Sequence[str]) -> list[Rows]:
         """Each bucket's rows, in RPUSH order; forgets buckets not asked for."""
         pipe = r.pipeline(transaction=False)
         for key in keys_:
@@ -94,17 +98,17 @@ class BucketCache:
             pipe.lindex(key, 0)
             pipe.lrange(key, len(cached[1]) if cached else 0, -1)
         replies = pipe.execute()
-        kept: dict[str, tuple[bytes, list[Row]]] = {}
+        kept: dict[str, tuple[bytes, Rows]] = {}
         for key, first, tail in zip(keys_, replies[::2], replies[1::2], strict=True):
             if first is None:  # dropped since the index was read
                 continue
             cached = self.buckets.get(key)
             if cached is None:
-                cached = (first, [])
+                cached = (first, Rows())
             elif cached[0] != first:
-                cached = (first, [])
+                cached = (first, Rows())
                 tail = r.lrange(key, 0, -1)
-            cached[1].extend(_row(orjson.loads(raw)) for raw in tail)
+            cached[1].extend(orjson.loads(raw) for raw in tail)
             kept[key] = cached
         self.buckets = kept
         return [kept[key][1] for key in keys_ if key in kept]
@@ -116,24 +120,21 @@ def load_window(
     start: float,
     policy: Graph,
     cache: BucketCache | None = None,
-) -> list[Row]:
+) -> Rows:
     """Rows of events after `start` (event time), each event id once; `cache` keeps
     them for the next call."""
     index = bucket_index_key(namespace)
     buckets = [key.decode() for key in r.zrangebyscore(index, start - policy.bucket_s, "+inf")]
-    rows: list[Row] = []
+    parts: list[Rows] = []
     seen: set[str] = set()
     for chunk in (cache if cache is not None else BucketCache()).read(r, buckets):
-        for row in chunk:
-            if row[5] > start and row[0] not in seen:
-                seen.add(row[0])
-                rows.append(row)
-    return rows
-
-
-def _row(values: list[Any]) -> Row:
-    event_id, account, item, value, label, t, ip, device, created = values
-    return (event_id, account, item, value, label, float(t), ip, device, created)
+        keep: list[int] = []
+        for i, (event_id, t) in enumerate(zip(chunk.event_id, chunk.time, strict=True)):
+            if t > start and event_id not in seen:
+                seen.add(event_id)
+                keep.append(i)
+        parts.append(chunk if len(keep) == len(chunk) else chunk.take(keep))
+    return Rows.concat(parts)
 
 
 def trim_window(r: redis.Redis[bytes], namespace: str, start: float, policy: Graph) -> None:
@@ -205,7 +206,7 @@ class GraphAnalyser:
         result = analyse(
             window,
             policy.detect,
-            trusted=[*trusted, *auto_seeds(rows, policy, set(rejected))],
+            trusted=[*trusted, *auto_seeds(window, policy, set(rejected))],
             rejected=rejected,
         )
         vouched = set(trusted)
@@ -231,34 +232,28 @@ class GraphAnalyser:
             or orjson.loads(old)["reasons"] != found["reasons"]
         }
         verdicts: Verdicts = {}
-        for row in rows:
-            if row[1] in changed:
-                verdicts[row[0]] = [Reason(*x) for x in findings[row[1]]["reasons"]]
+        for event_id, account in zip(rows.event_id, rows.account, strict=True):
+            if account in changed:
+                verdicts[event_id] = [Reason(*x) for x in findings[account]["reasons"]]
         return verdicts
 
 
-def auto_seeds(rows: Sequence[Row], policy: Graph, exclude: set[str]) -> list[str]:
+def auto_seeds(window: EventWindow, policy: Graph, exclude: set[str]) -> list[str]:
     """Old accounts with some history in the window: the honest region's anchors
     when admins and moderators have vouched for few accounts."""
     if policy.seed_max == 0:
         return []
-    counts: dict[str, int] = {}
-    first: dict[str, float] = {}
-    created: dict[str, float] = {}
-    for _, account, _, _, _, t, _, _, made in rows:
-        counts[account] = counts.get(account, 0) + 1
-        first[account] = min(t, first.get(account, t))
-        if made is not None:
-            created[account] = min(made, created.get(account, made))
-    old = [
-        a
-        for a, made in created.items()
-        if first[a] - made >= policy.seed_min_age_s
-        and counts[a] >= policy.seed_min_events
-        and a not in exclude
-    ]
-    old.sort(key=lambda a: (-counts[a], a))
-    return old[: policy.seed_max]
+    counts = np.bincount(window.account, minlength=window.n_accounts)
+    # Age at the first event here, from the earliest claimed creation time; -inf
+    # (never old) for accounts that claim none.
+    age = np.nan_to_num(window.first_seen() - window.account_created, nan=-np.inf)
+    hit = (age >= policy.seed_min_age_s) & (counts >= policy.seed_min_events)
+    ranked = sorted(
+        (-int(counts[i]), window.account_ids[i])
+        for i in np.flatnonzero(hit).tolist()
+        if window.account_ids[i] not in exclude
+    )
+    return [name for _, name in ranked[: policy.seed_max]]
 
 
 def _risk_json(found: AccountRisk) -> dict[str, Any]:

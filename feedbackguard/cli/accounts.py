@@ -45,7 +45,7 @@ def show(account_id: str, namespace: str, as_json: bool) -> None:
     found = accounts.account_risk(r, namespace, account_id)
     policy = PolicyStore(r).current().policy.graph
     rows = load_window(r, namespace, clock(r, namespace) - policy.window_s, policy)
-    mine = sorted((row for row in rows if row[1] == account_id), key=lambda row: -row[5])
+    mine = rows.newest_first(account=account_id)
     out: dict[str, Any] = {
         "account_id": account_id,
         "namespace": namespace,
@@ -59,7 +59,13 @@ def show(account_id: str, namespace: str, as_json: bool) -> None:
         ],
         "events_in_window": len(mine),
         "recent_events": [
-            {"event_id": row[0], "item_id": row[2], "value": row[4], "time": row[5], "ip": row[6]}
+            {
+                "event_id": row.event_id,
+                "item_id": row.item,
+                "value": row.value_text,
+                "time": row.time,
+                "ip": row.ip,
+            }
             for row in mine[:RECENT_EVENTS]
         ],
     }

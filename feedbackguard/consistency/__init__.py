@@ -1,4 +1,5 @@
-"""The consistency layer beyond the per-item consensus (`feedbackguard.checks.consistency`):
+"""The consistency layer beyond the per-item consensus and the model
+(`feedbackguard.checks.disagreement`):
 what one account's feedback says against everything else we know.
 
 * `recent`: the bounded window of recent label feedback (features, model output) that
@@ -8,5 +9,5 @@ what one account's feedback says against everything else we know.
 * `outliers`: IsolationForest over per-account behaviour (`outlier`);
 * `drift`: the admitted label distribution against a reference window (alerts,
   optionally lockdown);
-* `checks`: the per-batch checks, `analyser`: the periodic `ConsistencyAnalyser`.
+* `ingest`: the per-batch checks, `analyser`: the periodic `ConsistencyAnalyser`.
 """

@@ -9,8 +9,8 @@ At most once per `consistency.recent.every_s` of event time, over the recent win
 2. discover suspected triggers; every pending, in-review or admitted event carrying
    one (new or known) gets `trigger.suspected` (admitted ones are quarantined by the
    pipeline's re-decision);
-3. mark unreliable accounts (`consistency.unreliable`): their events get
-   `consistency.reputation`;
+3. mark unreliable labellers (`consistency.unreliable`, by label agreement): their
+   events get `consistency.reputation`;
 4. refit the outlier forest; pending events of isolated accounts get `outlier`;
 5. test the label distribution for drift (alerts, optionally lockdown).
 """
@@ -110,8 +110,8 @@ class ConsistencyAnalyser:
         )
         if reference is not None and len(rows) and reference.width == matrix.shape[1]:
             share = reference.disagreement(matrix, values)
-        found = unreliable.disputed(window, rows, share, policy)
-        odd = unreliable.accounts(window, found, policy)
+        disputed = unreliable.disputed(window, rows, share, policy)
+        odd = unreliable.labellers(window, disputed, policy)
         unreliable.save(ctx.redis, ctx.namespace, odd)
         if not odd:
             return

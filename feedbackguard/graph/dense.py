@@ -7,16 +7,15 @@ each column by 1/log(degree + c) makes popular items cheap, so camouflage edges 
 popular items do not hide the block. Splitting item columns into time buckets
 finds blocks that are sparse over a month but dense within hours.
 
-Three peelers compute the same thing: `peel_naive` (O(V^2), the reference),
-`peel_exact` (heap, O(E log V), exact greedy order) and `peel` (vectorised passes
-that each remove every node within (1 + epsilon) of the current minimum; with
-epsilon = 0 it removes exact ties together). `peel` is the one used in production;
-benchmarks/graph_dense.py measures all three.
+`peel` removes, in vectorised passes, every node within (1 + epsilon) of the current
+minimum (with epsilon = 0, exact ties together). The one-node-at-a-time greedy
+orders it is checked against (`peel_naive`, `peel_exact`) are reference
+implementations in benchmarks/graph_reference.py; benchmarks/graph_dense.py
+measures all three.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
 from dataclasses import dataclass
 
@@ -268,103 +267,6 @@ def densest(
         density=fine.density,
         passes=rough.passes + fine.passes,
     )
-
-
-def peel_exact(matrix: sp.spmatrix) -> PeelResult:
-    """Exact greedy order with a lazy-deletion binary heap: O(E log V).
-
-    Pure Python per edge, so about 10x slower than `peel` on a million edges; kept
-    as the reference the batched version is tested against.
-    """
-    w = sp.csr_matrix(matrix, dtype=np.float64)
-    wt = w.T.tocsr()
-    n_rows = w.shape[0]
-    delta = np.concatenate(
-        [np.asarray(w.sum(axis=1)).ravel(), np.asarray(w.sum(axis=0)).ravel()]
-    ).tolist()
-    alive = [d > 0 for d in delta]
-    heap = [(d, v) for v, d in enumerate(delta) if d > 0]
-    heapq.heapify(heap)
-    total = float(w.data.sum())
-    size = len(heap)
-    best = total / size if size else 0.0
-    best_step = 0
-    never = np.iinfo(np.int64).max
-    order = [never if a else 0 for a in alive]
-    r_ptr, r_idx, r_val = w.indptr.tolist(), w.indices.tolist(), w.data.tolist()
-    c_ptr, c_idx, c_val = wt.indptr.tolist(), wt.indices.tolist(), wt.data.tolist()
-    step = 0
-    live_rows = sum(alive[:n_rows])
-    live_cols = size - live_rows
-    while heap and live_rows and live_cols:
-        d, v = heapq.heappop(heap)
-        if not alive[v] or d != delta[v]:
-            continue
-        step += 1
-        alive[v] = False
-        order[v] = step
-        total -= delta[v]
-        if v < n_rows:
-            live_rows -= 1
-            ptr, idx, val, shift = r_ptr, r_idx, r_val, n_rows
-            lo, hi = ptr[v], ptr[v + 1]
-        else:
-            live_cols -= 1
-            ptr, idx, val, shift = c_ptr, c_idx, c_val, 0
-            lo, hi = ptr[v - n_rows], ptr[v - n_rows + 1]
-        for k in range(lo, hi):
-            u = idx[k] + shift
-            if alive[u]:
-                delta[u] -= val[k]
-                heapq.heappush(heap, (delta[u], u))
-        size -= 1
-        if size and total / size > best:
-            best = total / size
-            best_step = step
-    ranks = np.asarray(order, dtype=np.int64)
-    rows, cols = _densest_prefix(ranks[:n_rows], ranks[n_rows:], best_step)
-    return PeelResult(rows=rows, cols=cols, density=best, passes=step)
-
-
-def peel_naive(matrix: sp.spmatrix) -> PeelResult:
-    """Textbook greedy: a full arg-min scan per removed node, O(V^2 + E)."""
-    w = sp.csr_matrix(matrix, dtype=np.float64)
-    wt = w.T.tocsr()
-    n_rows = w.shape[0]
-    delta = np.concatenate([np.asarray(w.sum(axis=1)).ravel(), np.asarray(w.sum(axis=0)).ravel()])
-    alive = delta > 0
-    never = np.iinfo(np.int64).max
-    order = np.where(alive, never, 0).astype(np.int64)
-    total = float(w.data.sum())
-    size = int(alive.sum())
-    best = total / size if size else 0.0
-    best_step = 0
-    step = 0
-    masked = np.where(alive, delta, np.inf)
-    while np.isfinite(masked[:n_rows]).any() and np.isfinite(masked[n_rows:]).any():
-        v = int(np.argmin(masked))
-        step += 1
-        total -= float(delta[v])
-        alive[v] = False
-        order[v] = step
-        masked[v] = np.inf
-        if v < n_rows:
-            lo, hi = w.indptr[v], w.indptr[v + 1]
-            nbrs = w.indices[lo:hi] + n_rows
-            vals = w.data[lo:hi]
-        else:
-            lo, hi = wt.indptr[v - n_rows], wt.indptr[v - n_rows + 1]
-            nbrs = wt.indices[lo:hi]
-            vals = wt.data[lo:hi]
-        live = alive[nbrs]
-        delta[nbrs[live]] -= vals[live]
-        masked[nbrs[live]] = delta[nbrs[live]]
-        size -= 1
-        if size and total / size > best:
-            best = total / size
-            best_step = step
-    rows, cols = _densest_prefix(order[:n_rows], order[n_rows:], best_step)
-    return PeelResult(rows=rows, cols=cols, density=best, passes=step)
 
 
 def fraudar(matrix: sp.spmatrix, offset: float = 5.0, epsilon: float = 0.0) -> PeelResult:

@@ -6,10 +6,9 @@ stays mostly in the honest region, so Sybils end up with little trust per unit o
 degree (SybilRank, Cao et al. NSDI 2012). When the attack edges are many, trust
 leaks across; the signed variant (`signed_sybilrank`) also spreads distrust from the
 accounts moderators rejected, the same degree-normalised, early-terminated way, and
-scores distrust minus trust: it floods the Sybil region from inside. `sybilscar` is
-the other signed design, SybilSCAR's local rule (Wang et al. 2017: prior plus the
-degree-normalised mean of the neighbours' residuals, with a homophily factor below
-one so that it is a contraction); benchmarks/graph_sybil.py measures both, and the
+scores distrust minus trust: it floods the Sybil region from inside. The other signed
+design, SybilSCAR's local rule, is a reference implementation in
+benchmarks/graph_reference.py; benchmarks/graph_sybil.py measures both, and the
 analysis uses the first, which ranked better there.
 
 Everything is a sparse matrix-vector product per step: O(edges x steps).
@@ -100,43 +99,6 @@ def signed_sybilrank(
     if len(rejected) == 0:
         return np.asarray(-trust)
     return np.asarray(sybilrank(adj, rejected, iterations) - trust)
-
-
-def sybilscar(
-    adj: sp.spmatrix,
-    trusted: Sequence[int] | IntArray,
-    rejected: Sequence[int] | IntArray,
-    *,
-    homophily: float,
-    prior: float,
-    max_iterations: int,
-    tolerance: float,
-) -> FloatArray:
-    """Sybil residual per node in [-0.5, 0.5] (higher = more likely Sybil).
-
-    Trusted seeds start at -prior, rejected ones at +prior, others at 0; each step a
-    node takes its prior plus `homophily` times the mean residual of its neighbours
-    (weighted), clipped, until the largest change is below `tolerance`.
-    """
-    if not 0 < homophily < 1:
-        raise ValueError("homophily must be in (0, 1) for the iteration to converge")
-    a = sp.csr_matrix(adj, dtype=np.float64)
-    n = a.shape[0]
-    deg = _degree(a)
-    inv = np.divide(1.0, deg, out=np.zeros(n), where=deg > 0)
-    q = np.zeros(n)
-    q[np.asarray(trusted, dtype=np.int64)] = -prior
-    q[np.asarray(rejected, dtype=np.int64)] = prior
-    # Row-normalised operator D^-1 A: each node averages its neighbours.
-    mean_op = sp.diags(inv * homophily) @ a
-    p = q.copy()
-    for _ in range(max_iterations):
-        nxt = np.clip(q + mean_op @ p, -0.5, 0.5)
-        done = float(np.abs(nxt - p).max()) < tolerance if n else True
-        p = nxt
-        if done:
-            break
-    return np.asarray(p)
 
 
 def auc(scores: FloatArray, positive: npt.NDArray[np.bool_]) -> float:

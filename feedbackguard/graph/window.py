@@ -7,10 +7,11 @@ be vectorised and fed to scipy.sparse; the string ids are kept once, for evidenc
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import cast
+from itertools import chain
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -69,14 +70,28 @@ def value_key(value: bool | int | float | str) -> str:
     return f"{type(value).__name__}:{value!r}"
 
 
-Row = tuple[str, str, str, str, str, float, str | None, str | None, float | None]
-"""(event_id, account, item, value key, value label, time, ip, device, account created):
-what the graph needs of one event, small enough to keep a window of them in Redis."""
+class Row(NamedTuple):
+    """What the graph needs of one event, small enough to keep a window of them in
+    Redis (stored as a JSON array in field order)."""
+
+    event_id: str
+    account: str
+    item: str
+    value_key: str
+    """`value_key(value)`: equal values, and only those, share it."""
+    value_text: str
+    """The value as shown to moderators (`str(value)`)."""
+    time: float
+    """Received at, POSIX seconds."""
+    ip: str | None
+    device: str | None
+    account_created: float | None
+    """The account's creation time as the event claims it, POSIX seconds."""
 
 
 def row_of(event: FeedbackEvent) -> Row:
     created = event.account_created_at
-    return (
+    return Row(
         event.event_id,
         event.account_id,
         event.item_id,
@@ -87,6 +102,96 @@ def row_of(event: FeedbackEvent) -> Row:
         event.device_id,
         None if created is None else created.timestamp(),
     )
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Many `Row`s, column by column: the window as loaded from Redis.
+
+    Columns rather than a `Row` per event: a window holds up to a million events, and
+    the garbage collector never untracks instances of a tuple subclass, so a `Row`
+    each would slow decoding and every full collection of the worker.
+    """
+
+    event_id: list[str] = field(default_factory=list)
+    account: list[str] = field(default_factory=list)
+    item: list[str] = field(default_factory=list)
+    value_key: list[str] = field(default_factory=list)
+    value_text: list[str] = field(default_factory=list)
+    time: list[float] = field(default_factory=list)
+    ip: list[str | None] = field(default_factory=list)
+    device: list[str | None] = field(default_factory=list)
+    account_created: list[float | None] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, records: Iterable[Sequence[Any]]) -> Rows:
+        """Rows from records in `Row` field order (`Row`s, or stored JSON arrays)."""
+        out = cls()
+        out.extend(records)
+        return out
+
+    def extend(self, records: Iterable[Sequence[Any]]) -> None:
+        """Append records in `Row` field order."""
+        # One record at a time, so that each decoded record is freed at once: the
+        # garbage collector walks every list still held.
+        add_event_id, add_account, add_item = (
+            self.event_id.append,
+            self.account.append,
+            self.item.append,
+        )
+        add_key, add_text, add_time = (
+            self.value_key.append,
+            self.value_text.append,
+            self.time.append,
+        )
+        add_ip, add_device, add_created = (
+            self.ip.append,
+            self.device.append,
+            self.account_created.append,
+        )
+        for event_id, account, item, key, text, t, ip, device, created in records:
+            add_event_id(event_id)
+            add_account(account)
+            add_item(item)
+            add_key(key)
+            add_text(text)
+            add_time(float(t))
+            add_ip(ip)
+            add_device(device)
+            add_created(created)
+
+    def __len__(self) -> int:
+        return len(self.event_id)
+
+    def _columns(self) -> tuple[list[Any], ...]:
+        return tuple(getattr(self, name) for name in Row._fields)
+
+    def row(self, index: int) -> Row:
+        return Row._make(column[index] for column in self._columns())
+
+    def take(self, indices: Sequence[int]) -> Rows:
+        """The rows at `indices`, in that order."""
+        return Rows(*([column[i] for i in indices] for column in self._columns()))
+
+    @classmethod
+    def concat(cls, parts: Sequence[Rows]) -> Rows:
+        """All rows of `parts`, in order, in new lists."""
+        return cls(
+            *(
+                list(chain.from_iterable(getattr(part, name) for part in parts))
+                for name in Row._fields
+            )
+        )
+
+    def newest_first(self, limit: int | None = None, account: str | None = None) -> list[Row]:
+        """The rows (of `account` if given) by event time, newest first (ties in order)."""
+        picked: Iterable[int] = (
+            range(len(self))
+            if account is None
+            else (i for i, a in enumerate(self.account) if a == account)
+        )
+        order = sorted(picked, key=lambda i: -self.time[i])
+        return [self.row(i) for i in order[:limit]]
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,24 +252,24 @@ class EventWindow:
     @classmethod
     def from_events(cls, events: Sequence[FeedbackEvent]) -> EventWindow:
         """Build a window from validated events (all of one namespace, any order)."""
-        return cls.from_rows([row_of(ev) for ev in events])
+        return cls.from_rows(Rows.of(row_of(ev) for ev in events))
 
     @classmethod
-    def from_rows(cls, rows: Sequence[Row]) -> EventWindow:
+    def from_rows(cls, rows: Rows) -> EventWindow:
         """Build a window from compact rows (`row_of`), as the pipeline keeps them.
 
         Codes are given in order of first appearance, each column coded by C loops
         (`dict.fromkeys`, `map`), about twice as fast as a Python call per cell
         (docs/benchmarks.md).
         """
-        addr = [row[6] for row in rows]
-        accounts = _first_seen_codes([row[1] for row in rows])
-        items = _first_seen_codes([row[2] for row in rows])
-        values = _first_seen_codes([row[3] for row in rows])
+        addr = rows.ip
+        accounts = _first_seen_codes(rows.account)
+        items = _first_seen_codes(rows.item)
+        values = _first_seen_codes(rows.value_key)
         ips = _first_seen_codes(addr)
         subnets = _first_seen_codes([None if a is None else subnet_of(a) for a in addr])
-        devices = _first_seen_codes([row[7] for row in rows])
-        made = [np.nan if row[8] is None else row[8] for row in rows]
+        devices = _first_seen_codes(rows.device)
+        made = [np.nan if t is None else t for t in rows.account_created]
         # The earliest claim wins: a later event cannot make an account older.
         account_created = np.full(len(accounts.labels), np.nan)
         np.fmin.at(account_created, accounts.codes, np.array(made, dtype=np.float64))
@@ -172,7 +277,7 @@ class EventWindow:
             account=accounts.codes,
             item=items.codes,
             value=values.codes,
-            time=np.array([row[5] for row in rows], dtype=np.float64),
+            time=np.array(rows.time, dtype=np.float64),
             ip=ips.codes,
             subnet=subnets.codes,
             device=devices.codes,

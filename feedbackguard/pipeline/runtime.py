@@ -14,13 +14,14 @@ from functools import cache
 import redis
 
 from feedbackguard.checks.base import Analyser, Check
-from feedbackguard.checks.consistency import ConsensusCheck, ModelCheck, TriggerCheck
+from feedbackguard.checks.disagreement import ConsensusCheck, ModelCheck
 from feedbackguard.checks.graph import GraphAnalyser, GraphCheck
+from feedbackguard.checks.known_triggers import TriggerCheck
 from feedbackguard.checks.lists import ListCheck
 from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.connection import connect
 from feedbackguard.consistency.analyser import ConsistencyAnalyser
-from feedbackguard.consistency.checks import consistency_checks
+from feedbackguard.consistency.ingest import consistency_checks
 from feedbackguard.pipeline.engine import Pipeline
 from feedbackguard.policy.store import PolicyStore
 from feedbackguard.settings import Settings

@@ -34,7 +34,7 @@ def show_account(account_id: str, query: NamespaceQuery) -> m.AccountOut:
     policy = policies().current().policy
     found = accounts.account_risk(r, ns, account_id) or {}
     rows = load_window(r, ns, clock(r, ns) - policy.graph.window_s, policy.graph)
-    mine = sorted((row for row in rows if row[1] == account_id), key=lambda row: -row[5])
+    mine = rows.newest_first(account=account_id)
     rel = accounts.reliability(r, ns, [account_id], policy.consistency.reputation)
     clusters = [accounts.cluster(r, ns, cid) for cid in found.get("clusters", [])]
     return m.AccountOut(
@@ -47,7 +47,9 @@ def show_account(account_id: str, query: NamespaceQuery) -> m.AccountOut:
         reputation=float(rel[0]),
         events_in_window=len(mine),
         recent_events=[
-            m.RecentEvent(event_id=row[0], item_id=row[2], value=row[4], time=row[5])
+            m.RecentEvent(
+                event_id=row.event_id, item_id=row.item, value=row.value_text, time=row.time
+            )
             for row in mine[:RECENT_EVENTS]
         ],
     )

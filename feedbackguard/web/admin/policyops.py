@@ -106,9 +106,8 @@ def dry_run(
     (the recorded reasons) from the ledger. Records already expired are not counted."""
     now = ledger.clock(r, namespace)
     rows = load_window(r, namespace, now - hours * 3600.0, policy.graph)
-    rows.sort(key=lambda row: -row[5])
     truncated = len(rows) > max_events
-    ids = [row[0] for row in rows[:max_events]]
+    ids = [row.event_id for row in rows.newest_first(max_events)]
     transitions: Counter[tuple[str, str]] = Counter()
     examined = skipped = 0
     for offset in range(0, len(ids), LOAD_CHUNK):

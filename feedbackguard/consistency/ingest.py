@@ -1,11 +1,13 @@
-"""The consistency layer's per-batch checks (each a `checks.base.Check`).
+"""The consistency layer at ingest: its per-batch checks (each a `checks.base.Check`);
+the periodic side is `consistency.analyser`.
 
 * `LockdownCheck` (`lockdown`): every event of a locked-down namespace to review.
 * `RecentRecorder`: appends the batch's label feedback to the recent window (no reason).
 * `KnnCheck` (`consistency.knn`): label vs its k nearest admitted neighbours.
 * `SuspectedTriggerCheck` (`trigger.suspected`): patterns the analyser discovered.
 * `OutlierCheck` (`outlier`): accounts the last outlier fit isolated.
-* `UnreliableCheck` (`consistency.reputation`): accounts the last analysis found
+* `UnreliableCheck` (`consistency.reputation`, a stable code: it means label
+  agreement, not `accounts.reliability`): labellers the last analysis found
   mostly disputed.
 
 Each is switched by the policy's `consistency` section and does at most one or two

@@ -1,4 +1,4 @@
-"""Consistency checks: what one event says against everything else we know.
+"""A label's disagreement with other opinions on the same item.
 
 * `ConsensusCheck` (`consistency.consensus`): the value against the weighted
   consensus of other accounts on the same item. Weights follow the Community Notes
@@ -8,17 +8,14 @@
   (`feedbackguard.accounts.reliability`) scales its voice too.
 * `ModelCheck` (`consistency.model`): a label or correction against a confident
   model output, more suspicious from a young account.
-* `TriggerCheck` (`trigger.known`): known backdoor triggers from policy, text
-  patterns in `payload.text` and feature rules on `payload.features`.
 
-Each is switched and tuned by the policy's `consistency` section.
+Known backdoor triggers (`trigger.known`) are `checks.known_triggers`. Each check is
+switched and tuned by the policy's `consistency` section.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -26,13 +23,12 @@ import orjson
 
 from feedbackguard import accounts, keys, scripts
 from feedbackguard.checks.base import CheckContext, Findings, Reason
+from feedbackguard.checks.known_triggers import TRIGGER
 from feedbackguard.events import LABEL_KINDS, FeedbackEvent
 from feedbackguard.graph.window import value_key
-from feedbackguard.policy import FeatureRule
 
 CONSENSUS = "consistency.consensus"
 MODEL = "consistency.model"
-TRIGGER = "trigger.known"
 # Earlier reasons that make an event no vote in the consensus.
 NO_VOTE = frozenset({"account.blocked", TRIGGER})
 
@@ -172,47 +168,4 @@ class ModelCheck:
                     round(float(score[index]), 4),
                 )
             ]
-        return findings
-
-
-@lru_cache(maxsize=64)
-def _compiled(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
-    # Compiled one by one: a pattern may carry its own global flags, e.g. (?i).
-    return tuple(re.compile(p) for p in patterns)
-
-
-def _feature_hit(rule: FeatureRule, features: list[float]) -> bool:
-    if max(rule.indices) >= len(features):
-        return False
-    values = np.asarray(features)[list(rule.indices)]
-    low = -np.inf if rule.low is None else rule.low
-    high = np.inf if rule.high is None else rule.high
-    return bool(np.all((values >= low) & (values <= high)))
-
-
-class TriggerCheck:
-    name = "triggers"
-
-    def __call__(self, events: Sequence[FeedbackEvent], ctx: CheckContext) -> Findings:
-        policy = ctx.policy.consistency.triggers
-        patterns = _compiled(policy.text)
-        if not patterns and not policy.features:
-            return {}
-        findings: Findings = {}
-        for index, event in enumerate(events):
-            payload = event.payload
-            if payload is None:
-                continue
-            text = payload.text
-            match = next((m for p in patterns if text and (m := p.search(text))), None)
-            if match is not None:
-                detail = f"text matches a known trigger: {match.group(0)[:80]!r}"
-                findings[index] = [Reason(TRIGGER, detail, policy.score)]
-                continue
-            if payload.features:
-                for rule in policy.features:
-                    if _feature_hit(rule, payload.features):
-                        detail = f"features match trigger rule {rule.name!r}"
-                        findings[index] = [Reason(TRIGGER, detail, policy.score)]
-                        break
         return findings
