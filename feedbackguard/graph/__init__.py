@@ -19,7 +19,6 @@ from feedbackguard.graph.analysis import (
     AccountRisk,
     AnalysisResult,
     Cluster,
-    Reason,
     Timeline,
     analyse,
 )
@@ -32,7 +31,6 @@ __all__ = [
     "Cluster",
     "EventWindow",
     "GraphPolicy",
-    "Reason",
     "Timeline",
     "analyse",
 ]

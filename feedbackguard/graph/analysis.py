@@ -24,6 +24,7 @@ from feedbackguard.graph.params import GraphPolicy
 from feedbackguard.graph.sets import unique
 from feedbackguard.graph.trust import default_iterations, sybilrank, symmetric_adjacency
 from feedbackguard.graph.window import MISSING, EventWindow, FloatArray, IntArray
+from feedbackguard.reasons import Reason
 
 LOCKSTEP = "coordination.lockstep"
 DENSE_BLOCK = "coordination.dense_block"
@@ -33,16 +34,6 @@ CLUSTER = "sybil.cluster"
 CODES = (LOCKSTEP, DENSE_BLOCK, INFRASTRUCTURE, TRUST, CLUSTER)
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Reason:
-    """Same shape as `feedbackguard.checks.base.Reason` (code, detail, score in 0..1),
-    defined here so the graph package stays free of Redis imports."""
-
-    code: str
-    detail: str
-    score: float
 
 
 @dataclass(frozen=True, slots=True)
