@@ -31,6 +31,7 @@ import numpy as np
 import redis
 from rq import Queue
 
+from feedbackguard import keys
 from feedbackguard.checks.base import CheckContext
 from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.embedded import EmbeddedRedis
@@ -83,7 +84,7 @@ def wait_final(r: redis.Redis[bytes], total: int, last_due: float) -> None:
     pipe = r.pipeline()
     ledger.advance_clock(pipe, NS, last_due)
     pipe.execute()
-    while r.zcount(ledger.pending_key(NS), "-inf", last_due) or r.zcard(ledger.releasing_key(NS)):
+    while r.zcount(keys.pending(NS), "-inf", last_due) or r.zcard(keys.releasing(NS)):
         time.sleep(0.05)
 
 
@@ -133,7 +134,7 @@ def naive_job(raw: bytes) -> str:
         event.event_id, findings.get(0, []), current.policy.thresholds, current.version,
         datetime.now(UTC),
     )  # fmt: skip
-    r.set(ledger.record_key(event.namespace, event.event_id), raw)
+    r.set(keys.record(event.namespace, event.event_id), raw)
     if decision.status == "pending":
         store = Store.from_settings(settings)
         admitted = decision.model_copy(update={"status": "admitted"})

@@ -34,7 +34,7 @@ import numpy as np
 import redis
 from flask import Flask
 
-from feedbackguard import accounts
+from feedbackguard import accounts, keys
 from feedbackguard.decisions import Decision
 from feedbackguard.embedded import EmbeddedRedis
 from feedbackguard.events import FeedbackEvent
@@ -99,7 +99,7 @@ def fill(r: redis.Redis[bytes], items: int, hook: bool, seed: int = 7) -> list[s
         state.apply(pipe, NS, changes, ttl_s=86400)
         pipe.execute()
     if not hook:  # no index yet, only the review set: ensure_indexed catches up
-        index_keys = list(r.scan_iter(match=queue.indexed_key(NS).rsplit(":", 1)[0] + ":*"))
+        index_keys = list(r.scan_iter(match=keys.review_indexed(NS).rsplit(":", 1)[0] + ":*"))
         for start in range(0, len(index_keys), 1000):
             r.delete(*index_keys[start : start + 1000])
     return ids
@@ -146,8 +146,8 @@ def main() -> None:
     fill(r, args.items, hook=True)
 
     rng = random.Random(1)
-    all_ids = [raw.decode() for raw in r.zrange(ledger.review_key(NS), 0, -1, withscores=False)]
-    scores = {i: s for i, s in r.zrange(ledger.review_key(NS), 0, -1, withscores=True)}
+    all_ids = [raw.decode() for raw in r.zrange(keys.review(NS), 0, -1, withscores=False)]
+    scores = {i: s for i, s in r.zrange(keys.review(NS), 0, -1, withscores=True)}
 
     def random_cursor(limit_from_end: int = 5 * PAGE) -> str:
         pick = all_ids[rng.randrange(len(all_ids) - limit_from_end)]
@@ -216,7 +216,7 @@ def main() -> None:
             ],
         )
         # Nobody holds leases on the cluster's items for this measure.
-        r.delete(queue.leases_key(NS), queue.holders_key(NS))
+        r.delete(keys.review_leases(NS), keys.review_holders(NS))
         t = time.perf_counter()
         ids = queue.all_ids(r, NS, queue.Filters(cluster="swarm"))
         outcome = moderation.moderate(pipeline, NS, ids, approve=False, actor="bench")

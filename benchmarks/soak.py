@@ -39,7 +39,7 @@ from typing import Any
 import flask
 import redis
 
-from feedbackguard import FeedbackGuard
+from feedbackguard import FeedbackGuard, keys
 from feedbackguard.embedded import EmbeddedRedis
 from feedbackguard.pipeline import inbox, ledger
 from feedbackguard.pipeline.replay import start_workers, stop_workers
@@ -323,8 +323,8 @@ def main() -> None:
                     "keys_with_ttl": keyspace.get("expires", 0),
                     "expired_stale_pct": r.info("stats").get("expired_stale_perc", 0.0),
                     "inbox": inbox.backlog(r, NS),
-                    "pending": r.zcard(ledger.pending_key(NS)),
-                    "releasing": r.zcard(ledger.releasing_key(NS)),
+                    "pending": r.zcard(keys.pending(NS)),
+                    "releasing": r.zcard(keys.releasing(NS)),
                     "worker_rss_mib": rss_kib(workers[0].pid) / 1024,
                     "spooled": guard.counters.spooled,
                 }
@@ -348,7 +348,7 @@ def main() -> None:
     while guard.capture_of().spool.has_pending() or inbox.backlog(r, NS):
         time.sleep(0.5)
     guard.close()
-    while r.zcard(ledger.pending_key(NS)) + r.zcard(ledger.releasing_key(NS)):
+    while r.zcard(keys.pending(NS)) + r.zcard(keys.releasing(NS)):
         time.sleep(0.5)
     stop_workers(workers)
 

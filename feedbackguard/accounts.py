@@ -21,22 +21,6 @@ from feedbackguard import audit, keys
 from feedbackguard.policy import Reputation
 
 State = Literal["trusted", "blocked"]
-STATES_KEY = f"{keys.PREFIX}:accounts:state"
-
-
-def risk_key(namespace: str) -> str:
-    """Hash: account -> its findings of the last graph analysis (JSON)."""
-    return keys.ns(namespace, "graph", "risk")
-
-
-def clusters_key(namespace: str) -> str:
-    """Hash: cluster id -> its evidence of the last graph analysis (JSON)."""
-    return keys.ns(namespace, "graph", "clusters")
-
-
-def moderation_key(namespace: str, approved: bool) -> str:
-    """Sorted set: account -> how many of its items moderators approved (rejected)."""
-    return keys.ns(namespace, "moderated", "approved" if approved else "rejected")
 
 
 def _set_state(
@@ -44,9 +28,9 @@ def _set_state(
 ) -> None:
     pipe = r.pipeline(transaction=True)
     if state is None:
-        pipe.hdel(STATES_KEY, account_id)
+        pipe.hdel(keys.account_states(), account_id)
     else:
-        pipe.hset(STATES_KEY, account_id, state)
+        pipe.hset(keys.account_states(), account_id, state)
     audit.record(pipe, actor, f"account.{state or 'cleared'}", account_id=account_id, note=note)
     pipe.execute()
 
@@ -78,7 +62,7 @@ def state(r: redis.Redis[bytes], account_id: str) -> State | None:
 def states(r: redis.Redis[bytes], account_ids: Sequence[str]) -> list[State | None]:
     if not account_ids:
         return []
-    return [_state(raw) for raw in r.hmget(STATES_KEY, list(account_ids))]
+    return [_state(raw) for raw in r.hmget(keys.account_states(), list(account_ids))]
 
 
 def _state(raw: bytes | None) -> State | None:
@@ -91,7 +75,7 @@ def _state(raw: bytes | None) -> State | None:
 
 def all_states(r: redis.Redis[bytes]) -> dict[str, State]:
     out: dict[str, State] = {}
-    for account, raw in r.hgetall(STATES_KEY).items():
+    for account, raw in r.hgetall(keys.account_states()).items():
         found = _state(raw)
         if found is not None:
             out[account.decode()] = found
@@ -109,7 +93,7 @@ def record_moderation(
     """Count a moderator's decision on one of the account's items, or take the count
     back (an undo). The one record of moderator outcomes: trust seeds for the graph
     and each account's reliability in the consensus are both read from it."""
-    r.zincrby(moderation_key(namespace, approved), -1 if taken_back else 1, account_id)
+    r.zincrby(keys.moderated(namespace, approved), -1 if taken_back else 1, account_id)
 
 
 def reliability(
@@ -121,8 +105,8 @@ def reliability(
     if not account_ids:
         return np.empty(0)
     pipe = r.pipeline(transaction=False)
-    pipe.zmscore(moderation_key(namespace, True), list(account_ids))
-    pipe.zmscore(moderation_key(namespace, False), list(account_ids))
+    pipe.zmscore(keys.moderated(namespace, True), list(account_ids))
+    pipe.zmscore(keys.moderated(namespace, False), list(account_ids))
     approved, rejected = (
         np.array([s or 0.0 for s in scores], dtype=np.float64) for scores in pipe.execute()
     )
@@ -134,8 +118,8 @@ def seeds(r: redis.Redis[bytes], namespace: str) -> tuple[list[str], list[str]]:
     and accounts moderators approved more often than rejected; admin-blocked ones
     and accounts moderators rejected more often than approved."""
     pipe = r.pipeline(transaction=False)
-    pipe.zrange(moderation_key(namespace, True), 0, -1, withscores=True)
-    pipe.zrange(moderation_key(namespace, False), 0, -1, withscores=True)
+    pipe.zrange(keys.moderated(namespace, True), 0, -1, withscores=True)
+    pipe.zrange(keys.moderated(namespace, False), 0, -1, withscores=True)
     approved_raw, rejected_raw = pipe.execute()
     approved = {a.decode(): s for a, s in approved_raw}
     rejected = {a.decode(): s for a, s in rejected_raw}
@@ -149,14 +133,14 @@ def seeds(r: redis.Redis[bytes], namespace: str) -> tuple[list[str], list[str]]:
 
 def account_risk(r: redis.Redis[bytes], namespace: str, account_id: str) -> dict[str, Any] | None:
     """The account's findings of the last graph analysis: risk, reasons, clusters."""
-    raw = r.hget(risk_key(namespace), account_id)
+    raw = r.hget(keys.graph_risk(namespace), account_id)
     return None if raw is None else dict(orjson.loads(raw))
 
 
 def cluster(r: redis.Redis[bytes], namespace: str, cluster_id: str) -> dict[str, Any] | None:
     """A cluster's evidence of the last graph analysis: code, score, detail,
     members, items, timeline, stats."""
-    raw = r.hget(clusters_key(namespace), cluster_id)
+    raw = r.hget(keys.graph_clusters(namespace), cluster_id)
     return None if raw is None else dict(orjson.loads(raw))
 
 
@@ -168,7 +152,10 @@ def replace_findings(
 ) -> None:
     """Swap in a new analysis's findings at once (readers never see half of one)."""
     pipe = r.pipeline(transaction=True)
-    for key, items in ((risk_key(namespace), risks), (clusters_key(namespace), clusters)):
+    for key, items in (
+        (keys.graph_risk(namespace), risks),
+        (keys.graph_clusters(namespace), clusters),
+    ):
         staged = {name: orjson.dumps(value) for name, value in items}
         if staged:
             pipe.delete(key + ":next")

@@ -8,9 +8,8 @@ from typing import Any
 import orjson
 import redis
 
-from feedbackguard.keys import PREFIX
+from feedbackguard import keys
 
-AUDIT_KEY = f"{PREFIX}:audit"
 # Entries kept (approximate trim). At ~300 bytes an entry this bounds the log to ~300 MB.
 AUDIT_MAXLEN = 1_000_000
 
@@ -22,9 +21,9 @@ def record(
     **detail: Any,
 ) -> None:
     entry = {"actor": actor, "action": action, "at": datetime.now(UTC).isoformat(), **detail}
-    r.xadd(AUDIT_KEY, {b"a": orjson.dumps(entry)}, maxlen=AUDIT_MAXLEN, approximate=True)
+    r.xadd(keys.audit(), {b"a": orjson.dumps(entry)}, maxlen=AUDIT_MAXLEN, approximate=True)
 
 
 def entries(r: redis.Redis[bytes], count: int = 100) -> list[dict[str, Any]]:
     """The newest `count` entries, newest first."""
-    return [orjson.loads(fields[b"a"]) for _, fields in r.xrevrange(AUDIT_KEY, count=count)]
+    return [orjson.loads(fields[b"a"]) for _, fields in r.xrevrange(keys.audit(), count=count)]

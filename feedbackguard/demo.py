@@ -38,6 +38,7 @@ from typing import Any
 import redis
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from feedbackguard import keys
 from feedbackguard.embedded import EmbeddedRedis
 from feedbackguard.pipeline import inbox, ledger
 from feedbackguard.pipeline.replay import start_workers, stop_workers
@@ -341,7 +342,7 @@ def _report(
         "refused_by_capture": sent.refused,
         "outcomes": {pop: dict(counts) for pop, counts in sorted(outcome.items())},
         "reasons": {pop: dict(counts.most_common()) for pop, counts in sorted(reasons.items())},
-        "review_waiting": int(r.zcard(ledger.review_key(NAMESPACE))),
+        "review_waiting": int(r.zcard(keys.review(NAMESPACE))),
         "store_rows": stored,
         "model": impact,
     }

@@ -277,7 +277,7 @@ def allow_deny_list(kind: str) -> str:
 
 
 def audit() -> str:
-    """List: the audit log, newest first."""
+    """Stream: the audit log (capped)."""
     return _global("audit")
 
 

@@ -29,18 +29,6 @@ from feedbackguard.pipeline.namespaces import info, known
 STATUSES: Final = ("pending", "admitted", "review", "rejected", "quarantined")
 TIMINGS: Final = ("batch", "analysis")
 BUCKETS_S: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-RQ_QUEUES: Final = ("fg-ingest", "fg-release", "fg-analysis")
-
-
-def timing_key(namespace: str, name: str) -> str:
-    """Hash: bucket index ("0".."n", "inf"), "sum", "count" for one timing."""
-    return keys.ns(namespace, "timing", name)
-
-
-def reasons_key(namespace: str) -> str:
-    """Hash: reason code -> events flagged with it (rejected, sent to review or, by
-    analysis, quarantined)."""
-    return keys.ns(namespace, "reasons")
 
 
 def observe(
@@ -50,7 +38,7 @@ def observe(
     seconds: float,
 ) -> None:
     """Record one duration of `name` ("batch" or "analysis") for the namespace."""
-    key = timing_key(namespace, name)
+    key = keys.timing(namespace, name)
     index = bisect.bisect_left(BUCKETS_S, seconds)
     r.hincrby(key, str(index) if index < len(BUCKETS_S) else "inf", 1)
     r.hincrbyfloat(key, "sum", seconds)
@@ -64,7 +52,7 @@ def count_reasons(
 ) -> None:
     """Add decided events per reason code (call once per batch)."""
     for code, n in codes.items():
-        r.hincrby(reasons_key(namespace), code, n)
+        r.hincrby(keys.reasons(namespace), code, n)
 
 
 def _histogram(raw: Mapping[bytes, bytes]) -> tuple[list[tuple[str, float]], float]:
@@ -140,15 +128,15 @@ class RedisCollector(Collector):
                 depth.add_metric([ns, queue], n)
             lag.add_metric([ns], found.lag_s or 0.0)
             locked.add_metric([ns], 1.0 if found.lockdown else 0.0)
-            for code, n in self.r.hgetall(reasons_key(ns)).items():
+            for code, n in self.r.hgetall(keys.reasons(ns)).items():
                 reasons.add_metric([ns, code.decode()], int(n))
             for name, family in hists.items():
-                raw = self.r.hgetall(timing_key(ns, name))
+                raw = self.r.hgetall(keys.timing(ns, name))
                 if raw:
                     buckets, total_s = _histogram(raw)
                     family.add_metric([ns], buckets, total_s)
         jobs = GaugeMetricFamily("feedbackguard_jobs_queued", "RQ jobs queued", labels=["queue"])
-        for queue in RQ_QUEUES:
+        for queue in keys.RQ_QUEUES:
             jobs.add_metric([queue], int(self.r.llen(f"rq:queue:{queue}")))
         families: Iterable[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily] = (
             status,

@@ -8,13 +8,13 @@ import pytest
 import redis
 from flask.testing import FlaskClient
 
-from feedbackguard import audit
+from feedbackguard import audit, keys
 from feedbackguard.web import auth
 
 
 def test_key_secret_is_not_stored_only_its_sha256(r: redis.Redis[bytes]) -> None:
     key_id, secret = auth.add_key(r, "ops", "admin")
-    stored = r.get(auth.api_key_key(key_id))
+    stored = r.get(keys.auth_api_key(key_id))
     assert stored is not None
     assert secret.encode() not in stored
     assert hashlib.sha256(secret.encode()).hexdigest().encode() in stored
@@ -56,7 +56,7 @@ def test_key_compare_is_constant_time(
 
 def test_password_verifies_and_is_hashed_with_scrypt(r: redis.Redis[bytes]) -> None:
     auth.add_user(r, "mo", "moderator", "correct horse")
-    raw = r.get(auth.user_key("mo"))
+    raw = r.get(keys.auth_user("mo"))
     assert raw is not None
     assert b"correct horse" not in raw
     assert b"scrypt" in raw
@@ -70,7 +70,7 @@ def test_password_verifies_and_is_hashed_with_scrypt(r: redis.Redis[bytes]) -> N
 def test_same_password_gets_different_salts(r: redis.Redis[bytes]) -> None:
     auth.add_user(r, "a", "viewer", "pw")
     auth.add_user(r, "b", "viewer", "pw")
-    assert r.get(auth.user_key("a")) != r.get(auth.user_key("b"))
+    assert r.get(keys.auth_user("a")) != r.get(keys.auth_user("b"))
 
 
 def test_unknown_role_is_refused(r: redis.Redis[bytes]) -> None:

@@ -22,6 +22,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 
+from feedbackguard import keys
 from feedbackguard.embedded import redis_server_binary
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import inbox, ledger
@@ -101,7 +102,7 @@ def finish(r: redis.Redis[bytes], events: list[FeedbackEvent]) -> None:
     pipe = r.pipeline()
     ledger.advance_clock(pipe, NS, events[-1].received_at.timestamp() + probation + 1)
     pipe.execute()
-    wait_for(lambda: r.zcard(ledger.pending_key(NS)) + r.zcard(ledger.releasing_key(NS)) == 0)
+    wait_for(lambda: r.zcard(keys.pending(NS)) + r.zcard(keys.releasing(NS)) == 0)
 
 
 def assert_exactly_once(r: redis.Redis[bytes], events: list[FeedbackEvent], store_url: str) -> None:
@@ -326,7 +327,7 @@ def test_store_unreachable_during_release_is_retried_and_loses_nothing(
         ledger.advance_clock(pipe, NS, events[-1].received_at.timestamp() + probation + 1)
         pipe.execute()
         time.sleep(2.0)  # release jobs run and fail against the cut-off store
-        assert r.zcard(ledger.pending_key(NS)) + r.zcard(ledger.releasing_key(NS)) > 0
+        assert r.zcard(keys.pending(NS)) + r.zcard(keys.releasing(NS)) > 0
         proxy.restore()
         finish(r, events)
     finally:

@@ -9,13 +9,12 @@ from datetime import timedelta
 import pytest
 import redis
 
-from feedbackguard import accounts, inbox_writer
+from feedbackguard import accounts, inbox_writer, keys
 from feedbackguard.checks.base import CheckContext
 from feedbackguard.checks.graph import (
     BucketCache,
     GraphAnalyser,
     GraphCheck,
-    bucket_index_key,
     load_window,
 )
 from feedbackguard.checks.ratelimit import RateLimitCheck
@@ -187,7 +186,7 @@ def test_analysis_drops_window_slices_older_than_the_window(
     run(pipeline, r, old + new)
     rows = load_window(r, NS, 0.0, pipeline.policies.current().policy.graph)
     assert set(rows.event_id) == {e.event_id for e in new}
-    assert r.zcard(bucket_index_key(NS)) == 1
+    assert r.zcard(keys.graph_buckets(NS)) == 1
 
 
 def test_a_cached_window_load_reads_what_was_appended_since(
@@ -210,7 +209,7 @@ def test_a_cached_window_load_rereads_a_bucket_made_again(
     cache = BucketCache()
     GraphCheck()([make_event(at=i) for i in range(5)], ctx)
     load_window(r, NS, 0.0, ctx.policy.graph, cache)
-    r.delete(*r.zrange(bucket_index_key(NS), 0, -1))
+    r.delete(*r.zrange(keys.graph_buckets(NS), 0, -1))
     fresh = [make_event(at=i) for i in range(8)]
     GraphCheck()(fresh, ctx)
     cached = load_window(r, NS, 0.0, ctx.policy.graph, cache)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 import redis
 from click.testing import CliRunner
 
-from feedbackguard import accounts, audit, inbox_writer
+from feedbackguard import accounts, audit, inbox_writer, keys
 from feedbackguard.checks.base import AnalysisContext, Reason, Verdicts
 from feedbackguard.cli import main
 from feedbackguard.events import FeedbackEvent
@@ -64,7 +64,7 @@ def test_approved_items_reach_the_store_once_with_the_moderator_in_the_trail(
     stored = store.get(events[0].event_id)
     assert stored is not None
     assert stored.decisions[-1].decided_by == "moderator:ana"
-    assert r.zcard(ledger.review_key(NS)) == 0
+    assert r.zcard(keys.review(NS)) == 0
     assert ledger.stats(r, NS)["admitted"] == 3
 
 

@@ -17,7 +17,7 @@ from feedbackguard.checks.base import AnalysisContext, CheckContext, Findings, R
 from feedbackguard.cli import main
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import inbox, ledger
-from feedbackguard.pipeline.engine import Pipeline, dead_letter_key, held_key, requeue_held
+from feedbackguard.pipeline.engine import Pipeline, requeue_held
 from feedbackguard.policy import Policy, RateLimit, RateLimits
 from feedbackguard.store import Store
 
@@ -101,7 +101,7 @@ def test_release_redone_after_a_crash_stores_nothing_twice(
     assert len(claimed) == 8
     assert pipeline.release(NS, now=due) == 8
     assert store.count() == 8
-    r.zadd(ledger.releasing_key(NS), dict.fromkeys(claimed, due))  # and one that died later
+    r.zadd(keys.releasing(NS), dict.fromkeys(claimed, due))  # and one that died later
     assert pipeline.release(NS, now=due) == 0
     assert store.count() == 8
 
@@ -132,7 +132,7 @@ def test_unparseable_entry_goes_to_dead_letters_and_the_batch_goes_on(
     push(r, [make_event()])
     drain(pipeline)
     assert ledger.stats(r, NS)["decided"] == 2
-    assert r.llen(dead_letter_key(NS)) == 1
+    assert r.llen(keys.dead_letters(NS)) == 1
     assert inbox.backlog(r, NS) == 0
 
 
@@ -152,7 +152,7 @@ def test_an_event_that_crashes_a_check_is_isolated_in_dead_letters(
     push(r, [make_event(), make_event(item_id="poison"), make_event()])
     drain(pipeline)
     assert ledger.stats(r, NS)["decided"] == 2
-    assert r.llen(dead_letter_key(NS)) == 1
+    assert r.llen(keys.dead_letters(NS)) == 1
 
 
 def test_policy_version_is_recorded_on_each_decision(
@@ -203,7 +203,7 @@ def test_analysis_sends_pending_items_of_a_flagged_account_to_review(
     outcome = pipeline.analyse(NS)
     assert outcome.changed == {("pending", "review"): 5}
     assert _statuses(r, events).count("review") == 5
-    assert r.zcard(ledger.review_key(NS)) == 5
+    assert r.zcard(keys.review(NS)) == 5
     stats = ledger.stats(r, NS)
     assert (stats["pending"], stats["review"]) == (5, 5)
 
@@ -269,7 +269,7 @@ def test_items_in_review_are_rejected_but_never_cleared_by_analysis(
     assert pipeline.analyse(NS).changed == {}
     pipeline.analysers = [FlagsAccount("swarm", events, score=0.99)]
     assert pipeline.analyse(NS).changed == {("review", "rejected"): 2}
-    assert r.zcard(ledger.review_key(NS)) == 0
+    assert r.zcard(keys.review(NS)) == 0
 
 
 def test_records_waiting_for_a_final_status_never_expire(
@@ -281,7 +281,7 @@ def test_records_waiting_for_a_final_status_never_expire(
     record = ledger.load(r, NS, [event.event_id])[0]
     assert record is not None
     assert record.decision.status == "pending"
-    assert r.ttl(ledger.record_key(NS, event.event_id)) == -1
+    assert r.ttl(keys.record(NS, event.event_id)) == -1
 
 
 def push_unsure(r: redis.Redis[bytes], events: Sequence[FeedbackEvent]) -> None:
@@ -316,7 +316,7 @@ def test_an_unsure_copy_whose_first_record_may_have_expired_is_held_not_decided(
     drain(pipeline)
     stats = ledger.stats(r, NS)
     assert (stats.get("decided", 0), stats["held"]) == (0, 1)
-    assert r.lrange(held_key(NS), 0, -1) == [late.to_json()]
+    assert r.lrange(keys.held(NS), 0, -1) == [late.to_json()]
     assert inbox.backlog(r, NS) == 0
     assert b'feedbackguard_queue_depth{namespace="default",queue="held"} 1.0' in metrics.render(r)
 
@@ -348,7 +348,7 @@ def test_requeued_held_events_are_decided_once(
     drain(pipeline)
     stats = ledger.stats(r, NS)
     assert (stats["decided"], stats["held"]) == (3, 0)
-    assert r.llen(held_key(NS)) == 0
+    assert r.llen(keys.held(NS)) == 0
 
 
 def test_commands_say_so_when_redis_cannot_be_reached() -> None:
@@ -367,8 +367,8 @@ def test_concurrent_requeues_move_each_held_event_once(
     r: redis.Redis[bytes], make_event: MakeEvent, redis_url: str
 ) -> None:
     held = [make_event().to_json() for _ in range(3000)]
-    r.rpush(held_key(NS), *held)
-    r.hset(ledger.stats_key(NS), "held", len(held))
+    r.rpush(keys.held(NS), *held)
+    r.hset(keys.stats(NS), "held", len(held))
     clients = [redis.Redis.from_url(redis_url) for _ in range(3)]
     moved: list[int] = []
     threads = [
@@ -383,4 +383,4 @@ def test_concurrent_requeues_move_each_held_event_once(
     assert sum(moved) == len(held)
     entries = [fields[inbox.FIELD] for _, fields in r.xrange(keys.inbox(NS))]
     assert sorted(entries) == sorted(held)
-    assert (r.llen(held_key(NS)), ledger.stats(r, NS)["held"]) == (0, 0)
+    assert (r.llen(keys.held(NS)), ledger.stats(r, NS)["held"]) == (0, 0)

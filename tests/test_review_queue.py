@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 import redis
 
-from feedbackguard import accounts, audit, inbox_writer
+from feedbackguard import accounts, audit, inbox_writer, keys
 from feedbackguard.checks.base import CheckContext, Findings, Reason
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import ledger
@@ -78,7 +78,7 @@ def test_items_analysis_takes_out_of_review_leave_the_indexes(
     send_to_review(pipeline, r, [], per_event={event.event_id: [Reason("sybil.dense", "x", 0.95)]})
     assert status(r, event.event_id) == "rejected"
     assert queue.page(r, NS, Filters(), limit=50).ids == []
-    assert r.zcard(queue.indexed_key(NS)) == 0
+    assert r.zcard(keys.review_indexed(NS)) == 0
 
 
 def test_listing_indexes_lazily_what_the_hook_missed(
@@ -86,9 +86,9 @@ def test_listing_indexes_lazily_what_the_hook_missed(
 ) -> None:
     events = [make_event(at=10 - i) for i in range(5)]
     send_to_review(pipeline, r, events)
-    r.delete(queue.indexed_key(NS), queue.meta_key(NS), queue.risk_key(NS))
+    r.delete(keys.review_indexed(NS), keys.review_meta(NS), keys.review_risk(NS))
     assert listed(r, Filters()) == [e.event_id for e in reversed(events)]
-    assert r.zcard(queue.indexed_key(NS)) == 5
+    assert r.zcard(keys.review_indexed(NS)) == 5
 
 
 def test_reason_filter_lists_only_items_with_that_code(

@@ -16,14 +16,13 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feedbackguard import accounts, inbox_writer
+from feedbackguard import inbox_writer, keys
 from feedbackguard.checks.base import CheckContext, Findings, Reason
 from feedbackguard.decisions import Decision
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import ledger, state
 from feedbackguard.pipeline.engine import Pipeline
 from feedbackguard.policy.store import PolicyStore
-from feedbackguard.review import queue
 from feedbackguard.review.moderation import moderate, undo
 from feedbackguard.store import Store
 
@@ -118,14 +117,14 @@ def assert_consistent(
         assert record is not None, f"{event_id} lost"
         by_status.setdefault(record.decision.status, set()).add(event_id)
     pending, review = by_status.get("pending", set()), by_status.get("review", set())
-    assert _ids(r, ledger.pending_key(NS)) | _ids(r, ledger.releasing_key(NS)) == pending
-    assert _ids(r, ledger.review_key(NS)) == review
-    assert _ids(r, queue.indexed_key(NS)) == review
-    assert {raw.decode() for raw in r.hkeys(queue.meta_key(NS))} == review
-    assert _ids(r, queue.risk_key(NS)) == review
+    assert _ids(r, keys.pending(NS)) | _ids(r, keys.releasing(NS)) == pending
+    assert _ids(r, keys.review(NS)) == review
+    assert _ids(r, keys.review_indexed(NS)) == review
+    assert {raw.decode() for raw in r.hkeys(keys.review_meta(NS))} == review
+    assert _ids(r, keys.review_risk(NS)) == review
     for account in ACCOUNTS:
         mine = {i for i in review if events[i].account_id == account}
-        assert _ids(r, queue.account_key(NS, account)) == mine
+        assert _ids(r, keys.review_account(NS, account)) == mine
     stats = ledger.stats(r, NS)
     for status in ("pending", "review", "admitted", "rejected", "quarantined"):
         assert stats.get(status, 0) == len(by_status.get(status, set())), status
@@ -147,7 +146,7 @@ def assert_consistent(
         expected = {a: n for (a, s), n in outcomes.items() if s == outcome and n}
         found = {
             a.decode(): int(s)
-            for a, s in r.zrange(accounts.moderation_key(NS, approved), 0, -1, withscores=True)
+            for a, s in r.zrange(keys.moderated(NS, approved), 0, -1, withscores=True)
         }
         assert {a: n for a, n in found.items() if n} == expected
 

@@ -14,6 +14,7 @@ import orjson
 import pytest
 import redis
 
+from feedbackguard import keys
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import inbox, ledger
 from feedbackguard.pipeline.replay import ReplayFileError, push, read_events, replay
@@ -67,8 +68,8 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(
         pipe = r.pipeline()
         ledger.advance_clock(pipe, NS, due)
         pipe.execute()
-        wait_for(lambda: r.zcard(ledger.pending_key(NS)) == 0, timeout_s=60)
-        wait_for(lambda: r.zcard(ledger.releasing_key(NS)) == 0, timeout_s=30)
+        wait_for(lambda: r.zcard(keys.pending(NS)) == 0, timeout_s=60)
+        wait_for(lambda: r.zcard(keys.releasing(NS)) == 0, timeout_s=30)
     finally:
         second.terminate()
         second.wait()

@@ -33,11 +33,6 @@ MODEL = "consistency.model"
 NO_VOTE = frozenset({"account.blocked", TRIGGER})
 
 
-def consensus_key(namespace: str, item_id: str) -> str:
-    """Hash: value key -> summed weight of the accounts that gave it for the item."""
-    return keys.ns(namespace, "consensus", item_id)
-
-
 def _young(events: Sequence[FeedbackEvent], age_s: float) -> np.ndarray:
     """Per event: the account was created less than `age_s` before the event."""
     return np.array(
@@ -63,12 +58,12 @@ class ConsensusCheck:
             return {}
         items = sorted({e.item_id for e in events})
         names = sorted({e.account_id for e in events})
-        item_keys = [consensus_key(ctx.namespace, item) for item in items]
+        item_keys = [keys.consensus(ctx.namespace, item) for item in items]
         # One script call for every item's votes: redis-py packs and parses a pipeline
         # of one HGETALL per item command by command (docs/benchmarks.md).
         pipe = ctx.redis.pipeline(transaction=False)
         scripts.run(pipe, "consensus_read", item_keys)
-        pipe.hmget(accounts.risk_key(ctx.namespace), names)
+        pipe.hmget(keys.graph_risk(ctx.namespace), names)
         found, raw_risk = pipe.execute()
         votes = {
             item: {flat[k].decode(): float(flat[k + 1]) for k in range(0, len(flat), 2)}

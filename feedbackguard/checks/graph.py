@@ -44,15 +44,6 @@ BLOCKED = Reason("account.blocked", "account blocked by an admin", 1.0)
 SCORE_DIGITS = 2
 
 
-def bucket_index_key(namespace: str) -> str:
-    """Sorted set of the window's bucket keys, scored by their start (event time)."""
-    return keys.ns(namespace, "graph", "buckets")
-
-
-def bucket_key(namespace: str, start: int) -> str:
-    return keys.ns(namespace, "graph", "w", str(start))
-
-
 def _bucket(t: float, bucket_s: float) -> int:
     return int(math.floor(t / bucket_s) * bucket_s)
 
@@ -71,10 +62,10 @@ def append_rows(
     # stops receiving feedback is never analysed again).
     ttl = int(policy.window_s + 2 * policy.bucket_s)
     for start, encoded in by_bucket.items():
-        key = bucket_key(namespace, start)
+        key = keys.graph_bucket(namespace, start)
         pipe.rpush(key, *encoded)
         pipe.expire(key, ttl)
-        pipe.zadd(bucket_index_key(namespace), {key: start})
+        pipe.zadd(keys.graph_buckets(namespace), {key: start})
 
 
 class BucketCache:
@@ -123,7 +114,7 @@ def load_window(
 ) -> Rows:
     """Rows of events after `start` (event time), each event id once; `cache` keeps
     them for the next call."""
-    index = bucket_index_key(namespace)
+    index = keys.graph_buckets(namespace)
     buckets = [key.decode() for key in r.zrangebyscore(index, start - policy.bucket_s, "+inf")]
     parts: list[Rows] = []
     seen: set[str] = set()
@@ -139,7 +130,7 @@ def load_window(
 
 def trim_window(r: redis.Redis[bytes], namespace: str, start: float, policy: Graph) -> None:
     """Drop the buckets that hold only events before `start` (event time)."""
-    index = bucket_index_key(namespace)
+    index = keys.graph_buckets(namespace)
     old = r.zrangebyscore(index, "-inf", f"({start - policy.bucket_s}")
     if old:
         pipe = r.pipeline(transaction=False)
@@ -166,8 +157,8 @@ class GraphCheck:
         pipe = ctx.redis.pipeline(transaction=False)
         if policy.enabled:
             append_rows(pipe, ctx.namespace, [row_of(e) for e in events], policy)
-        pipe.hmget(accounts.STATES_KEY, names)
-        pipe.hmget(accounts.risk_key(ctx.namespace), names)
+        pipe.hmget(keys.account_states(), names)
+        pipe.hmget(keys.graph_risk(ctx.namespace), names)
         replies = pipe.execute()
         states = dict(zip(names, replies[-2], strict=True))
         risks = dict(zip(names, replies[-1], strict=True)) if policy.enabled else {}
@@ -216,7 +207,7 @@ class GraphAnalyser:
             if found.risk >= policy.min_risk and name not in vouched
         }
         findings = {name: _risk_json(found) for name, found in risky.items()}
-        before = r.hgetall(accounts.risk_key(ctx.namespace))
+        before = r.hgetall(keys.graph_risk(ctx.namespace))
         accounts.replace_findings(
             r,
             ctx.namespace,

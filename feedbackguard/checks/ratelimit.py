@@ -80,8 +80,6 @@ SCORE: Final = 1.0
 SCOPES: Final[tuple[Scope, ...]] = ("account", "ip", "subnet", "device", "item", "kind")
 _SCOPE_INDEX: Final = {scope: i for i, scope in enumerate(SCOPES)}
 
-KEY_PART: Final = "rl"
-FIRST_SEEN_PART: Final = "first_seen"
 
 _SCRIPT_SOURCE: Final = (files("feedbackguard") / "lua" / "gcra.lua").read_text(encoding="utf-8")
 
@@ -172,9 +170,9 @@ class _Plan:
         details: dict[int, tuple[Scope, str]] = {}
         for i, limit in enumerate(limits):
             name = limit.name
-            while keys.ns(namespace, KEY_PART, name, "") in prefixes:
+            while keys.rate_limit_prefix(namespace, name) in prefixes:
                 name += "+"  # two limits with one name must not share a key
-            prefixes.append(keys.ns(namespace, KEY_PART, name, ""))
+            prefixes.append(keys.rate_limit_prefix(namespace, name))
             for kind in limit.kinds or KINDS:
                 applies[kind].append(i)
             normal = gcra_params(limit.window_s, limit.limit)
@@ -198,7 +196,7 @@ class _Plan:
         return cls(
             kinds=kinds,
             age_us=age_us,
-            first_seen_prefix=keys.ns(namespace, KEY_PART, FIRST_SEEN_PART, ""),
+            first_seen_prefix=keys.first_seen_prefix(namespace),
             header=orjson.dumps(constant)[:-1],
             details=details,
         )

@@ -14,10 +14,11 @@ from __future__ import annotations
 import click
 import orjson
 
+from feedbackguard import keys
 from feedbackguard.cli.options import namespace_option
 from feedbackguard.connection import connect
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.pipeline.engine import held_key, requeue_held
+from feedbackguard.pipeline.engine import requeue_held
 from feedbackguard.settings import Settings
 
 
@@ -32,7 +33,7 @@ def held_group() -> None:
 def list_held(namespace: str, limit: int) -> None:
     """Say how many events are held and show the oldest (one JSON line each)."""
     r = connect(Settings())
-    key = held_key(namespace)
+    key = keys.held(namespace)
     click.echo(f"{r.llen(key)} event(s) held in namespace {namespace!r}")
     for raw in r.lrange(key, 0, limit - 1) if limit else []:
         event = FeedbackEvent.from_json(raw)
@@ -45,7 +46,7 @@ def list_held(namespace: str, limit: int) -> None:
 def requeue(namespace: str, yes: bool) -> None:
     """Send every held event back to the inbox, to be decided as new."""
     r = connect(Settings())
-    key = held_key(namespace)
+    key = keys.held(namespace)
     waiting = r.llen(key)
     if not waiting:
         click.echo(f"no event held in namespace {namespace!r}")

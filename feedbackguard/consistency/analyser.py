@@ -28,16 +28,12 @@ from feedbackguard.consistency import drift, knn, outliers, recent, triggers, un
 JUDGED = frozenset({"pending", "review", "admitted"})
 
 
-def last_run_key(namespace: str) -> str:
-    return keys.ns(namespace, "cons", "last-run")
-
-
 class ConsistencyAnalyser:
     name = "consistency"
 
     def __call__(self, ctx: AnalysisContext) -> Verdicts:
         policy = ctx.policy.consistency
-        raw = ctx.redis.get(last_run_key(ctx.namespace))
+        raw = ctx.redis.get(keys.consistency_last_run(ctx.namespace))
         if raw is not None and ctx.now - float(raw) < policy.recent.every_s:
             return {}
         window = recent.load(ctx.redis, ctx.namespace)
@@ -90,7 +86,7 @@ class ConsistencyAnalyser:
         if policy.drift.enabled:
             found_shifts = drift.shifts(window, ctx.now, policy.drift)
             drift.alert(ctx.redis, ctx.namespace, found_shifts, ctx.now, policy.drift)
-        ctx.redis.set(last_run_key(ctx.namespace), repr(ctx.now))
+        ctx.redis.set(keys.consistency_last_run(ctx.namespace), repr(ctx.now))
         return verdicts
 
     @staticmethod

@@ -28,15 +28,6 @@ ALERTS_MAX = 1000
 _EPS = 1e-4
 
 
-def alerts_key(namespace: str) -> str:
-    """List of drift alerts (JSON), newest first."""
-    return keys.ns(namespace, "cons", "alerts")
-
-
-def last_alert_key(namespace: str) -> str:
-    return keys.ns(namespace, "cons", "alerted")
-
-
 @dataclass(frozen=True)
 class Shift:
     scope: str  # "namespace" or "item:<id>"
@@ -97,7 +88,7 @@ def alert(
     policy says so. Returns the shifts alerted now."""
     if not found:
         return []
-    last = r.hmget(last_alert_key(namespace), [s.scope for s in found])
+    last = r.hmget(keys.drift_last_alert(namespace), [s.scope for s in found])
     fresh = [
         s
         for s, at in zip(found, last, strict=True)
@@ -108,10 +99,10 @@ def alert(
     pipe = r.pipeline(transaction=True)
     for shift in fresh:
         entry = {"namespace": namespace, "at": now, **shift.__dict__}
-        pipe.lpush(alerts_key(namespace), orjson.dumps(entry))
+        pipe.lpush(keys.drift_alerts(namespace), orjson.dumps(entry))
         audit.record(pipe, "drift", "drift.alert", **entry)
-    pipe.ltrim(alerts_key(namespace), 0, ALERTS_MAX - 1)
-    pipe.hset(last_alert_key(namespace), mapping={s.scope: repr(now) for s in fresh})
+    pipe.ltrim(keys.drift_alerts(namespace), 0, ALERTS_MAX - 1)
+    pipe.hset(keys.drift_last_alert(namespace), mapping={s.scope: repr(now) for s in fresh})
     pipe.execute()
     if (
         policy.lockdown
@@ -126,4 +117,4 @@ def alert(
 
 
 def alerts(r: redis.Redis[bytes], namespace: str, count: int = 100) -> list[dict[str, Any]]:
-    return [orjson.loads(raw) for raw in r.lrange(alerts_key(namespace), 0, count - 1)]
+    return [orjson.loads(raw) for raw in r.lrange(keys.drift_alerts(namespace), 0, count - 1)]

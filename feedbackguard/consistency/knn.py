@@ -31,18 +31,6 @@ CODE = "consistency.knn"
 FloatArray = npt.NDArray[np.float64]
 
 
-def reference_key(namespace: str) -> str:
-    return keys.ns(namespace, "cons", "knn", "ref")
-
-
-def seed_key(namespace: str) -> str:
-    return keys.ns(namespace, "cons", "knn", "seed")
-
-
-def version_key(namespace: str) -> str:
-    return keys.ns(namespace, "cons", "knn", "version")
-
-
 def _encode(features: FloatArray, labels: Sequence[str]) -> bytes:
     buf = io.BytesIO()
     np.savez(buf, x=np.asarray(features, dtype=np.float32), y=np.asarray(labels, dtype=np.str_))
@@ -61,12 +49,12 @@ def seed_reference(
     `graph.window.value_key`); they stay in it, the admitted events are added."""
     if len(features) != len(labels):
         raise ValueError("one label per feature row")
-    r.set(seed_key(namespace), _encode(np.asarray(features, dtype=np.float64), labels))
+    r.set(keys.knn_seed(namespace), _encode(np.asarray(features, dtype=np.float64), labels))
     store_reference(r, namespace, np.asarray(features, dtype=np.float64), labels)
 
 
 def seed(r: redis.Redis[bytes], namespace: str) -> tuple[FloatArray, npt.NDArray[np.str_]] | None:
-    raw = r.get(seed_key(namespace))
+    raw = r.get(keys.knn_seed(namespace))
     return None if raw is None else _decode(raw)
 
 
@@ -74,8 +62,8 @@ def store_reference(
     r: redis.Redis[bytes], namespace: str, features: FloatArray, labels: Sequence[str]
 ) -> None:
     pipe = r.pipeline(transaction=True)
-    pipe.set(reference_key(namespace), _encode(features, labels))
-    pipe.incr(version_key(namespace))
+    pipe.set(keys.knn_reference(namespace), _encode(features, labels))
+    pipe.incr(keys.knn_version(namespace))
     pipe.execute()
 
 
@@ -117,13 +105,13 @@ _cache_lock = threading.Lock()
 
 def current(r: redis.Redis[bytes], namespace: str, policy: Knn) -> Reference | None:
     """The namespace's fitted reference (None while it has fewer than min_reference)."""
-    raw_version = r.get(version_key(namespace))
+    raw_version = r.get(keys.knn_version(namespace))
     version = int(raw_version) if raw_version else 0
     with _cache_lock:
         cached = _cache.get(namespace)
         if cached is not None and cached[0] == version and cached[1] == policy.k:
             return cached[2]
-    raw = r.get(reference_key(namespace)) if version else None
+    raw = r.get(keys.knn_reference(namespace)) if version else None
     fitted: Reference | None = None
     if raw is not None:
         features, labels = _decode(raw)

@@ -35,11 +35,6 @@ FEATURES = (
 )
 
 
-def outliers_key(namespace: str) -> str:
-    """Hash: account -> its IsolationForest score (lower is more anomalous)."""
-    return keys.ns(namespace, "cons", "outliers")
-
-
 def account_features(window: Recent) -> tuple[list[str], npt.NDArray[np.float64]]:
     """(accounts, one row of FEATURES per account), vectorised over the window."""
     names, account = np.unique(np.asarray(window.accounts, dtype=np.str_), return_inverse=True)
@@ -106,9 +101,9 @@ def fit(window: Recent, policy: Outliers) -> dict[str, float]:
 
 
 def save(r: redis.Redis[bytes], namespace: str, found: dict[str, float]) -> None:
-    scores.replace(r, outliers_key(namespace), found)
+    scores.replace(r, keys.outliers(namespace), found)
 
 
 def flagged(r: redis.Redis[bytes], namespace: str, accounts: Sequence[str]) -> list[bool]:
-    odd = scores.lookup(r, outliers_key(namespace), accounts)
+    odd = scores.lookup(r, keys.outliers(namespace), accounts)
     return [a in odd for a in accounts]

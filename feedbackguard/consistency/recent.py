@@ -27,10 +27,6 @@ from feedbackguard.pipeline import ledger
 _STATUS_CHUNK = 2000
 
 
-def recent_key(namespace: str) -> str:
-    return keys.ns(namespace, "cons", "recent")
-
-
 def row_of(event: FeedbackEvent, max_features: int = 4096) -> list[Any]:
     """[event_id, account, item, time, value key, value, model key, model confidence,
     features, account created]."""
@@ -63,8 +59,8 @@ def append(
     """Queue on `pipe` the rows of the batch's label feedback, capping the window."""
     rows = [orjson.dumps(row_of(e, max_features)) for e in events if e.kind in LABEL_KINDS]
     if rows:
-        pipe.rpush(recent_key(namespace), *rows)
-        pipe.ltrim(recent_key(namespace), -max_events, -1)
+        pipe.rpush(keys.recent(namespace), *rows)
+        pipe.ltrim(keys.recent(namespace), -max_events, -1)
 
 
 FloatArray = npt.NDArray[np.float64]
@@ -116,7 +112,7 @@ def load(r: redis.Redis[bytes], namespace: str) -> Recent:
     """The window, duplicates of redelivered batches dropped (first row kept)."""
     seen: set[str] = set()
     rows: list[list[Any]] = []
-    for raw in r.lrange(recent_key(namespace), 0, -1):
+    for raw in r.lrange(keys.recent(namespace), 0, -1):
         row = orjson.loads(raw)
         if row[0] not in seen:
             seen.add(row[0])
@@ -140,6 +136,6 @@ def statuses(r: redis.Redis[bytes], namespace: str, event_ids: Sequence[str]) ->
     out: list[str] = []
     for start in range(0, len(event_ids), _STATUS_CHUNK):
         chunk = event_ids[start : start + _STATUS_CHUNK]
-        for raw in r.mget([ledger.record_key(namespace, e) for e in chunk]):
+        for raw in r.mget([keys.record(namespace, e) for e in chunk]):
             out.append(ledger.last_status(raw) if raw else "missing")
     return out

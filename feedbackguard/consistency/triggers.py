@@ -82,13 +82,11 @@ class SuspectedTrigger(BaseModel):
         return hit
 
 
-def suspected_key(namespace: str) -> str:
-    """Hash: trigger name -> SuspectedTrigger JSON."""
-    return keys.ns(namespace, "cons", "suspected")
-
-
 def load(r: redis.Redis[bytes], namespace: str) -> list[SuspectedTrigger]:
-    return [SuspectedTrigger.model_validate_json(raw) for raw in r.hvals(suspected_key(namespace))]
+    return [
+        SuspectedTrigger.model_validate_json(raw)
+        for raw in r.hvals(keys.suspected_triggers(namespace))
+    ]
 
 
 def save(
@@ -97,10 +95,12 @@ def save(
     """Keep the patterns; audit the new ones. Returns the new ones."""
     if not found:
         return []
-    known = set(k.decode() for k in r.hkeys(suspected_key(namespace)))
+    known = set(k.decode() for k in r.hkeys(keys.suspected_triggers(namespace)))
     fresh = [t for t in found if t.name not in known]
     pipe = r.pipeline(transaction=True)
-    pipe.hset(suspected_key(namespace), mapping={t.name: t.model_dump_json() for t in found})
+    pipe.hset(
+        keys.suspected_triggers(namespace), mapping={t.name: t.model_dump_json() for t in found}
+    )
     for trigger in fresh:
         audit.record(
             pipe,

@@ -58,18 +58,13 @@ def labellers(window: Recent, disputed: BoolArray, policy: Consistency) -> dict[
     return {str(names[i]): round(float(agreement[i]), 4) for i in np.flatnonzero(hit).tolist()}
 
 
-def unreliable_key(namespace: str) -> str:
-    """Hash: account -> its posterior mean agreement, from the last analysis run."""
-    return keys.ns(namespace, "cons", "unreliable")
-
-
 def save(r: redis.Redis[bytes], namespace: str, found: dict[str, float]) -> None:
     """Replace the cached unreliable labellers (read by `UnreliableCheck` at ingest)."""
-    scores.replace(r, unreliable_key(namespace), found)
+    scores.replace(r, keys.unreliable(namespace), found)
 
 
 def cached(r: redis.Redis[bytes], namespace: str, names: Sequence[str]) -> dict[str, float]:
-    return scores.lookup(r, unreliable_key(namespace), names)
+    return scores.lookup(r, keys.unreliable(namespace), names)
 
 
 def detail(agreement: float) -> str:

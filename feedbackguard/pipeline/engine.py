@@ -52,19 +52,10 @@ DEAD_LETTER_MAXLEN = 10_000
 _RAW_PREVIEW_BYTES = 4096
 
 
-def dead_letter_key(namespace: str) -> str:
-    return keys.ns(namespace, "dead")
-
-
-def held_key(namespace: str) -> str:
-    """Unsure copies too late to dedupe (raw events, oldest first; never trimmed)."""
-    return keys.ns(namespace, "held")
-
-
 def requeue_held(r: redis.Redis[bytes], namespace: str) -> int:
     """Send every held event back to the inbox, to be decided as new (an operator
     knows they are); how many were moved. Each chunk moves in one script call."""
-    script_keys = [held_key(namespace), keys.inbox(namespace), ledger.stats_key(namespace)]
+    script_keys = [keys.held(namespace), keys.inbox(namespace), keys.stats(namespace)]
     moved = 0
     while chunk := int(scripts.run(r, "held_requeue", script_keys, [REQUEUE_CHUNK, inbox.FIELD])):
         moved += chunk
@@ -140,7 +131,7 @@ class Pipeline:
         self._write_rest(pipe, namespace, batch, outcome)
         metrics.observe(pipe, namespace, "batch", time.perf_counter() - started)
         ids = [entry.id for entry in entries]
-        pipe.xack(keys.inbox(namespace), inbox.GROUP, *ids)
+        pipe.xack(keys.inbox(namespace), keys.INBOX_GROUP, *ids)
         pipe.xdel(keys.inbox(namespace), *ids)
         pipe.execute()
         return outcome
@@ -219,17 +210,17 @@ class Pipeline:
     ) -> None:
         """Step 3 (with `state.apply`): what is not a status change: the batch
         counters, held copies, dead letters and the event clock."""
-        stats = ledger.stats_key(namespace)
+        stats = keys.stats(namespace)
         if outcome.decided:
             pipe.hincrby(stats, "decided", outcome.decided)
         if batch.duplicates:
             pipe.hincrby(stats, "duplicates", batch.duplicates)
         if batch.held:
-            pipe.rpush(held_key(namespace), *batch.held)
+            pipe.rpush(keys.held(namespace), *batch.held)
             pipe.hincrby(stats, "held", len(batch.held))
         if batch.dead:
-            pipe.lpush(dead_letter_key(namespace), *(orjson.dumps(d) for d in batch.dead))
-            pipe.ltrim(dead_letter_key(namespace), 0, DEAD_LETTER_MAXLEN - 1)
+            pipe.lpush(keys.dead_letters(namespace), *(orjson.dumps(d) for d in batch.dead))
+            pipe.ltrim(keys.dead_letters(namespace), 0, DEAD_LETTER_MAXLEN - 1)
             pipe.hincrby(stats, "dead", len(batch.dead))
         if batch.events:
             latest = max(e.received_at.timestamp() for e in batch.events)
@@ -295,7 +286,7 @@ class Pipeline:
             changes.append(state.Change(record.then(final)))
         pipe = self.r.pipeline(transaction=True)
         state.apply(pipe, namespace, changes, ttl_s=current.policy.outcome_ttl_s, store=self.store)
-        pipe.zrem(ledger.releasing_key(namespace), *ids)
+        pipe.zrem(keys.releasing(namespace), *ids)
         pipe.execute()
         return len(changes)
 
@@ -313,7 +304,7 @@ class Pipeline:
             for event_id, reasons in analyser(ctx).items():
                 verdicts.setdefault(event_id, []).extend(reasons)
         outcome = self.redecide(namespace, verdicts, actor="analysis")
-        self.r.set(ledger.analysed_key(namespace), repr(now))
+        self.r.set(keys.analysed(namespace), repr(now))
         metrics.observe(self.r, namespace, "analysis", time.perf_counter() - started)
         return outcome
 

@@ -19,9 +19,7 @@ import redis
 from feedbackguard import keys
 from feedbackguard.inbox_writer import FIELD, UNSURE
 
-__all__ = ["FIELD", "GROUP", "UNSURE", "Entry", "backlog", "ensure_group", "read_batch"]
-
-GROUP = "fg-ingest"
+__all__ = ["FIELD", "UNSURE", "Entry", "backlog", "ensure_group", "read_batch"]
 
 
 class Entry(NamedTuple):
@@ -34,7 +32,7 @@ class Entry(NamedTuple):
 
 def ensure_group(r: redis.Redis[bytes], namespace: str) -> None:
     try:
-        r.xgroup_create(keys.inbox(namespace), GROUP, id="0", mkstream=True)
+        r.xgroup_create(keys.inbox(namespace), keys.INBOX_GROUP, id="0", mkstream=True)
     except redis.ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
@@ -50,11 +48,11 @@ def read_batch(
 ) -> list[Entry]:
     """Entries to process: first those abandoned by dead consumers, then new ones."""
     stream = keys.inbox(namespace)
-    claimed = r.xautoclaim(stream, GROUP, consumer, claim_idle_ms, "0-0", count=count)
+    claimed = r.xautoclaim(stream, keys.INBOX_GROUP, consumer, claim_idle_ms, "0-0", count=count)
     entries = _entries(claimed[1])
     if entries:
         return entries
-    read = r.xreadgroup(GROUP, consumer, {stream: ">"}, count=count, block=block_ms)
+    read = r.xreadgroup(keys.INBOX_GROUP, consumer, {stream: ">"}, count=count, block=block_ms)
     if not read:
         return []
     return _entries(read[0][1])
@@ -76,7 +74,7 @@ def backlog(r: redis.Redis[bytes], namespace: str) -> int:
     except redis.ResponseError:
         return 0
     for group in groups:
-        if group["name"] in (GROUP, GROUP.encode()):
+        if group["name"] in (keys.INBOX_GROUP, keys.INBOX_GROUP.encode()):
             lag = group.get("lag")
             pending = int(group.get("pending", 0))
             if lag is None:  # Redis < 7 has no lag: count what is after last-delivered-id

@@ -24,15 +24,11 @@ from feedbackguard.pipeline.engine import Pipeline
 
 log = logging.getLogger(__name__)
 
-INGEST_QUEUE = "fg-ingest"
-RELEASE_QUEUE = "fg-release"
-ANALYSIS_QUEUE = "fg-analysis"
 # In priority order (RQ serves the first non-empty queue): work already decided is
 # finished before new work is taken. With ingest first, a worker under sustained load
 # always finds an ingest job waiting and releases starve: the backlog moves from the
 # capped inbox into the uncapped pending set (docs/benchmarks.md, "Soak").
-QUEUES = (RELEASE_QUEUE, ANALYSIS_QUEUE, INGEST_QUEUE)
-PUMP_LOCK = f"{keys.PREFIX}:pump:lock"
+QUEUES = (keys.RELEASE_QUEUE, keys.ANALYSIS_QUEUE, keys.INGEST_QUEUE)
 # An RQ job that runs past this is considered stuck by RQ; ours stop long before.
 JOB_TIMEOUT_S = 600
 
@@ -59,7 +55,7 @@ def release_job(namespace: str) -> int:
     while True:
         released = rt.pipeline.release(namespace)
         total += released
-        if released == 0 and not rt.redis.exists(ledger.releasing_key(namespace)):
+        if released == 0 and not rt.redis.exists(keys.releasing(namespace)):
             return total
 
 
@@ -76,10 +72,10 @@ def namespaces(r: redis.Redis[bytes]) -> list[str]:
 def release_due(pipeline: Pipeline, namespace: str) -> bool:
     """Is any pending item's probation over, or a crashed release unfinished?"""
     r = pipeline.r
-    if r.exists(ledger.releasing_key(namespace)):
+    if r.exists(keys.releasing(namespace)):
         return True
     horizon = pipeline.release_horizon(namespace)
-    return bool(r.zrangebyscore(ledger.pending_key(namespace), "-inf", horizon, start=0, num=1))
+    return bool(r.zrangebyscore(keys.pending(namespace), "-inf", horizon, start=0, num=1))
 
 
 def analysis_due(pipeline: Pipeline, namespace: str) -> bool:
@@ -94,11 +90,11 @@ def analysis_due(pipeline: Pipeline, namespace: str) -> bool:
 def pump_tick(pipeline: Pipeline, workers: int, lock_ms: int) -> int:
     """Queue the jobs that are due now; returns how many were queued."""
     r = pipeline.r
-    if not r.set(PUMP_LOCK, 1, nx=True, px=lock_ms):
+    if not r.set(keys.pump_lock(), 1, nx=True, px=lock_ms):
         return 0
-    ingest_q = Queue(INGEST_QUEUE, connection=r)
-    release_q = Queue(RELEASE_QUEUE, connection=r)
-    analysis_q = Queue(ANALYSIS_QUEUE, connection=r)
+    ingest_q = Queue(keys.INGEST_QUEUE, connection=r)
+    release_q = Queue(keys.RELEASE_QUEUE, connection=r)
+    analysis_q = Queue(keys.ANALYSIS_QUEUE, connection=r)
     queued = 0
     for namespace in namespaces(r):
         if inbox.backlog(r, namespace) and ingest_q.count < workers:
@@ -122,7 +118,7 @@ def advance_clocks(r: redis.Redis[bytes], now: float) -> None:
 
 
 def worker_count(r: redis.Redis[bytes]) -> int:
-    return max(1, Worker.count(connection=r, queue=Queue(INGEST_QUEUE, connection=r)))
+    return max(1, Worker.count(connection=r, queue=Queue(keys.INGEST_QUEUE, connection=r)))
 
 
 class Pump(threading.Thread):

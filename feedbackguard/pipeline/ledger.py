@@ -34,39 +34,6 @@ _DECISION_KEYS = tuple(Decision.model_fields)
 _STATUS = b'"status":"'
 
 
-def record_key(namespace: str, event_id: str) -> str:
-    return keys.ns(namespace, "ev", event_id)
-
-
-def pending_key(namespace: str) -> str:
-    return keys.ns(namespace, "pending")
-
-
-def releasing_key(namespace: str) -> str:
-    return keys.ns(namespace, "releasing")
-
-
-def review_key(namespace: str) -> str:
-    return keys.ns(namespace, "review")
-
-
-def stats_key(namespace: str) -> str:
-    return keys.ns(namespace, "stats")
-
-
-def clock_key(namespace: str) -> str:
-    return keys.ns(namespace, "clock")
-
-
-def analysed_key(namespace: str) -> str:
-    return keys.ns(namespace, "analysed")
-
-
-def lock_key(namespace: str) -> str:
-    """Held while a status changes after ingest (release, re-decision, moderation)."""
-    return keys.ns(namespace, "status-lock")
-
-
 @dataclass(frozen=True, slots=True)
 class Record:
     event: FeedbackEvent
@@ -170,7 +137,7 @@ def write_records(
         scripts.run(
             pipe,
             "set_records",
-            [record_key(namespace, event_id) for event_id, _ in records],
+            [keys.record(namespace, event_id) for event_id, _ in records],
             [max(1, int(ttl_s)) if ttl_s is not None else 0, *(record for _, record in records)],
         )
 
@@ -179,14 +146,14 @@ def missing(r: redis.Redis[bytes], namespace: str, event_ids: Sequence[str]) -> 
     """For each event id, True when no record exists yet (not decided before)."""
     if not event_ids:
         return []
-    flags = scripts.run(r, "missing", [record_key(namespace, e) for e in event_ids])
+    flags = scripts.run(r, "missing", [keys.record(namespace, e) for e in event_ids])
     return [bool(f) for f in flags]
 
 
 def load(r: redis.Redis[bytes], namespace: str, event_ids: Sequence[str]) -> list[Record | None]:
     if not event_ids:
         return []
-    raws = r.mget([record_key(namespace, e) for e in event_ids])
+    raws = r.mget([keys.record(namespace, e) for e in event_ids])
     return [decode_record(raw) if raw else None for raw in raws]
 
 
@@ -196,14 +163,14 @@ def load_raw(
     """`load` without validation, for records moved as they are (see `RawRecord`)."""
     if not event_ids:
         return []
-    raws = r.mget([record_key(namespace, e) for e in event_ids])
+    raws = r.mget([keys.record(namespace, e) for e in event_ids])
     return [split_record(raw) if raw else None for raw in raws]
 
 
 def find(r: redis.Redis[bytes], event_id: str) -> Record | None:
     """The record of an event in any namespace."""
     for namespace in sorted(m.decode() for m in r.smembers(keys.namespaces())):
-        raw = r.get(record_key(namespace, event_id))
+        raw = r.get(keys.record(namespace, event_id))
         if raw:
             return decode_record(raw)
     return None
@@ -211,28 +178,28 @@ def find(r: redis.Redis[bytes], event_id: str) -> Record | None:
 
 def clock(r: redis.Redis[bytes], namespace: str) -> float:
     """The namespace's event time: the latest `received_at` seen (epoch seconds)."""
-    value = r.zscore(clock_key(namespace), _CLOCK_MEMBER)
+    value = r.zscore(keys.clock(namespace), _CLOCK_MEMBER)
     return float(value) if value is not None else 0.0
 
 
 def advance_clock(pipe: redis.client.Pipeline[bytes], namespace: str, t: float) -> None:
     """Move the event clock forward to `t` (never back)."""
-    pipe.zadd(clock_key(namespace), {_CLOCK_MEMBER: t}, gt=True)
+    pipe.zadd(keys.clock(namespace), {_CLOCK_MEMBER: t}, gt=True)
 
 
 def analysed(r: redis.Redis[bytes], namespace: str) -> float:
     """Event time up to which the analysers have run (0 when they never have)."""
-    value = r.get(analysed_key(namespace))
+    value = r.get(keys.analysed(namespace))
     return float(value) if value is not None else 0.0
 
 
 def stats(r: redis.Redis[bytes], namespace: str) -> dict[str, int]:
-    return {k.decode(): int(v) for k, v in r.hgetall(stats_key(namespace)).items()}
+    return {k.decode(): int(v) for k, v in r.hgetall(keys.stats(namespace)).items()}
 
 
 def claim_due(r: redis.Redis[bytes], namespace: str, now: float, limit: int) -> list[str]:
     """Atomically take up to `limit` pending ids whose probation ended at `now`."""
     ids = scripts.run(
-        r, "claim_due", [pending_key(namespace), releasing_key(namespace)], [now, limit]
+        r, "claim_due", [keys.pending(namespace), keys.releasing(namespace)], [now, limit]
     )
     return [i.decode() for i in ids]

@@ -10,8 +10,6 @@ import orjson
 import redis
 
 from feedbackguard import keys
-from feedbackguard.pipeline import ledger
-from feedbackguard.policy import lockdown
 
 
 @dataclass(frozen=True)
@@ -33,13 +31,13 @@ def known(r: redis.Redis[bytes]) -> list[str]:
 def info(r: redis.Redis[bytes], namespace: str) -> NamespaceInfo:
     inbox = keys.inbox(namespace)
     with r.pipeline(transaction=False) as p:
-        p.hgetall(ledger.stats_key(namespace))
+        p.hgetall(keys.stats(namespace))
         p.xlen(inbox)
         p.xrange(inbox, "-", "+", count=1)
-        p.zcard(ledger.pending_key(namespace))
-        p.zcard(ledger.review_key(namespace))
-        p.zscore(ledger.clock_key(namespace), b"t")
-        p.get(lockdown.lockdown_key(namespace))
+        p.zcard(keys.pending(namespace))
+        p.zcard(keys.review(namespace))
+        p.zscore(keys.clock(namespace), b"t")
+        p.get(keys.lockdown(namespace))
         stats, depth, oldest, pending, review, clock, locked = p.execute()
     lag = None
     if oldest:

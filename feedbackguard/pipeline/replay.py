@@ -23,7 +23,7 @@ import orjson
 import pydantic
 import redis
 
-from feedbackguard import inbox_writer
+from feedbackguard import inbox_writer, keys
 from feedbackguard.connection import redis_url
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import inbox, ledger
@@ -190,8 +190,7 @@ def replay(
 
         def released() -> tuple[int, int]:
             waiting = sum(
-                r.zcount(ledger.pending_key(ns), "-inf", last + probation)
-                + r.zcard(ledger.releasing_key(ns))
+                r.zcount(keys.pending(ns), "-inf", last + probation) + r.zcard(keys.releasing(ns))
                 for ns in namespaces
             )
             return total - waiting, total

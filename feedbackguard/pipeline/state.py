@@ -32,7 +32,7 @@ from typing import Any, Final, Protocol
 
 import redis
 
-from feedbackguard import accounts, metrics
+from feedbackguard import accounts, keys, metrics
 from feedbackguard.pipeline import ledger
 from feedbackguard.policy.store import PolicyStore
 from feedbackguard.review import queue
@@ -112,7 +112,7 @@ class Change:
 def locked(r: redis.Redis[bytes], namespace: str) -> Iterator[None]:
     """Hold the namespace's status lock: every change after ingest (which only creates
     records) reads records and writes their next status under it."""
-    with r.lock(ledger.lock_key(namespace), timeout=LOCK_TIMEOUT_S):
+    with r.lock(keys.status_lock(namespace), timeout=LOCK_TIMEOUT_S):
         yield
 
 
@@ -180,10 +180,10 @@ def apply(
             counts[old] -= 1
         counts[new] += 1
         if old == "pending":
-            pipe.zrem(ledger.pending_key(namespace), event_id)
-            pipe.zrem(ledger.releasing_key(namespace), event_id)
+            pipe.zrem(keys.pending(namespace), event_id)
+            pipe.zrem(keys.releasing(namespace), event_id)
         elif old == "review":
-            pipe.zrem(ledger.review_key(namespace), event_id)
+            pipe.zrem(keys.review(namespace), event_id)
             assert change.previous is not None
             left_review.append((event_id, change.account_id, _codes(change.previous)))
         if new == "pending":
@@ -198,11 +198,11 @@ def apply(
     ledger.write_records(pipe, namespace, waiting, None)
     ledger.write_records(pipe, namespace, final, ttl_s)
     if pending:
-        pipe.zadd(ledger.pending_key(namespace), pending)
+        pipe.zadd(keys.pending(namespace), pending)
     if review:
-        pipe.zadd(ledger.review_key(namespace), review)
+        pipe.zadd(keys.review(namespace), review)
     queue.unindex(pipe, namespace, left_review)
-    stats = ledger.stats_key(namespace)
+    stats = keys.stats(namespace)
     for status, delta in counts.items():
         if delta:
             pipe.hincrby(stats, status, delta)

@@ -22,8 +22,7 @@ from typing import Any, Final, Literal, get_args
 import orjson
 import redis
 
-from feedbackguard import audit
-from feedbackguard.keys import PREFIX
+from feedbackguard import audit, keys
 
 Kind = Literal["ip", "subnet", "device"]
 KINDS: Final[tuple[Kind, ...]] = get_args(Kind)
@@ -32,10 +31,6 @@ ACTIONS: Final[tuple[Action, ...]] = get_args(Action)
 DEVICE_MAX: Final = 256
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def list_key(kind: str) -> str:
-    return f"{PREFIX}:lists:{kind}"
 
 
 class InvalidEntry(ValueError):
@@ -74,7 +69,7 @@ def put(
     canonical = normalise(kind, value)
     entry = {"action": action, "actor": actor, "note": note, "at": datetime.now(UTC).isoformat()}
     with r.pipeline() as p:
-        p.hset(list_key(kind), canonical, orjson.dumps(entry))
+        p.hset(keys.allow_deny_list(kind), canonical, orjson.dumps(entry))
         audit.record(p, actor, f"list.{action}", kind=kind, value=canonical, note=note)
         p.execute()
     return canonical
@@ -84,7 +79,7 @@ def remove(r: redis.Redis[bytes], kind: str, value: str, actor: str) -> bool:
     """Delete the entry for `value`; True when there was one."""
     canonical = normalise(kind, value)
     with r.pipeline() as p:
-        p.hdel(list_key(kind), canonical)
+        p.hdel(keys.allow_deny_list(kind), canonical)
         audit.record(p, actor, "list.remove", kind=kind, value=canonical)
         deleted, _ = p.execute()
     return bool(deleted)
@@ -93,7 +88,7 @@ def remove(r: redis.Redis[bytes], kind: str, value: str, actor: str) -> bool:
 def entries(r: redis.Redis[bytes], kind: str) -> dict[str, dict[str, Any]]:
     """Every entry of one list: value -> {action, actor, note, at}."""
     normalise_kind(kind)
-    return {k.decode(): orjson.loads(v) for k, v in r.hgetall(list_key(kind)).items()}
+    return {k.decode(): orjson.loads(v) for k, v in r.hgetall(keys.allow_deny_list(kind)).items()}
 
 
 def normalise_kind(kind: str) -> Kind:
@@ -127,7 +122,7 @@ class Snapshot:
     def load(cls, r: redis.Redis[bytes]) -> Snapshot:
         with r.pipeline(transaction=False) as p:
             for kind in KINDS:
-                p.hgetall(list_key(kind))
+                p.hgetall(keys.allow_deny_list(kind))
             raw = p.execute()
         parsed = [
             {k.decode(): orjson.loads(v)["action"] for k, v in found.items()} for found in raw

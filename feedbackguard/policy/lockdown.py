@@ -15,18 +15,13 @@ import redis
 from feedbackguard import audit, keys
 
 
-def lockdown_key(namespace: str) -> str:
-    """String: JSON {actor, reason, at} while the namespace is locked down."""
-    return keys.ns(namespace, "lockdown")
-
-
 def is_locked(r: redis.Redis[bytes], namespace: str) -> bool:
-    return bool(r.exists(lockdown_key(namespace)))
+    return bool(r.exists(keys.lockdown(namespace)))
 
 
 def status(r: redis.Redis[bytes], namespace: str) -> dict[str, str] | None:
     """Who locked the namespace down, why and when; None when it is not."""
-    raw = r.get(lockdown_key(namespace))
+    raw = r.get(keys.lockdown(namespace))
     return None if raw is None else dict(orjson.loads(raw))
 
 
@@ -35,9 +30,9 @@ def set_lockdown(r: redis.Redis[bytes], namespace: str, on: bool, actor: str, re
     pipe = r.pipeline(transaction=True)
     if on:
         detail = {"actor": actor, "reason": reason, "at": datetime.now(UTC).isoformat()}
-        pipe.set(lockdown_key(namespace), orjson.dumps(detail))
+        pipe.set(keys.lockdown(namespace), orjson.dumps(detail))
     else:
-        pipe.delete(lockdown_key(namespace))
+        pipe.delete(keys.lockdown(namespace))
     audit.record(
         pipe, actor, "lockdown.on" if on else "lockdown.off", namespace=namespace, reason=reason
     )

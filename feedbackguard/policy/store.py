@@ -15,17 +15,10 @@ from datetime import UTC, datetime
 import redis
 from pydantic import BaseModel, ConfigDict
 
-from feedbackguard import audit
-from feedbackguard.keys import PREFIX
+from feedbackguard import audit, keys
 from feedbackguard.policy import Policy
 
-CURRENT_KEY = f"{PREFIX}:policy:current"
-SEQ_KEY = f"{PREFIX}:policy:seq"
 DEFAULT_CACHE_S = 2.0
-
-
-def _version_key(version: int) -> str:
-    return f"{PREFIX}:policy:v:{version}"
 
 
 class PolicyVersion(BaseModel):
@@ -60,7 +53,7 @@ class PolicyStore:
         now = self.clock()
         if self._cached is not None and now - self._cached_at < self.cache_s:
             return self._cached
-        raw = self.r.get(CURRENT_KEY)
+        raw = self.r.get(keys.policy_current())
         found = self.get(int(raw)) if raw is not None else None
         if found is None:
             found = self._bootstrap()
@@ -68,11 +61,11 @@ class PolicyStore:
         return found
 
     def get(self, version: int) -> PolicyVersion | None:
-        raw = self.r.get(_version_key(version))
+        raw = self.r.get(keys.policy_version(version))
         return PolicyVersion.model_validate_json(raw) if raw else None
 
     def set(self, policy: Policy, author: str, note: str = "") -> PolicyVersion:
-        version = int(self.r.incr(SEQ_KEY))
+        version = int(self.r.incr(keys.policy_seq()))
         entry = PolicyVersion(
             version=version,
             policy=policy,
@@ -81,8 +74,8 @@ class PolicyStore:
             note=note,
         )
         pipe = self.r.pipeline(transaction=True)
-        pipe.set(_version_key(version), entry.model_dump_json())
-        pipe.set(CURRENT_KEY, version)
+        pipe.set(keys.policy_version(version), entry.model_dump_json())
+        pipe.set(keys.policy_current(), version)
         audit.record(pipe, author, "policy.set", version=version, note=note)
         pipe.execute()
         self._cached = None
@@ -95,17 +88,17 @@ class PolicyStore:
         return self.set(old.policy, author, note=f"rollback to version {version}")
 
     def history(self) -> list[PolicyVersion]:
-        last = int(self.r.get(SEQ_KEY) or 0)
+        last = int(self.r.get(keys.policy_seq()) or 0)
         found = [self.get(v) for v in range(last, 0, -1)]
         return [v for v in found if v is not None]
 
     def _bootstrap(self) -> PolicyVersion:
         """Store the shipped defaults as the first version, once, whoever gets there first."""
-        if self.r.set(f"{PREFIX}:policy:bootstrap", 1, nx=True):
+        if self.r.set(keys.policy_bootstrap(), 1, nx=True):
             return self.set(Policy.default(), "defaults", note="shipped defaults")
         deadline = time.monotonic() + 5.0
         while time.monotonic() < deadline:
-            raw = self.r.get(CURRENT_KEY)
+            raw = self.r.get(keys.policy_current())
             if raw is not None:
                 found = self.get(int(raw))
                 if found is not None:

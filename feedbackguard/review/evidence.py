@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from feedbackguard import accounts
+from feedbackguard import accounts, keys
 from feedbackguard.pipeline import ledger
 from feedbackguard.review import queue
 
@@ -121,9 +121,9 @@ def gather(r: redis.Redis[bytes], namespace: str, record: ledger.Record) -> Evid
     account = event.account_id
     found = accounts.account_risk(r, namespace, account)
     pipe = r.pipeline(transaction=False)
-    pipe.zscore(accounts.moderation_key(namespace, True), account)
-    pipe.zscore(accounts.moderation_key(namespace, False), account)
-    pipe.zcard(queue.account_key(namespace, account))
+    pipe.zscore(keys.moderated(namespace, True), account)
+    pipe.zscore(keys.moderated(namespace, False), account)
+    pipe.zcard(keys.review_account(namespace, account))
     approved, rejected, in_review = pipe.execute()
     age = None
     if event.account_created_at is not None:
@@ -136,7 +136,7 @@ def gather(r: redis.Redis[bytes], namespace: str, record: ledger.Record) -> Evid
         members = [str(m) for m in cluster.get("members", [])]
         pipe = r.pipeline(transaction=False)
         for m in members:
-            pipe.zcard(queue.account_key(namespace, m))
+            pipe.zcard(keys.review_account(namespace, m))
         waiting = sum(int(n) for n in pipe.execute()) if members else 0
         view = ClusterView(
             cluster_id=str(cid),

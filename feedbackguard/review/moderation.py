@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from feedbackguard import audit
+from feedbackguard import audit, keys
 from feedbackguard.decisions import Decision, json_time
 from feedbackguard.pipeline import ledger, state
 from feedbackguard.review import queue
@@ -44,8 +44,7 @@ class UndoResult:
 def waiting(records: state.Records, namespace: str, limit: int, offset: int = 0) -> list[Any]:
     """Items in review, oldest first: (event, last decision) pairs."""
     ids = [
-        raw.decode()
-        for raw in records.r.zrange(ledger.review_key(namespace), offset, offset + limit - 1)
+        raw.decode() for raw in records.r.zrange(keys.review(namespace), offset, offset + limit - 1)
     ]
     found = ledger.load(records.r, namespace, ids)
     return [(rec.event, rec.decision) for rec in found if rec is not None]

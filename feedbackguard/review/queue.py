@@ -1,7 +1,7 @@
 """The moderators' queue: filters, cursor paging and leases over the items in review.
 
 The pipeline keeps one sorted set of the event ids in review, scored by `received_at`
-(`ledger.review_key`). This module adds, per namespace, secondary indexes with the
+(`keys.review`). This module adds, per namespace, secondary indexes with the
 same scores so a filtered page is one short walk instead of a scan of every record:
 
 - `rq:reason:<code>` and `rq:account:<account>`: ids by reason code and by account;
@@ -40,52 +40,6 @@ from feedbackguard.pipeline import ledger
 SYNC_CHUNK = 2000
 
 
-def _key(namespace: str, *parts: str) -> str:
-    return keys.ns(namespace, "rq", *parts)
-
-
-def indexed_key(namespace: str) -> str:
-    return _key(namespace, "indexed")
-
-
-def meta_key(namespace: str) -> str:
-    return _key(namespace, "meta")
-
-
-def risk_key(namespace: str) -> str:
-    return _key(namespace, "risk")
-
-
-def reason_key(namespace: str, code: str) -> str:
-    return _key(namespace, "reason", code)
-
-
-def account_key(namespace: str, account_id: str) -> str:
-    return _key(namespace, "account", account_id)
-
-
-def cluster_key(namespace: str, cluster_id: str) -> str:
-    """A cached union of the cluster's member accounts' indexes."""
-    return _key(namespace, "cluster", cluster_id)
-
-
-def leases_key(namespace: str) -> str:
-    return _key(namespace, "leases")
-
-
-def holders_key(namespace: str) -> str:
-    return _key(namespace, "holders")
-
-
-def synced_key(namespace: str) -> str:
-    return _key(namespace, "synced")
-
-
-def codes_key(namespace: str) -> str:
-    """Set: reason codes ever seen in review (for filter menus)."""
-    return _key(namespace, "codes")
-
-
 @dataclass(frozen=True)
 class Filters:
     """What a moderator narrows the queue to. Empty filters: the whole queue."""
@@ -118,14 +72,14 @@ def index(
     """Queue on `pipe` the index entries of an item that enters (or stays in) review
     with a decision of `risk` and reason `codes` (`pipeline.state.apply` calls it)."""
     codes = sorted(set(codes))
-    pipe.zadd(indexed_key(namespace), {event_id: received_at})
-    pipe.zadd(risk_key(namespace), {event_id: risk})
-    pipe.zadd(account_key(namespace, account_id), {event_id: received_at})
+    pipe.zadd(keys.review_indexed(namespace), {event_id: received_at})
+    pipe.zadd(keys.review_risk(namespace), {event_id: risk})
+    pipe.zadd(keys.review_account(namespace, account_id), {event_id: received_at})
     for code in codes:
-        pipe.zadd(reason_key(namespace, code), {event_id: received_at})
+        pipe.zadd(keys.review_reason(namespace, code), {event_id: received_at})
     if codes:
-        pipe.sadd(codes_key(namespace), *codes)
-    pipe.hset(meta_key(namespace), event_id, orjson.dumps({"a": account_id, "c": codes}))
+        pipe.sadd(keys.review_codes(namespace), *codes)
+    pipe.hset(keys.review_meta(namespace), event_id, orjson.dumps({"a": account_id, "c": codes}))
 
 
 def index_record(
@@ -154,15 +108,15 @@ def unindex(
     if not entries:
         return
     ids = [event_id for event_id, _, _ in entries]
-    pipe.zrem(indexed_key(namespace), *ids)
-    pipe.zrem(risk_key(namespace), *ids)
-    pipe.zrem(leases_key(namespace), *ids)
-    pipe.hdel(holders_key(namespace), *ids)
-    pipe.hdel(meta_key(namespace), *ids)
+    pipe.zrem(keys.review_indexed(namespace), *ids)
+    pipe.zrem(keys.review_risk(namespace), *ids)
+    pipe.zrem(keys.review_leases(namespace), *ids)
+    pipe.hdel(keys.review_holders(namespace), *ids)
+    pipe.hdel(keys.review_meta(namespace), *ids)
     for event_id, account, codes in entries:
-        pipe.zrem(account_key(namespace, account), event_id)
+        pipe.zrem(keys.review_account(namespace, account), event_id)
         for code in codes:
-            pipe.zrem(reason_key(namespace, code), event_id)
+            pipe.zrem(keys.review_reason(namespace, code), event_id)
 
 
 def ensure_indexed(
@@ -171,17 +125,17 @@ def ensure_indexed(
     """Bring the indexes up to date with the review set when they may lag (see the
     module docstring); returns how many ids were indexed or dropped."""
     pipe = r.pipeline(transaction=False)
-    pipe.zcard(ledger.review_key(namespace))
-    pipe.zcard(indexed_key(namespace))
+    pipe.zcard(keys.review(namespace))
+    pipe.zcard(keys.review_indexed(namespace))
     in_review, indexed = pipe.execute()
     # Same size: normally in step; check for swaps only now and then.
     if (
         not force
         and in_review == indexed
-        and not r.set(synced_key(namespace), b"1", nx=True, px=max(1, int(sync_s * 1000)))
+        and not r.set(keys.review_synced(namespace), b"1", nx=True, px=max(1, int(sync_s * 1000)))
     ):
         return 0
-    review, done = ledger.review_key(namespace), indexed_key(namespace)
+    review, done = keys.review(namespace), keys.review_indexed(namespace)
     missing = [raw.decode() for raw in r.zdiff([review, done])]
     gone = [raw.decode() for raw in r.zdiff([done, review])]
     changed = 0
@@ -195,7 +149,7 @@ def ensure_indexed(
         pipe.execute()
     for start in range(0, len(gone), SYNC_CHUNK):
         chunk = gone[start : start + SYNC_CHUNK]
-        metas = r.hmget(meta_key(namespace), chunk)
+        metas = r.hmget(keys.review_meta(namespace), chunk)
         entries: list[tuple[str, str, Sequence[str]]] = []
         for event_id, raw in zip(chunk, metas, strict=True):
             meta: dict[str, Any] = orjson.loads(raw) if raw else {"a": "", "c": []}
@@ -212,13 +166,13 @@ def _cluster_index(
 ) -> str | None:
     """The key of the union of the cluster's member accounts' indexes (None when the
     last analysis has no such cluster)."""
-    key = cluster_key(namespace, cluster_id)
+    key = keys.review_cluster(namespace, cluster_id)
     if r.exists(key):
         return key
     found = accounts.cluster(r, namespace, cluster_id)
     if found is None:
         return None
-    members = [account_key(namespace, str(m)) for m in found.get("members", [])]
+    members = [keys.review_account(namespace, str(m)) for m in found.get("members", [])]
     pipe = r.pipeline(transaction=True)
     if members:
         pipe.zunionstore(key, members, aggregate="MIN")
@@ -235,9 +189,9 @@ def _index_keys(
     """The indexes an id must be in, most selective first (None: nothing can match)."""
     found: list[str] = []
     if filters.reason:
-        found.append(reason_key(namespace, filters.reason))
+        found.append(keys.review_reason(namespace, filters.reason))
     if filters.account:
-        found.append(account_key(namespace, filters.account))
+        found.append(keys.review_account(namespace, filters.account))
     if filters.cluster:
         cluster = _cluster_index(r, namespace, filters.cluster, cluster_cache_s)
         if cluster is None:
@@ -283,7 +237,7 @@ def _scan(
     index_keys = _index_keys(r, namespace, filters, cluster_cache_s)
     if index_keys is None:
         return Page()
-    review = ledger.review_key(namespace)
+    review = keys.review(namespace)
     primary = index_keys[0] if index_keys else review
     score, event_id = _decode_cursor(cursor)
     ids, last_score, last_id, exhausted = scripts.run(
@@ -292,9 +246,9 @@ def _scan(
         [
             primary,
             review,
-            risk_key(namespace),
-            leases_key(namespace),
-            holders_key(namespace),
+            keys.review_risk(namespace),
+            keys.review_leases(namespace),
+            keys.review_holders(namespace),
             *index_keys[1:],
         ],
         [
@@ -372,8 +326,8 @@ def holders(r: redis.Redis[bytes], namespace: str, event_ids: Sequence[str]) -> 
     if not event_ids:
         return []
     pipe = r.pipeline(transaction=False)
-    pipe.zmscore(leases_key(namespace), list(event_ids))
-    pipe.hmget(holders_key(namespace), list(event_ids))
+    pipe.zmscore(keys.review_leases(namespace), list(event_ids))
+    pipe.hmget(keys.review_holders(namespace), list(event_ids))
     until, names = pipe.execute()
     now = time.time() * 1000
     return [
@@ -391,8 +345,8 @@ def release(r: redis.Redis[bytes], namespace: str, event_ids: Sequence[str], act
     ]
     if mine:
         pipe = r.pipeline(transaction=True)
-        pipe.zrem(leases_key(namespace), *mine)
-        pipe.hdel(holders_key(namespace), *mine)
+        pipe.zrem(keys.review_leases(namespace), *mine)
+        pipe.hdel(keys.review_holders(namespace), *mine)
         pipe.execute()
     return len(mine)
 
@@ -425,4 +379,4 @@ def all_ids(
 
 def reason_codes(r: redis.Redis[bytes], namespace: str) -> list[str]:
     """Reason codes seen in this namespace's review queue (for the filter menu)."""
-    return sorted(raw.decode() for raw in r.smembers(codes_key(namespace)))
+    return sorted(raw.decode() for raw in r.smembers(keys.review_codes(namespace)))

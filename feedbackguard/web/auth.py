@@ -29,8 +29,7 @@ import orjson
 import redis
 from flask import Response, g, jsonify, request, session
 
-from feedbackguard import audit
-from feedbackguard.keys import PREFIX
+from feedbackguard import audit, keys
 from feedbackguard.logs import hash_ip
 from feedbackguard.web.context import runtime
 
@@ -38,7 +37,6 @@ Role = Literal["viewer", "moderator", "admin"]
 ROLES: Final[tuple[Role, ...]] = get_args(Role)
 RANK: Final[dict[str, int]] = {role: i for i, role in enumerate(ROLES)}
 
-AUTH_PREFIX: Final = f"{PREFIX}:auth"
 
 # scrypt cost: N=2**14, r=8, p=1 needs 16 MiB and ~50 ms a hash (OWASP's minimum is
 # N=2**17 at r=8 for interactive logins on servers; we keep 2**14 so tests stay fast
@@ -74,26 +72,6 @@ class Principal:
 
     def has(self, role: Role) -> bool:
         return RANK[self.role] >= RANK[role]
-
-
-def user_key(name: str) -> str:
-    return f"{AUTH_PREFIX}:user:{name}"
-
-
-def api_key_key(key_id: str) -> str:
-    return f"{AUTH_PREFIX}:key:{key_id}"
-
-
-def keys_index() -> str:
-    return f"{AUTH_PREFIX}:keys"
-
-
-def users_index() -> str:
-    return f"{AUTH_PREFIX}:users"
-
-
-def failures_key(client: str) -> str:
-    return f"{AUTH_PREFIX}:fail:{client}"
 
 
 def _check_role(role: str) -> Role:
@@ -141,16 +119,16 @@ def add_user(
         "created_at": datetime.now(UTC).isoformat(),
     }
     with r.pipeline() as p:
-        p.set(user_key(name), orjson.dumps(record))
-        p.sadd(users_index(), name)
+        p.set(keys.auth_user(name), orjson.dumps(record))
+        p.sadd(keys.auth_users(), name)
         audit.record(p, actor, "user.add", user=name, role=checked)
         p.execute()
 
 
 def remove_user(r: redis.Redis[bytes], name: str, actor: str = "cli") -> bool:
     with r.pipeline() as p:
-        p.delete(user_key(name))
-        p.srem(users_index(), name)
+        p.delete(keys.auth_user(name))
+        p.srem(keys.auth_users(), name)
         audit.record(p, actor, "user.remove", user=name)
         deleted, _, _ = p.execute()
     return bool(deleted)
@@ -163,7 +141,7 @@ def _kdf_params(kdf: str) -> tuple[int, int, int]:
 
 def verify_password(r: redis.Redis[bytes], name: str, password: str) -> Principal | None:
     """The user's principal when `password` is right, else None (constant-time compare)."""
-    raw = r.get(user_key(name)) if name and ":" not in name else None
+    raw = r.get(keys.auth_user(name)) if name and ":" not in name else None
     if raw is None:
         _scrypt(password, _DUMMY_SALT)  # same cost as a real check: no user enumeration
         return None
@@ -186,7 +164,7 @@ def verify_password(r: redis.Redis[bytes], name: str, password: str) -> Principa
 def user_role(r: redis.Redis[bytes], name: str) -> Role | None:
     """The role of an existing user (for sessions: the role is read on every request,
     so a demoted or removed user loses access at once)."""
-    raw = r.get(user_key(name))
+    raw = r.get(keys.auth_user(name))
     if raw is None:
         return None
     return _check_role(orjson.loads(raw)["role"])
@@ -210,8 +188,8 @@ def add_key(r: redis.Redis[bytes], name: str, role: str, actor: str = "cli") -> 
         "created_at": datetime.now(UTC).isoformat(),
     }
     with r.pipeline() as p:
-        p.set(api_key_key(key_id), orjson.dumps(record))
-        p.sadd(keys_index(), key_id)
+        p.set(keys.auth_api_key(key_id), orjson.dumps(record))
+        p.sadd(keys.auth_keys(), key_id)
         audit.record(p, actor, "key.add", key_id=key_id, name=name, role=checked)
         p.execute()
     return key_id, secret
@@ -220,8 +198,8 @@ def add_key(r: redis.Redis[bytes], name: str, role: str, actor: str = "cli") -> 
 def revoke_key(r: redis.Redis[bytes], key_id: str, actor: str = "cli") -> bool:
     """Delete the key; True when it existed (audited either way)."""
     with r.pipeline() as p:
-        p.delete(api_key_key(key_id))
-        p.srem(keys_index(), key_id)
+        p.delete(keys.auth_api_key(key_id))
+        p.srem(keys.auth_keys(), key_id)
         audit.record(p, actor, "key.revoke", key_id=key_id)
         deleted, _, _ = p.execute()
     return bool(deleted)
@@ -230,9 +208,9 @@ def revoke_key(r: redis.Redis[bytes], key_id: str, actor: str = "cli") -> bool:
 def list_keys(r: redis.Redis[bytes]) -> list[dict[str, Any]]:
     """Every key's id, name, role and creation time (never the hash)."""
     out = []
-    for raw_id in sorted(r.smembers(keys_index())):
+    for raw_id in sorted(r.smembers(keys.auth_keys())):
         key_id = raw_id.decode()
-        raw = r.get(api_key_key(key_id))
+        raw = r.get(keys.auth_api_key(key_id))
         if raw is None:
             continue
         rec = orjson.loads(raw)
@@ -252,7 +230,7 @@ def principal_for_key(r: redis.Redis[bytes], secret: str) -> Principal | None:
     parts = secret.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1].isalnum():
         return None
-    raw = r.get(api_key_key(parts[1]))
+    raw = r.get(keys.auth_api_key(parts[1]))
     if raw is None:
         return None
     rec = orjson.loads(raw)
@@ -270,15 +248,15 @@ def client_id() -> str:
 
 
 def is_throttled(r: redis.Redis[bytes], client: str, limit: int = FAILED_AUTH_LIMIT) -> bool:
-    raw = r.get(failures_key(client))
+    raw = r.get(keys.auth_failures(client))
     return raw is not None and int(raw) >= limit
 
 
 def note_failure(r: redis.Redis[bytes], client: str, window_s: int = FAILED_AUTH_WINDOW_S) -> int:
     """Count one failed authentication of `client` in its current window."""
     with r.pipeline() as p:
-        p.incr(failures_key(client))
-        p.expire(failures_key(client), window_s, nx=True)
+        p.incr(keys.auth_failures(client))
+        p.expire(keys.auth_failures(client), window_s, nx=True)
         count, _ = p.execute()
     return int(count)
 
@@ -330,7 +308,7 @@ def authorize(role: Role) -> tuple[Principal | None, tuple[Response, int] | None
     client = client_id()
     if is_throttled(r, client, settings.auth_fail_limit):
         resp, status = _error(429, "too_many_failures", "too many failed authentications")
-        resp.headers["Retry-After"] = str(max(1, r.ttl(failures_key(client))))
+        resp.headers["Retry-After"] = str(max(1, r.ttl(keys.auth_failures(client))))
         return None, (resp, status)
     presented = _presented_key()
     principal = current_principal()

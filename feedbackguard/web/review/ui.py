@@ -10,6 +10,7 @@ import pydantic
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from feedbackguard import keys
 from feedbackguard.pipeline import ledger
 from feedbackguard.review import evidence, moderation, queue
 from feedbackguard.web import auth
@@ -123,7 +124,7 @@ def register(bp: Blueprint) -> None:
             namespace=parsed.namespace,
             next_cursor=found.cursor,
             codes=queue.reason_codes(r, parsed.namespace),
-            waiting=r.zcard(ledger.review_key(parsed.namespace)),
+            waiting=r.zcard(keys.review(parsed.namespace)),
             here=request.full_path,
         )
 
