@@ -46,14 +46,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from importlib.resources import files
 from typing import Final
 
 import orjson
-import redis
-from redis.commands.core import Script
 
-from feedbackguard import keys
+from feedbackguard import keys, scripts
 from feedbackguard.checks.base import CheckContext, Findings, Reason
 from feedbackguard.events import KINDS, FeedbackEvent
 from feedbackguard.policy import RateLimit, RateLimits, Scope
@@ -79,9 +76,6 @@ SCORE: Final = 1.0
 
 SCOPES: Final[tuple[Scope, ...]] = ("account", "ip", "subnet", "device", "item", "kind")
 _SCOPE_INDEX: Final = {scope: i for i, scope in enumerate(SCOPES)}
-
-
-_SCRIPT_SOURCE: Final = (files("feedbackguard") / "lua" / "gcra.lua").read_text(encoding="utf-8")
 
 
 _IPV4_SUBNET_MASK: Final = ~((1 << (32 - IPV4_SUBNET_PREFIX)) - 1)
@@ -212,15 +206,6 @@ class RateLimitCheck:
 
     def __init__(self) -> None:
         self._plans: dict[tuple[str, RateLimits], _Plan] = {}
-        self._client: redis.Redis[bytes] | None = None
-        self._script: Script | None = None
-
-    def _script_for(self, client: redis.Redis[bytes]) -> Script:
-        """The GCRA script, registered once per client (EVALSHA, loaded on first use)."""
-        if self._script is None or self._client is not client:
-            self._script = client.register_script(_SCRIPT_SOURCE)
-            self._client = client
-        return self._script
 
     def _plan(self, namespace: str, policy: RateLimits) -> _Plan:
         plan = self._plans.get((namespace, policy))
@@ -283,8 +268,7 @@ class RateLimitCheck:
         if not rows:
             return {}
         blob = b"".join((plan.header, b',"e":', orjson.dumps(rows), b"}"))
-        script = self._script_for(ctx.redis)
-        over: list[int] = script(keys=key_list, args=[blob], client=ctx.redis)
+        over: list[int] = scripts.run(ctx.redis, "gcra", key_list, [blob])
         return self._findings(plan, positions, over)
 
     @staticmethod
