@@ -19,17 +19,8 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from feedbackguard.graph.dense import PeelResult
+from feedbackguard.graph.dense import PeelResult, densest_prefix
 from feedbackguard.graph.window import FloatArray, IntArray
-
-
-def _densest_prefix(
-    order_rows: IntArray, order_cols: IntArray, best_step: int
-) -> tuple[IntArray, IntArray]:
-    """The nodes still present after `best_step` removal steps."""
-    rows = np.flatnonzero(order_rows > best_step)
-    cols = np.flatnonzero(order_cols > best_step)
-    return rows.astype(np.int64), cols.astype(np.int64)
 
 
 def peel_exact(matrix: sp.spmatrix) -> PeelResult:
@@ -84,7 +75,7 @@ def peel_exact(matrix: sp.spmatrix) -> PeelResult:
             best = total / size
             best_step = step
     ranks = np.asarray(order, dtype=np.int64)
-    rows, cols = _densest_prefix(ranks[:n_rows], ranks[n_rows:], best_step)
+    rows, cols = densest_prefix(ranks[:n_rows], ranks[n_rows:], best_step)
     return PeelResult(rows=rows, cols=cols, density=best, passes=step)
 
 
@@ -125,7 +116,7 @@ def peel_naive(matrix: sp.spmatrix) -> PeelResult:
         if size and total / size > best:
             best = total / size
             best_step = step
-    rows, cols = _densest_prefix(order[:n_rows], order[n_rows:], best_step)
+    rows, cols = densest_prefix(order[:n_rows], order[n_rows:], best_step)
     return PeelResult(rows=rows, cols=cols, density=best, passes=step)
 
 

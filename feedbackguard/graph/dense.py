@@ -92,7 +92,7 @@ def _gather(indptr: IntArray, nodes: IntArray) -> IntArray:
     return np.asarray(np.repeat(starts - before, lengths) + np.arange(total), dtype=np.int64)
 
 
-def _densest_prefix(
+def densest_prefix(
     order_rows: IntArray, order_cols: IntArray, best_step: int
 ) -> tuple[IntArray, IntArray]:
     """The nodes still present after `best_step` removal steps."""
@@ -185,7 +185,7 @@ def peel(matrix: sp.spmatrix, epsilon: float = 0.0) -> PeelResult:
         if size and state.total / size > best:
             best = state.total / size
             best_step = step
-    rows, cols = _densest_prefix(removed_r, removed_c, best_step)
+    rows, cols = densest_prefix(removed_r, removed_c, best_step)
     return PeelResult(rows=rows, cols=cols, density=best, passes=step)
 
 
@@ -213,7 +213,7 @@ def peel_parallel(
         if state.size and state.total / state.size > best:
             best = state.total / state.size
             best_step = step
-    rows, cols = _densest_prefix(removed_r, removed_c, best_step)
+    rows, cols = densest_prefix(removed_r, removed_c, best_step)
     return PeelResult(rows=rows, cols=cols, density=best, passes=step)
 
 
