@@ -92,7 +92,7 @@ def fill(r: redis.Redis[bytes], items: int, hook: bool, seed: int = 7) -> list[s
             )
             record = ledger.RawRecord(event.to_json(), [decision.model_dump(mode="json")])
             changes.append(
-                state.Change(record, account_id=account, received_at=event.received_at.timestamp())
+                state.change(record, account_id=account, received_at=event.received_at.timestamp())
             )
             ids.append(event.event_id)
         pipe = r.pipeline(transaction=False)

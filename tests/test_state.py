@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from feedbackguard import inbox_writer, keys
@@ -52,7 +52,7 @@ class Scores:
 
 def _status_change(record: ledger.RawRecord, status: str, by: str = "auto") -> state.Change:
     decision = {**record.trail[-1], "status": status, "decided_by": by}
-    return state.Change(record.then(decision), account_id="ann", received_at=1.0, due=2.0)
+    return state.change(record.then(decision), account_id="ann", received_at=1.0, due=2.0)
 
 
 def _new_record(status: str) -> ledger.RawRecord:
@@ -87,7 +87,7 @@ def test_a_transition_the_state_machine_does_not_allow_is_refused(
 ) -> None:
     if old is None:
         record = _new_record(new)
-        change = state.Change(record, account_id="ann", received_at=1.0)
+        change = state.change(record, account_id="ann", received_at=1.0)
     else:
         change = _status_change(_new_record(old), new)
     pipe = r.pipeline(transaction=True)
@@ -165,6 +165,18 @@ _steps = st.tuples(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(steps=st.lists(_steps, min_size=1, max_size=10))
+@example(  # approve, undo, approve again: the stored row quarantined, then restored
+    steps=[
+        ("ingest", [0, 1], "unsure"),
+        ("approve", [0], "clean"),
+        ("reject", [1], "clean"),
+        ("undo", [0, 1], "clean"),
+        ("approve", [0], "clean"),
+    ]
+)
+@example(  # released, then found by analysis: quarantined
+    steps=[("ingest", [0, 1], "clean"), ("release", [0], "clean"), ("analyse", [0], "bad")]
+)
 def test_sets_indexes_counters_and_store_always_agree_with_the_records(
     r: redis.Redis[bytes], tmp_path: Path, steps: list[Step]
 ) -> None:

@@ -192,7 +192,7 @@ class Pipeline:
             )
             received = event.received_at.timestamp()
             changes.append(
-                state.Change(
+                state.change(
                     ledger.RawRecord(raw, [decision.model_dump(mode="json")]),
                     account_id=event.account_id,
                     received_at=received,
@@ -283,7 +283,7 @@ class Pipeline:
             if record is None or record.status != "pending":
                 continue  # expired, or re-decided by analysis before the claim
             final = {**record.trail[-1], "status": "admitted", "decided_at": decided_at}
-            changes.append(state.Change(record.then(final)))
+            changes.append(state.change(record.then(final)))
         pipe = self.r.pipeline(transaction=True)
         state.apply(pipe, namespace, changes, ttl_s=current.policy.outcome_ttl_s, store=self.store)
         pipe.zrem(keys.releasing(namespace), *ids)
@@ -353,7 +353,7 @@ class Pipeline:
                     continue
                 decision = decision.model_copy(update={"status": new, "decided_by": actor})
                 changes.append(
-                    state.Change(
+                    state.change(
                         raw.then(decision.model_dump(mode="json")),
                         account_id=record.event.account_id,
                         received_at=record.event.received_at.timestamp(),

@@ -27,8 +27,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 import redis
 
@@ -36,7 +35,7 @@ from feedbackguard import accounts, keys, metrics
 from feedbackguard.pipeline import ledger
 from feedbackguard.policy.store import PolicyStore
 from feedbackguard.review import queue
-from feedbackguard.store import Store, admission_from_json
+from feedbackguard.store import Admission, Store, admission_from_json
 
 WAITING: Final = frozenset({"pending", "review"})
 """Statuses still waiting for a final one: their records never expire (a release or a
@@ -53,6 +52,7 @@ TRANSITIONS: Final[Mapping[str | None, frozenset[str]]] = {
 }
 """Old status (None: a new event) -> the statuses it may move to."""
 
+_NOWHERE: Final[frozenset[str]] = frozenset()
 MODERATOR_PREFIX: Final = "moderator:"
 _FLAGGED: Final = frozenset({"review", "rejected", "quarantined"})
 
@@ -75,37 +75,63 @@ class IllegalTransition(ValueError):
     """A status change the state machine does not allow (a bug in the caller)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One event taking the last decision of `record` (whose trail ends in the new
-    decision and, unless the event is new, has the old one just before it).
+class Change(NamedTuple):
+    """One event taking a new decision, in the few fields the state machine needs
+    (made by `change`). Plain values only: an ingest batch holds thousands of these
+    until its MULTI, and tuples of plain values cost the garbage collector nothing."""
+
+    event_id: str
+    old: str | None
+    new: str
+    record: bytes
+    """The record's JSON after the change."""
+    risk: float
+    codes: tuple[str, ...]
+    by_moderator: bool
+    left_codes: tuple[str, ...]
+    """The reason codes of the decision replaced (what the review indexes hold)."""
+    undoes_moderator: bool
+    """The decision replaced was a moderator's."""
+    admitted_before: bool
+    admission: Admission | None
+    """The store's row, when the change admits."""
+    account_id: str
+    received_at: float
+    due: float
+
+
+def change(
+    record: ledger.RawRecord, *, account_id: str = "", received_at: float = 0.0, due: float = 0.0
+) -> Change:
+    """The change to the last decision of `record`, whose trail ends in the new
+    decision and, unless the event is new, has the old one just before it.
 
     `account_id` and `received_at` are needed where the change touches the review
     queue or a moderator outcome; `due` (end of probation) where it enters pending.
     """
-
-    record: ledger.RawRecord
-    account_id: str = ""
-    received_at: float = 0.0
-    due: float = 0.0
-
-    @property
-    def event_id(self) -> str:
-        return str(self.record.trail[-1]["event_id"])
-
-    @property
-    def new(self) -> str:
-        return self.record.status
-
-    @property
-    def previous(self) -> Mapping[str, Any] | None:
-        """The decision replaced (None for a new event)."""
-        return self.record.trail[-2] if len(self.record.trail) > 1 else None
-
-    @property
-    def old(self) -> str | None:
-        previous = self.previous
-        return None if previous is None else str(previous["status"])
+    trail = record.trail
+    decision = trail[-1]
+    previous = trail[-2] if len(trail) > 1 else None
+    new = str(decision["status"])
+    old = None if previous is None else str(previous["status"])
+    admits = new == "admitted" and old != "admitted"
+    return Change(
+        event_id=str(decision["event_id"]),
+        old=old,
+        new=new,
+        record=record.to_json(),
+        risk=float(decision["risk"]),
+        codes=_codes(decision),
+        by_moderator=str(decision["decided_by"]).startswith(MODERATOR_PREFIX),
+        left_codes=() if previous is None else _codes(previous),
+        undoes_moderator=previous is not None
+        and str(previous["decided_by"]).startswith(MODERATOR_PREFIX),
+        admitted_before=any(d["status"] == "admitted" for d in trail[:-1]),
+        admission=admission_from_json(record.event_json, trail) if admits else None,
+        account_id=account_id,
+        received_at=received_at,
+        due=due,
+    )
 
 
 @contextmanager
@@ -135,73 +161,83 @@ def apply(
     back an admission. A change whose new decision was made by a moderator counts as
     that moderator's outcome for the account.
     """
-    moves: Counter[tuple[str | None, str]] = Counter()
-    admit: list[Change] = []
+    # One pass that queues nothing, so a refused change leaves `pipe` untouched; then
+    # the store; then every Redis write, aggregated per key where it can be.
+    pairs: list[tuple[str | None, str]] = []
+    admit: list[Admission] = []
+    readmit: list[str] = []
     quarantine: list[str] = []
     undone: list[str] = []
-    readmit: list[str] = []
-    for change in changes:
-        old, new = change.old, change.new
-        if new not in TRANSITIONS.get(old, frozenset()):
-            raise IllegalTransition(f"{change.event_id}: {old or 'new'} -> {new}")
-        moves[(old, new)] += 1
-        if new == "admitted" and old != "admitted":
-            admit.append(change)
-            if any(d["status"] == "admitted" for d in change.record.trail[:-1]):
-                readmit.append(change.event_id)
-        elif old == "admitted" and new != "admitted":
-            (quarantine if new == "quarantined" else undone).append(change.event_id)
-    _write_store(store, admit, readmit, quarantine, undone, actor)
-
     waiting: list[tuple[str, bytes]] = []
     final: list[tuple[str, bytes]] = []
     pending: dict[str, float] = {}
     review: dict[str, float] = {}
+    indexed: list[Change] = []
+    left_pending: list[str] = []
     left_review: list[tuple[str, str, Sequence[str]]] = []
+    outcomes: list[Change] = []
     flagged: Counter[str] = Counter()
-    counts: Counter[str] = Counter()
-    for change in changes:
-        event_id, old, new = change.event_id, change.old, change.new
-        decision = change.record.trail[-1]
-        (waiting if new in WAITING else final).append((event_id, change.record.to_json()))
+    for c in changes:
+        old, new = c.old, c.new
+        if new not in TRANSITIONS.get(old, _NOWHERE):
+            raise IllegalTransition(f"{c.event_id}: {old or 'new'} -> {new}")
+        pairs.append((old, new))
+        (waiting if new in WAITING else final).append((c.event_id, c.record))
         if new == "review":
-            queue.index(
-                pipe,
-                namespace,
-                event_id,
-                account_id=change.account_id,
-                received_at=change.received_at,
-                risk=float(decision["risk"]),
-                codes=_codes(decision),
-            )
+            indexed.append(c)
         if old == new:
             continue
-        if old is not None:
-            counts[old] -= 1
-        counts[new] += 1
-        if old == "pending":
-            pipe.zrem(keys.pending(namespace), event_id)
-            pipe.zrem(keys.releasing(namespace), event_id)
-        elif old == "review":
-            pipe.zrem(keys.review(namespace), event_id)
-            assert change.previous is not None
-            left_review.append((event_id, change.account_id, _codes(change.previous)))
         if new == "pending":
-            pending[event_id] = change.due
+            pending[c.event_id] = c.due
         elif new == "review":
-            review[event_id] = change.received_at
-        if str(decision["decided_by"]).startswith(MODERATOR_PREFIX):
-            _count_outcome(pipe, namespace, change)
+            review[c.event_id] = c.received_at
+        elif c.admission is not None:
+            admit.append(c.admission)
+            if c.admitted_before:
+                readmit.append(c.event_id)
+        if old == "pending":
+            left_pending.append(c.event_id)
+        elif old == "review":
+            left_review.append((c.event_id, c.account_id, c.left_codes))
+        elif old == "admitted":
+            (quarantine if new == "quarantined" else undone).append(c.event_id)
+        if c.by_moderator:
+            outcomes.append(c)
         elif new in _FLAGGED and old not in _FLAGGED:
-            flagged.update(_codes(decision))
+            flagged.update(c.codes)
+    _write_store(store, admit, readmit, quarantine, undone, actor)
 
+    for c in indexed:
+        queue.index(
+            pipe,
+            namespace,
+            c.event_id,
+            account_id=c.account_id,
+            received_at=c.received_at,
+            risk=c.risk,
+            codes=c.codes,
+        )
+    for c in outcomes:
+        _count_outcome(pipe, namespace, c)
     ledger.write_records(pipe, namespace, waiting, None)
     ledger.write_records(pipe, namespace, final, ttl_s)
+    if left_pending:
+        pipe.zrem(keys.pending(namespace), *left_pending)
+        pipe.zrem(keys.releasing(namespace), *left_pending)
+    if left_review:
+        pipe.zrem(keys.review(namespace), *(event_id for event_id, _, _ in left_review))
+        queue.unindex(pipe, namespace, left_review)
     if pending:
         pipe.zadd(keys.pending(namespace), pending)
     if review:
         pipe.zadd(keys.review(namespace), review)
-    queue.unindex(pipe, namespace, left_review)
+    moves = Counter(pairs)
+    counts: Counter[str] = Counter()
+    for (old, new), n in moves.items():
+        if old != new:
+            counts[new] += n
+            if old is not None:
+                counts[old] -= n
     stats = keys.stats(namespace)
     for status, delta in counts.items():
         if delta:
@@ -212,7 +248,7 @@ def apply(
 
 def _write_store(
     store: Store | None,
-    admit: Sequence[Change],
+    admit: Sequence[Admission],
     readmit: Sequence[str],
     quarantine: Sequence[str],
     undone: Sequence[str],
@@ -226,9 +262,7 @@ def _write_store(
     if store is None:
         raise IllegalTransition("admitting or taking back an admission needs the store")
     if admit:
-        store.admit_encoded(
-            [admission_from_json(c.record.event_json, c.record.trail) for c in admit]
-        )
+        store.admit_encoded(admit)
     if readmit:
         store.restore(readmit, reason="approved again by a moderator", actor=actor)
     if quarantine:
@@ -237,20 +271,16 @@ def _write_store(
         store.quarantine(undone, reason="moderator undid approval", actor=actor)
 
 
-def _count_outcome(pipe: redis.client.Pipeline[bytes], namespace: str, change: Change) -> None:
+def _count_outcome(pipe: redis.client.Pipeline[bytes], namespace: str, c: Change) -> None:
     """A moderator's approval or rejection counts for the account; an undo takes back
-    the count of the decision it undoes."""
-    old, new = change.old, change.new
-    if old == "review" and new in ("admitted", "rejected"):
-        accounts.record_moderation(pipe, namespace, change.account_id, new == "admitted")
-    elif new == "review" and old in ("admitted", "rejected"):
-        previous = change.previous
-        assert previous is not None
-        if str(previous["decided_by"]).startswith(MODERATOR_PREFIX):
-            accounts.record_moderation(
-                pipe, namespace, change.account_id, old == "admitted", taken_back=True
-            )
+    the count of the moderator's decision it undoes."""
+    if c.old == "review" and c.new in ("admitted", "rejected"):
+        accounts.record_moderation(pipe, namespace, c.account_id, c.new == "admitted")
+    elif c.new == "review" and c.old in ("admitted", "rejected") and c.undoes_moderator:
+        accounts.record_moderation(
+            pipe, namespace, c.account_id, c.old == "admitted", taken_back=True
+        )
 
 
-def _codes(decision: Mapping[str, Any]) -> list[str]:
-    return sorted({str(reason["code"]) for reason in decision["reasons"]})
+def _codes(decision: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple(sorted({str(reason["code"]) for reason in decision["reasons"]}))

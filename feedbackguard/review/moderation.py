@@ -82,7 +82,7 @@ def moderate(
                 "decided_by": state.MODERATOR_PREFIX + actor,
             }
             changes.append(
-                state.Change(
+                state.change(
                     raw.then(final),
                     account_id=event.account_id,
                     received_at=event.received_at.timestamp(),
@@ -143,7 +143,7 @@ def undo(
                 update={"status": "review", "decided_at": now, "decided_by": by}
             )
             changes.append(
-                state.Change(
+                state.change(
                     raw.then(again.model_dump(mode="json")),
                     account_id=record.event.account_id,
                     received_at=record.event.received_at.timestamp(),
