@@ -298,7 +298,20 @@ def auth_users() -> str:
 
 
 def auth_failures(client: str) -> str:
+    """Counter: failed (or, for logins, attempted) authentications of one client (hashed
+    IP) in the current window."""
     return _global("auth", "fail", client)
+
+
+def auth_account_failures(account: str) -> str:
+    """Counter: login attempts naming one account (hashed name) in the current window."""
+    return _global("auth", "failacct", account)
+
+
+def auth_session_generation(name: str) -> str:
+    """Integer: the user's session generation; a session cookie is valid only while it
+    carries the current one (logout and password changes increment it)."""
+    return _global("auth", "gen", name)
 
 
 def timing(namespace: str, name: str) -> str:

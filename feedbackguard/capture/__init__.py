@@ -36,9 +36,9 @@ from __future__ import annotations
 
 from feedbackguard.capture.breaker import CircuitBreaker
 from feedbackguard.capture.extension import EXTENSION, ROUTES_KEY, FeedbackGuard
-from feedbackguard.capture.request import client_ip
 from feedbackguard.capture.sources import FeedbackSpec, compile_source
 from feedbackguard.capture.state import Capture, CaptureCounters
+from feedbackguard.clientaddr import client_ip
 
 __all__ = [
     "EXTENSION",

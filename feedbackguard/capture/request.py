@@ -1,5 +1,6 @@
 """What capture reads from the request: the endpoint's fields and the request context
-(client IP per `trusted_proxies`, device id, user agent, `Idempotency-Key`)."""
+(client IP per `trusted_proxies`, see feedbackguard/clientaddr.py; device id, user
+agent, `Idempotency-Key`)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from typing import Any
 import flask
 
 from feedbackguard.capture.sources import FeedbackSpec
+from feedbackguard.clientaddr import client_ip
 from feedbackguard.events import MAX_META_CHARS
 from feedbackguard.settings import Settings
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-FORWARDED_FOR_HEADER = "X-Forwarded-For"
 USER_AGENT_HEADER = "User-Agent"
 _ID_FIELDS = frozenset({"account_id", "item_id"})
 
@@ -42,16 +43,3 @@ def event_fields(request: flask.Request, spec: FeedbackSpec, settings: Settings)
     if key is not None:
         fields["event_id"] = key
     return fields
-
-
-def client_ip(request: flask.Request, trusted_proxies: int) -> str | None:
-    """The client address. With N trusted proxies, each appends the address it saw
-    to X-Forwarded-For, so the client is the Nth entry from the right: entries left
-    of it were written by the client and prove nothing. Without trusted proxies (or
-    with fewer entries than proxies, a misconfiguration) the socket peer is used."""
-    if trusted_proxies > 0:
-        header = ",".join(request.headers.getlist(FORWARDED_FOR_HEADER))
-        hops = [hop.strip() for hop in header.split(",") if hop.strip()]
-        if len(hops) >= trusted_proxies:
-            return hops[-trusted_proxies][:MAX_META_CHARS]
-    return request.remote_addr

@@ -25,7 +25,8 @@ def users_group() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
 @actor_option
 def add(name: str, role: str, password_stdin: bool, actor: str) -> None:
-    """Create NAME with ROLE (prompting for the password), or replace it."""
+    """Create NAME with ROLE (prompting for the password), or replace it; replacing
+    ends every session NAME has open."""
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -34,7 +35,7 @@ def add(name: str, role: str, password_stdin: bool, actor: str) -> None:
         auth.add_user(connect(Settings()), name, role, password, actor=f"cli:{actor}")
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"user {name} ({role}) saved")
+    click.echo(f"user {name} ({role}) saved; any open sessions of {name} are ended")
 
 
 @users_group.command("remove")

@@ -7,9 +7,16 @@ Roles are ordered ``viewer < moderator < admin``; a route needs a minimum role.
 * API keys: the secret ``fgk_<key_id>_<random>`` is returned once by `add_key` and
   never stored; Redis keeps only its SHA-256, looked up by ``key_id`` and compared with
   `hmac.compare_digest` (the secret has 256 bits of entropy, so a fast hash is enough).
-* Failed authentications are rate limited per client (hashed IP): a fixed window of
-  `FAILED_AUTH_LIMIT` failures per `FAILED_AUTH_WINDOW_S`, after which the client gets
-  429 until the window ends, whatever it sends.
+* Sessions (the review UI's signed cookie) carry the user's session generation and
+  their start time: a session is honoured only while its generation is the user's
+  current one (logout, a password reset and removal increment it, ending every session
+  of the user at once) and for `session_lifetime_s` after login.
+* Failed authentications are rate limited per client (hashed IP, the address
+  `trusted_proxies` hops from the right of X-Forwarded-For, as capture reads it): a
+  fixed window of `auth_fail_limit` failures per `auth_fail_window_s`, after which
+  the client gets 429 until the window ends, whatever it sends. Logins are counted
+  before the password is checked (so parallel guesses cannot all reach scrypt), per
+  client and per account name, and a successful one gives its attempts back.
 
 Everything lives in Redis under ``fg:auth:*``; user and key changes are audited.
 """
@@ -19,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,7 +37,8 @@ import orjson
 import redis
 from flask import Response, g, jsonify, request, session
 
-from feedbackguard import audit, keys
+from feedbackguard import audit, keys, scripts
+from feedbackguard.clientaddr import client_ip
 from feedbackguard.logs import hash_ip
 from feedbackguard.web.context import runtime
 
@@ -60,6 +69,15 @@ FAILED_AUTH_WINDOW_S: Final = 60
 NAME_MAX: Final = 64
 
 Via = Literal["key", "session"]
+
+SESSION_USER: Final = "fg_user"
+SESSION_GENERATION: Final = "fg_gen"
+SESSION_STARTED: Final = "fg_since"
+
+KEY_HEADERS: Final = ("Authorization: Bearer <key>", "X-API-Key: <key>")
+CREDENTIALS_HINT: Final = (
+    f"send an API key as '{KEY_HEADERS[0]}' or '{KEY_HEADERS[1]}', or log in to the review UI"
+)
 
 
 @dataclass(frozen=True)
@@ -121,17 +139,32 @@ def add_user(
     with r.pipeline() as p:
         p.set(keys.auth_user(name), orjson.dumps(record))
         p.sadd(keys.auth_users(), name)
+        p.incr(keys.auth_session_generation(name))  # a new password ends old sessions
         audit.record(p, actor, "user.add", user=name, role=checked)
         p.execute()
 
 
 def remove_user(r: redis.Redis[bytes], name: str, actor: str = "cli") -> bool:
+    """Delete user `name` and end their sessions; True when it existed (audited)."""
     with r.pipeline() as p:
         p.delete(keys.auth_user(name))
         p.srem(keys.auth_users(), name)
+        # Incremented, never deleted: a user added again must not revive old cookies.
+        p.incr(keys.auth_session_generation(name))
         audit.record(p, actor, "user.remove", user=name)
-        deleted, _, _ = p.execute()
+        deleted = p.execute()[0]
     return bool(deleted)
+
+
+def session_generation(r: redis.Redis[bytes], name: str) -> int:
+    """The user's current session generation (0 before any was set)."""
+    raw = r.get(keys.auth_session_generation(name))
+    return int(raw) if raw is not None else 0
+
+
+def revoke_sessions(r: redis.Redis[bytes], name: str) -> int:
+    """End every session of `name` (logout): returns the new generation."""
+    return int(r.incr(keys.auth_session_generation(name)))
 
 
 def _kdf_params(kdf: str) -> tuple[int, int, int]:
@@ -243,8 +276,17 @@ def principal_for_key(r: redis.Redis[bytes], secret: str) -> Principal | None:
 
 
 def client_id() -> str:
-    """The caller's identity for rate limiting: a hash of its IP (never the raw IP)."""
-    return hash_ip(request.remote_addr or "unknown")
+    """The caller's identity for rate limiting: a hash of its IP (never the raw IP), the
+    IP being the one capture records (`trusted_proxies` hops from the right of
+    X-Forwarded-For), so a proxy's own address never stands for all its clients."""
+    ip = client_ip(request, runtime().settings.trusted_proxies)
+    return hash_ip(ip or "unknown")
+
+
+def account_id(name: str) -> str:
+    """The identity of an account name for the login limiter (hashed: names of any
+    length or content, existing or not, give short keys)."""
+    return "acct:" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:16]
 
 
 def is_throttled(r: redis.Redis[bytes], client: str, limit: int = FAILED_AUTH_LIMIT) -> bool:
@@ -253,12 +295,50 @@ def is_throttled(r: redis.Redis[bytes], client: str, limit: int = FAILED_AUTH_LI
 
 
 def note_failure(r: redis.Redis[bytes], client: str, window_s: int = FAILED_AUTH_WINDOW_S) -> int:
-    """Count one failed authentication of `client` in its current window."""
-    with r.pipeline() as p:
-        p.incr(keys.auth_failures(client))
-        p.expire(keys.auth_failures(client), window_s, nx=True)
-        count, _ = p.execute()
+    """Count one failed authentication of `client` in its current window (one atomic
+    script: INCR, and the window's expiry on the first count; works on Redis 6.2)."""
+    count, _ = scripts.run(r, "auth_count", [keys.auth_failures(client)], [window_s])
     return int(count)
+
+
+@dataclass(frozen=True)
+class LoginAttempt:
+    """A counted login attempt: whether it may go on to the password check, and when
+    the fuller of its two windows ends."""
+
+    counters: tuple[str, str]
+    allowed: bool
+    retry_after_s: int
+
+
+def count_login(
+    r: redis.Redis[bytes],
+    client: str,
+    account: str,
+    limit: int = FAILED_AUTH_LIMIT,
+    window_s: int = FAILED_AUTH_WINDOW_S,
+) -> LoginAttempt:
+    """Count a login attempt of `client` naming `account` before checking anything.
+
+    Counting first, atomically, is what bounds the password checks: of any number of
+    parallel attempts at most `limit` per window get a count within the limit, for the
+    client and for the account name alike; the others are refused without scrypt."""
+    counters = (keys.auth_failures(client), keys.auth_account_failures(account_id(account)))
+    with r.pipeline(transaction=False) as p:
+        for counter in counters:
+            scripts.run(p, "auth_count", [counter], [window_s])
+        counts = p.execute()
+    allowed = all(int(count) <= limit for count, _ in counts)
+    retry = max(int(ttl) for count, ttl in counts if allowed or int(count) > limit)
+    return LoginAttempt(counters=counters, allowed=allowed, retry_after_s=max(1, retry))
+
+
+def refund_login(r: redis.Redis[bytes], attempt: LoginAttempt) -> None:
+    """Give back a successful login's counts: only failures should use up the budget."""
+    with r.pipeline(transaction=False) as p:
+        for counter in attempt.counters:
+            scripts.run(p, "auth_refund", [counter])
+        p.execute()
 
 
 # --- Flask ---------------------------------------------------------------------------
@@ -275,19 +355,59 @@ def _presented_key() -> str | None:
     return request.headers.get("X-API-Key")
 
 
+def start_session(r: redis.Redis[bytes], principal: Principal) -> None:
+    """Log `principal` in: a fresh session carrying the user's current generation and
+    the login time, and a cookie that expires (Flask's PERMANENT_SESSION_LIFETIME)."""
+    session.clear()
+    session[SESSION_USER] = principal.name
+    session[SESSION_GENERATION] = session_generation(r, principal.name)
+    session[SESSION_STARTED] = int(time.time())
+    session.permanent = True
+
+
+def end_session() -> None:
+    """Forget the session's user (the CSRF token goes too)."""
+    session.clear()
+
+
+def _session_principal(r: redis.Redis[bytes], lifetime_s: int) -> Principal | None:
+    """The session's user while the session is live: its generation is the user's
+    current one and it started less than `lifetime_s` ago; the role is read from Redis
+    on every request, so a demoted or removed user loses access at once."""
+    name = session.get(SESSION_USER)
+    if not isinstance(name, str) or not name:
+        return None
+    generation = session.get(SESSION_GENERATION)
+    started = session.get(SESSION_STARTED)
+    now = time.time()
+    live = (
+        isinstance(generation, int)
+        and isinstance(started, int)
+        and started <= now + 1
+        and now - started < lifetime_s
+    )
+    if live:
+        with r.pipeline(transaction=False) as p:
+            p.get(keys.auth_user(name))
+            p.get(keys.auth_session_generation(name))
+            raw_user, raw_generation = p.execute()
+        current = int(raw_generation) if raw_generation is not None else 0
+        if raw_user is not None and generation == current:
+            role = _check_role(orjson.loads(raw_user)["role"])
+            return Principal(name=name, role=role, via="session")
+    for field in (SESSION_USER, SESSION_GENERATION, SESSION_STARTED):
+        session.pop(field, None)
+    return None
+
+
 def current_principal() -> Principal | None:
     """The caller: an API key (`Authorization: Bearer` or `X-API-Key`), else the
-    session's user (`session["fg_user"]`, role read from Redis on every request)."""
+    session's user while the session is live (see `_session_principal`)."""
     r = _redis()
     presented = _presented_key()
     if presented:
         return principal_for_key(r, presented)
-    name = session.get("fg_user")
-    if isinstance(name, str) and name:
-        role = user_role(r, name)
-        if role is not None:
-            return Principal(name=name, role=role, via="session")
-    return None
+    return _session_principal(r, runtime().settings.session_lifetime_s)
 
 
 def _error(status: int, code: str, message: str) -> tuple[Response, int]:
@@ -315,7 +435,11 @@ def authorize(role: Role) -> tuple[Principal | None, tuple[Response, int] | None
     if principal is None:
         if presented:
             note_failure(r, client, settings.auth_fail_window_s)
-        return None, _error(401, "unauthorized", "credentials required")
+            resp, status = _error(401, "unauthorized", f"invalid API key: {CREDENTIALS_HINT}")
+        else:
+            resp, status = _error(401, "unauthorized", f"credentials required: {CREDENTIALS_HINT}")
+        resp.headers["WWW-Authenticate"] = 'Bearer realm="feedbackguard"'
+        return None, (resp, status)
     if not principal.has(role):
         return None, _error(403, "forbidden", f"needs role {role}")
     return principal, None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -63,6 +64,7 @@ def create_app(runtime: Runtime | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.session_cookie_secure,
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=settings.session_lifetime_s),
     )
     init_runtime(app, rt)
     admin_prefix = _prefix(settings.admin_prefix)

@@ -4,10 +4,21 @@ static script only adds keyboard shortcuts on top)."""
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
+from urllib.parse import urlsplit
 
 import pydantic
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from feedbackguard import keys
@@ -18,7 +29,6 @@ from feedbackguard.web.context import runtime
 from feedbackguard.web.review import security
 from feedbackguard.web.review.api import FilterArgs
 
-SESSION_USER = "fg_user"
 # Ids an "undo" button after a decision carries (they ride in the session cookie).
 UNDO_IDS_IN_FLASH = 20
 
@@ -37,11 +47,25 @@ def _principal(role: auth.Role) -> auth.Principal | WerkzeugResponse:
     return principal
 
 
+# Control, format, separator and surrogate characters: browsers drop or rewrite some
+# of them inside URLs (`/\t/evil.example` becomes `//evil.example`), and a newline in
+# a Location header is refused outright.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
 def _safe_next(target: str | None, fallback: str) -> str:
-    """Only a path on this site (no scheme, no host, no `//`)."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return fallback
+    """`target` when it is a relative path on this site, else `fallback`.
+
+    Followed only when it starts with a single `/`, has no backslash and no control or
+    invisible character, and parses with no scheme and no host."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return fallback
+    if "\\" in target or any(unicodedata.category(c) in _UNSAFE_CATEGORIES for c in target):
+        return fallback
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return fallback
+    return target
 
 
 def _check_csrf() -> None:
@@ -60,31 +84,50 @@ def register(bp: Blueprint) -> None:
 
     @bp.post("/login")
     def login_post() -> Any:
+        """Count the attempt (per client and per account name) before the password is
+        checked, so parallel guesses past the limit never reach scrypt."""
         _check_csrf()
-        r = runtime().redis
-        client = auth.client_id()
-        if auth.is_throttled(r, client):
-            return render_template(
-                "review/login.html", error="Too many attempts; wait a minute."
-            ), 429
+        rt = runtime()
+        r = rt.redis
         name = request.form.get("username", "")[:200]
+        attempt = auth.count_login(
+            r,
+            auth.client_id(),
+            name,
+            limit=rt.settings.auth_fail_limit,
+            window_s=rt.settings.auth_fail_window_s,
+        )
+        if not attempt.allowed:
+            refused = make_response(
+                render_template(
+                    "review/login.html",
+                    error="Too many attempts; wait a minute.",
+                    next=request.form.get("next", ""),
+                ),
+                429,
+            )
+            refused.headers["Retry-After"] = str(attempt.retry_after_s)
+            return refused
         principal = auth.verify_password(r, name, request.form.get("password", ""))
         if principal is None:
-            auth.note_failure(r, client)
             return render_template(
                 "review/login.html",
                 error="Wrong name or password.",
                 next=request.form.get("next", ""),
             ), 401
-        session.clear()
-        session[SESSION_USER] = principal.name
+        auth.refund_login(r, attempt)
+        auth.start_session(r, principal)
         security.rotate()
         return redirect(_safe_next(request.form.get("next"), url_for(".queue_page")))
 
     @bp.post("/logout")
     def logout() -> Any:
+        """End this session and every other session of the same user."""
         _check_csrf()
-        session.clear()
+        principal = auth.current_principal()
+        if principal is not None and principal.via == "session":
+            auth.revoke_sessions(runtime().redis, principal.name)
+        auth.end_session()
         return redirect(url_for(".login"))
 
     @bp.get("/")
