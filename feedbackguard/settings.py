@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     redis_timeout_ms: float = Field(50.0, gt=0)
     trusted_proxies: int = Field(0, ge=0)
     invalid_feedback: Literal["reject", "pass"] = "reject"
+    max_body_bytes: int = Field(1024 * 1024, gt=0)
+    max_json_depth: int = Field(32, ge=2, le=512)
     spool_path: Path | None = None
     spool_max_bytes: int = Field(256 * 1024 * 1024, gt=0)
     spool_retry_s: float = Field(5.0, gt=0)

@@ -17,7 +17,7 @@ from feedbackguard.checks.lists import ListCheck
 from feedbackguard.decisions import Decision
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline.runtime import Runtime
-from feedbackguard.policy import Policy, lists
+from feedbackguard.policy import MAX_POLICY_BYTES, Policy, lists
 from feedbackguard.web import auth
 from tests.conftest import FakeClock
 
@@ -280,3 +280,79 @@ def test_unknown_admin_path_is_json_404(client: FlaskClient, admin: dict[str, st
     resp = client.get("/api/v1/nope", headers=admin)
     assert resp.status_code == 404
     assert resp.json["error"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("patch", "loc"),
+    [
+        ({"probation_s": "10"}, "policy.probation_s"),
+        ({"graph": {"enabled": "off"}}, "policy.graph.enabled"),
+        ({"consistency": {"knn": {"k": 5.0}}}, "policy.consistency.knn.k"),
+    ],
+)
+def test_policy_values_of_the_wrong_json_type_are_refused_naming_the_field(
+    client: FlaskClient, admin: dict[str, str], patch: dict[str, Any], loc: str
+) -> None:
+    resp = client.patch("/api/v1/policy", json={"patch": patch, "note": "x"}, headers=admin)
+    assert resp.status_code == 422
+    assert [d["loc"] for d in resp.json["detail"]] == [loc]
+
+
+def test_whole_policy_put_is_validated_strictly(client: FlaskClient, admin: dict[str, str]) -> None:
+    policy = client.get("/api/v1/policy", headers=admin).json["policy"]
+    assert client.put("/api/v1/policy", json={"policy": policy}, headers=admin).status_code == 200
+    policy["clock_skew_s"] = "60"
+    resp = client.put("/api/v1/policy", json={"policy": policy}, headers=admin)
+    assert resp.status_code == 422
+    assert [d["loc"] for d in resp.json["detail"]] == ["policy.clock_skew_s"]
+
+
+def test_a_policy_past_the_size_cap_answers_413_naming_the_limit(
+    client: FlaskClient, admin: dict[str, str]
+) -> None:
+    rules = [{"name": f"r{i}", "indices": list(range(400)), "low": 1.0} for i in range(200)]
+    patch = {"consistency": {"triggers": {"features": rules}}}
+    resp = client.patch("/api/v1/policy", json={"patch": patch, "note": "x"}, headers=admin)
+    assert resp.status_code == 413
+    assert resp.json["error"] == "policy_too_large"
+    assert str(MAX_POLICY_BYTES) in resp.json["message"]
+
+
+def test_disabling_a_defence_without_a_note_answers_422(
+    client: FlaskClient, admin: dict[str, str], r: redis.Redis[bytes]
+) -> None:
+    before = client.get("/api/v1/policy", headers=admin).json["version"]
+    for patch in (
+        {"consistency": {"knn": {"enabled": False}}},
+        {"ratelimit": {"limits": []}},
+        {"thresholds": {"reject": 1.0}},
+    ):
+        resp = client.patch("/api/v1/policy", json={"patch": patch}, headers=admin)
+        assert resp.status_code == 422, patch
+        assert resp.json["error"] == "note_required"
+        assert [d["loc"] for d in resp.json["detail"]] == ["note"]
+    assert client.get("/api/v1/policy", headers=admin).json["version"] == before
+
+
+def test_disabling_with_a_note_lists_the_defences_in_answer_and_audit(
+    client: FlaskClient, admin: dict[str, str], r: redis.Redis[bytes]
+) -> None:
+    patch = {"graph": {"enabled": False}, "consistency": {"drift": {"enabled": False}}}
+    resp = client.patch(
+        "/api/v1/policy", json={"patch": patch, "note": "load test window"}, headers=admin
+    )
+    assert resp.status_code == 200
+    assert resp.json["disables"] == ["consistency.drift.enabled", "graph.enabled"]
+    entry = audit.entries(r, count=1)[0]
+    assert entry["action"] == "policy.set"
+    assert entry["disables"] == ["consistency.drift.enabled", "graph.enabled"]
+
+
+def test_a_change_that_disables_nothing_needs_no_note(
+    client: FlaskClient, admin: dict[str, str]
+) -> None:
+    resp = client.patch(
+        "/api/v1/policy", json={"patch": {"thresholds": {"review": 0.45}}}, headers=admin
+    )
+    assert resp.status_code == 200
+    assert resp.json["disables"] == []

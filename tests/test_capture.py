@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 from collections.abc import Iterator
@@ -11,9 +12,12 @@ from typing import Any
 import flask
 import pytest
 import redis
+from hypothesis import given
+from hypothesis import strategies as st
 
 from feedbackguard import keys
 from feedbackguard.capture import CircuitBreaker, FeedbackGuard
+from feedbackguard.capture.body import deeper_than
 from feedbackguard.embedded import EmbeddedRedis
 from feedbackguard.events import (
     MAX_FEATURES,
@@ -577,3 +581,84 @@ def test_a_failed_trial_opens_the_breaker_again() -> None:
     assert not breaker.allow()
     clock.now += 1.0
     assert breaker.allow()
+
+
+# --- body bounds: size and nesting -------------------------------------------------------
+
+
+def _nested(depth: int) -> Any:
+    body: Any = "x"
+    for _ in range(depth):
+        body = [body]
+    return body
+
+
+def test_a_deeply_nested_body_answers_422_naming_the_limit_not_500(
+    client: flask.testing.FlaskClient, r: redis.Redis[bytes], capture_settings: Settings
+) -> None:
+    raw = '{"label": "billing", "payload": ' + "[" * 1000 + "]" * 1000 + "}"
+    resp = post(client, data=raw, content_type="application/json")
+    assert resp.status_code == 422
+    [field] = resp.json["fields"]
+    assert field["field"] == "body"
+    assert f"max_json_depth ({capture_settings.max_json_depth} levels)" in field["message"]
+    assert inbox_events(r) == []
+
+
+def test_a_body_nested_just_within_the_limit_is_captured(
+    client: flask.testing.FlaskClient, r: redis.Redis[bytes], capture_settings: Settings
+) -> None:
+    # The body object itself is one level; the spec does not read "extra".
+    inner = _nested(capture_settings.max_json_depth - 1)
+    resp = post(client, {"label": "billing", "extra": inner})
+    assert resp.status_code == 200
+    assert len(inbox_events(r)) == 1
+
+
+def test_a_body_past_max_body_bytes_by_content_length_answers_413(
+    r: redis.Redis[bytes], capture_settings: Settings
+) -> None:
+    app, guard = build_app(capture_settings.model_copy(update={"max_body_bytes": 1000}))
+    try:
+        body = {"label": "billing", "payload": {"text": "x" * 2000}}
+        resp = post(app.test_client(), body)
+        assert resp.status_code == 413
+        assert resp.json == {
+            "error": "feedback_too_large",
+            "limit_bytes": 1000,
+            "message": "the request body is larger than max_body_bytes (1000 bytes)",
+        }
+        assert inbox_events(r) == []
+        assert guard.counters.invalid == 1
+    finally:
+        guard.close()
+
+
+def test_a_chunked_body_past_max_body_bytes_answers_413_without_reading_it_all(
+    r: redis.Redis[bytes], capture_settings: Settings
+) -> None:
+    app, guard = build_app(capture_settings.model_copy(update={"max_body_bytes": 1000}))
+    raw = b'{"label": "billing", "payload": {"text": "' + b"x" * 50_000 + b'"}}'
+    stream = io.BytesIO(raw)
+    try:
+        resp = app.test_client().post(
+            "/items/t-1/feedback",
+            input_stream=stream,
+            headers={
+                "X-User": "alice",
+                "Content-Type": "application/json",
+                "Transfer-Encoding": "chunked",
+            },
+            environ_overrides={"wsgi.input_terminated": True},
+        )
+        assert resp.status_code == 413
+        assert stream.tell() <= 1000 + 64 * 1024  # one read buffer past the limit at most
+        assert inbox_events(r) == []
+    finally:
+        guard.close()
+
+
+@given(st.integers(min_value=0, max_value=60), st.integers(min_value=1, max_value=40))
+def test_depth_is_measured_exactly_without_recursion(depth: int, limit: int) -> None:
+    assert deeper_than(_nested(depth), limit) == (depth > limit)
+    assert deeper_than({"a": [1, {"b": _nested(depth)}]}, limit) == (depth + 3 > limit)

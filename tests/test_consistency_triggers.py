@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
 import numpy as np
+import pydantic
+import pytest
 import redis
+from hypothesis import given
+from hypothesis import strategies as st
 
 from feedbackguard import audit
+from feedbackguard.checks import known_triggers
 from feedbackguard.checks.base import AnalysisContext, CheckContext
+from feedbackguard.checks.known_triggers import TriggerCheck
 from feedbackguard.consistency import recent, triggers
 from feedbackguard.consistency.analyser import ConsistencyAnalyser
 from feedbackguard.consistency.ingest import RecentRecorder, SuspectedTriggerCheck
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.policy import Discovery, Policy
+from feedbackguard.policy import Discovery, FeatureRule, Policy, Triggers
 from tests.conftest import T0
 
 MakeEvent = Callable[..., FeedbackEvent]
@@ -154,3 +161,70 @@ def test_the_analyser_finds_the_trigger_and_names_every_event_carrying_it(
     }
     assert suspected == {e.event_id for e in bad}
     assert len(triggers.load(r, NS)) == 1
+
+
+# --- known text triggers: RE2, bounded scan ---------------------------------------------
+
+
+def _with_text_triggers(*patterns: str, scan_bytes: int = 8192) -> Policy:
+    policy = Policy.default()
+    section = Triggers(text=patterns, scan_bytes=scan_bytes)
+    return policy.model_copy(
+        update={"consistency": policy.consistency.model_copy(update={"triggers": section})}
+    )
+
+
+def test_known_text_triggers_are_compiled_by_re2_and_still_match(
+    r: redis.Redis[bytes], make_event: MakeEvent
+) -> None:
+    policy = _with_text_triggers("(a+)+$")
+    [compiled] = known_triggers._compiled(policy.consistency.triggers.text)
+    assert type(compiled).__module__.split(".")[0] == "re2"
+    hit = make_event(payload={"text": "xx aaaa"})
+    attack = make_event(payload={"text": "a" * 26 + "!"})
+    found = TriggerCheck()([hit, attack], CheckContext(redis=r, policy=policy, namespace=NS))
+    assert list(found) == [0]
+    assert "'aaaa'" in found[0][0].detail
+
+
+@pytest.mark.slow
+def test_a_pathological_trigger_on_long_attacker_text_takes_well_under_a_second(
+    r: redis.Redis[bytes], make_event: MakeEvent
+) -> None:
+    policy = _with_text_triggers("(a+)+$", scan_bytes=65536)
+    attack = make_event(payload={"text": "a" * 60_000 + "!"})
+    started = time.perf_counter()
+    found = TriggerCheck()([attack] * 10, CheckContext(redis=r, policy=policy, namespace=NS))
+    assert found == {}
+    assert time.perf_counter() - started < 1.0
+
+
+def test_a_trigger_re2_cannot_compile_is_refused_naming_the_pattern() -> None:
+    with pytest.raises(pydantic.ValidationError, match=r"\(a\)\\\\1"):
+        Triggers.model_validate({"text": [r"(a)\1"]})
+
+
+def test_text_triggers_scan_only_the_first_scan_bytes_of_the_text(
+    r: redis.Redis[bytes], make_event: MakeEvent
+) -> None:
+    policy = _with_text_triggers("TRIGGER", scan_bytes=1024)
+    early = make_event(payload={"text": "é" * 400 + "TRIGGER"})  # 807 bytes in
+    late = make_event(payload={"text": "x" * 1020 + "TRIGGER"})  # crosses the limit
+    found = TriggerCheck()([early, late], CheckContext(redis=r, policy=policy, namespace=NS))
+    assert list(found) == [0]
+
+
+@given(st.text(max_size=300), st.integers(min_value=1, max_value=600))
+def test_the_scanned_text_is_a_prefix_within_the_byte_limit(text: str, limit: int) -> None:
+    cut = known_triggers.scanned(text, limit)
+    assert text.startswith(cut)
+    assert len(cut.encode("utf-8")) <= limit
+    assert cut == text or len(text[: len(cut) + 1].encode("utf-8")) > limit
+
+
+def test_text_and_feature_trigger_lists_are_capped() -> None:
+    with pytest.raises(pydantic.ValidationError, match="at most 200"):
+        Triggers(text=tuple(f"t{i}" for i in range(201)))
+    rule = FeatureRule(name="r", indices=(0,), low=1.0)
+    with pytest.raises(pydantic.ValidationError, match="at most 200"):
+        Triggers(features=(rule,) * 201)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -11,6 +12,7 @@ from click.testing import CliRunner
 
 from feedbackguard import audit
 from feedbackguard.cli import main
+from feedbackguard.policy import MAX_POLICY_BYTES
 from feedbackguard.policy.store import PolicyStore
 from feedbackguard.settings import Settings
 
@@ -74,3 +76,53 @@ def test_rollback_restores_an_earlier_version_as_a_new_one(
     history = runner.invoke(main, ["policy", "history"])
     assert [line.split()[0] for line in history.output.splitlines()] == ["3", "2", "1"]
     assert runner.invoke(main, ["policy", "rollback", "99"]).exit_code == 1
+
+
+def _shown(runner: CliRunner) -> dict[str, Any]:
+    shown = runner.invoke(main, ["policy", "show"])
+    assert shown.exit_code == 0, shown.output
+    policy: dict[str, Any] = json.loads(shown.output)["policy"]
+    return policy
+
+
+def test_policy_set_refuses_values_of_the_wrong_type(
+    runner: CliRunner, r: redis.Redis[bytes], tmp_path: Path
+) -> None:
+    policy = _shown(runner)
+    policy["probation_s"] = "10"
+    policy["graph"]["enabled"] = "off"
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(policy))
+    done = runner.invoke(main, ["policy", "set", str(path), "--note", "x"])
+    assert done.exit_code == 1
+    assert "probation_s" in done.output
+    assert "graph.enabled" in done.output
+    assert PolicyStore(r, cache_s=0).current().version == 1
+
+
+def test_policy_set_refuses_a_file_past_the_size_cap(
+    runner: CliRunner, r: redis.Redis[bytes], tmp_path: Path
+) -> None:
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps({"consistency": {"triggers": {"text": ["a" * 900] * 400}}}))
+    done = runner.invoke(main, ["policy", "set", str(path), "--note", "x"])
+    assert done.exit_code == 1
+    assert str(MAX_POLICY_BYTES) in done.output
+    assert PolicyStore(r, cache_s=0).current().version == 1
+
+
+def test_policy_set_that_disables_a_defence_needs_a_note_and_warns(
+    runner: CliRunner, r: redis.Redis[bytes], tmp_path: Path
+) -> None:
+    policy = _shown(runner)
+    policy["consistency"]["outliers"]["enabled"] = False
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(policy))
+    refused = runner.invoke(main, ["policy", "set", str(path)])
+    assert refused.exit_code == 1
+    assert "consistency.outliers.enabled" in refused.output
+    assert PolicyStore(r, cache_s=0).current().version == 1
+    done = runner.invoke(main, ["policy", "set", str(path), "--note", "refit too slow"])
+    assert done.exit_code == 0, done.output
+    assert "disables consistency.outliers.enabled" in done.output
+    assert audit.entries(r, 1)[0]["disables"] == ["consistency.outliers.enabled"]

@@ -8,6 +8,7 @@ from typing import Any
 
 import flask
 
+from feedbackguard.capture.body import json_body
 from feedbackguard.capture.sources import FeedbackSpec
 from feedbackguard.clientaddr import client_ip
 from feedbackguard.events import MAX_META_CHARS
@@ -20,8 +21,13 @@ _ID_FIELDS = frozenset({"account_id", "item_id"})
 
 def event_fields(request: flask.Request, spec: FeedbackSpec, settings: Settings) -> dict[str, Any]:
     """The event's fields as this request gives them, before validation: the spec's
-    sources (integer ids as text; missing ones left out) and the request context."""
-    body = request.get_json(silent=True) if spec.reads_json else None
+    sources (integer ids as text; missing ones left out) and the request context.
+    Raises `BodyTooLarge` / `BodyTooDeep` for a JSON body past the settings' bounds."""
+    body = (
+        json_body(request, settings.max_body_bytes, settings.max_json_depth)
+        if spec.reads_json
+        else None
+    )
     fields: dict[str, Any] = {}
     for name, get in spec.getters:
         value = get(request, body)

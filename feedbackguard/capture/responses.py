@@ -1,5 +1,5 @@
-"""The answers capture gives instead of the view: 422 for invalid feedback, 503 while
-the inbox is full."""
+"""The answers capture gives instead of the view: 422 for invalid feedback, 413 for a
+body past `max_body_bytes`, 503 while the inbox is full."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pydantic
 from feedbackguard.events import ModelOutput, Payload
 
 INVALID_STATUS = 422
+TOO_LARGE_STATUS = 413
 FULL_STATUS = 503
 _NESTED = {"payload": Payload.model_fields, "model_output": ModelOutput.model_fields}
 # Pydantic error types that only say "not this member of the union": when a field
@@ -22,6 +23,28 @@ _UNION_NOISE = ("_type", "_parsing")
 def invalid_response(exc: pydantic.ValidationError) -> flask.Response:
     """422 `{"error": "invalid_feedback", "fields": [{"field", "message"}]}`."""
     body = {"error": "invalid_feedback", "fields": invalid_fields(exc)}
+    return flask.current_app.response_class(
+        orjson.dumps(body), status=INVALID_STATUS, mimetype="application/json"
+    )
+
+
+def too_large_response(limit: int) -> flask.Response:
+    """413 `{"error": "feedback_too_large", "limit_bytes", "message"}`."""
+    body = {
+        "error": "feedback_too_large",
+        "limit_bytes": limit,
+        "message": f"the request body is larger than max_body_bytes ({limit} bytes)",
+    }
+    return flask.current_app.response_class(
+        orjson.dumps(body), status=TOO_LARGE_STATUS, mimetype="application/json"
+    )
+
+
+def too_deep_response(limit: int) -> flask.Response:
+    """422 `{"error": "invalid_feedback", "fields": [{"field": "body", ...}]}` for JSON
+    nested past `max_json_depth`."""
+    message = f"JSON nested deeper than max_json_depth ({limit} levels)"
+    body = {"error": "invalid_feedback", "fields": [{"field": "body", "message": message}]}
     return flask.current_app.response_class(
         orjson.dumps(body), status=INVALID_STATUS, mimetype="application/json"
     )

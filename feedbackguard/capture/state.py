@@ -21,9 +21,15 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from feedbackguard.capture.body import BodyTooDeep, BodyTooLarge
 from feedbackguard.capture.breaker import REDIS_UNAVAILABLE, CircuitBreaker
 from feedbackguard.capture.request import event_fields
-from feedbackguard.capture.responses import full_response, invalid_response
+from feedbackguard.capture.responses import (
+    full_response,
+    invalid_response,
+    too_deep_response,
+    too_large_response,
+)
 from feedbackguard.capture.senders import BufferedSender, Sender, SyncSender
 from feedbackguard.capture.sources import FeedbackSpec
 from feedbackguard.capture.spool import Spool, SpoolFullError
@@ -123,12 +129,20 @@ class Capture:
     # -- per request -----------------------------------------------------------
 
     def capture(self, spec: FeedbackSpec) -> flask.Response | None:
-        """Validate and queue this request's event; a 422 response if it is refused."""
+        """Validate and queue this request's event; a 422 response if it is refused
+        (413 for a body past `max_body_bytes`, answered even in "pass" mode: the body
+        is not read past the limit, so it cannot be handed on whole)."""
         self._retrier.ensure_started()
         # One context-local lookup, not one per field.
         request: flask.Request = cast(Any, flask.request)._get_current_object()
         try:
             event = FeedbackEvent.model_validate(event_fields(request, spec, self.settings))
+        except BodyTooLarge as exc:
+            self.counters.invalid += 1
+            return too_large_response(exc.limit)
+        except BodyTooDeep as exc:
+            self.counters.invalid += 1
+            return too_deep_response(exc.limit)
         except pydantic.ValidationError as exc:
             self.counters.invalid += 1
             return None if self.pass_invalid else invalid_response(exc)

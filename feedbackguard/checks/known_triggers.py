@@ -6,7 +6,6 @@ Triggers the consistency analyser discovers itself are `consistency.triggers`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -14,15 +13,25 @@ import numpy as np
 
 from feedbackguard.checks.base import CheckContext, Findings, Reason
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.policy import FeatureRule
+from feedbackguard.policy import FeatureRule, TextPattern, compile_trigger
 
 TRIGGER = "trigger.known"
 
 
 @lru_cache(maxsize=64)
-def _compiled(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
-    # Compiled one by one: a pattern may carry its own global flags, e.g. (?i).
-    return tuple(re.compile(p) for p in patterns)
+def _compiled(patterns: tuple[str, ...]) -> tuple[TextPattern, ...]:
+    # Compiled one by one: a pattern may carry its own global flags, e.g. (?i). RE2
+    # matches in time linear in the text, whatever the pattern (attacker text meets
+    # admin-written regexes here).
+    return tuple(compile_trigger(p) for p in patterns)
+
+
+def scanned(text: str, limit: int) -> str:
+    """The first `limit` bytes of `text` (UTF-8), cut at a character boundary: the
+    part trigger patterns are matched against."""
+    if len(text) * 4 <= limit:
+        return text
+    return text.encode("utf-8")[:limit].decode("utf-8", errors="ignore")
 
 
 def _feature_hit(rule: FeatureRule, features: list[float]) -> bool:
@@ -47,7 +56,7 @@ class TriggerCheck:
             payload = event.payload
             if payload is None:
                 continue
-            text = payload.text
+            text = scanned(payload.text, policy.scan_bytes) if payload.text else None
             match = next((m for p in patterns if text and (m := p.search(text))), None)
             if match is not None:
                 detail = f"text matches a known trigger: {match.group(0)[:80]!r}"

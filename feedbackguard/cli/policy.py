@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import click
+import orjson
 import pydantic
 
 from feedbackguard.connection import connect
-from feedbackguard.policy import Policy
-from feedbackguard.policy.store import PolicyStore, UnknownPolicyVersion
+from feedbackguard.policy import MAX_POLICY_BYTES, Policy, PolicyTooLarge, check_size
+from feedbackguard.policy.store import PolicyStore, UnknownPolicyVersion, UnnotedDisable
 from feedbackguard.settings import Settings
 
 actor_option = click.option("--actor", default=getpass.getuser, show_default="$USER")
@@ -44,6 +45,11 @@ def show(number: int | None) -> None:
 
 
 def _load(path: Path) -> dict[str, Any]:
+    size = path.stat().st_size
+    if size > MAX_POLICY_BYTES:
+        raise click.ClickException(
+            f"{path}: {size} bytes; a policy is at most {MAX_POLICY_BYTES} bytes (MAX_POLICY_BYTES)"
+        )
     text = path.read_text(encoding="utf-8")
     try:
         loaded: dict[str, Any] = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
@@ -58,17 +64,30 @@ def _load(path: Path) -> dict[str, Any]:
 @actor_option
 def set_command(path: Path, note: str, actor: str) -> None:
     """Replace the policy with PATH (TOML like config/policy.toml, or JSON as printed by
-    `policy show`); refused, naming each bad field, if it does not validate."""
+    `policy show`); refused, naming each bad field, if it does not validate strictly
+    (no "10" for a number, no "off" for false), and without a --note if it turns a
+    defence off."""
     try:
-        policy = Policy.model_validate(_load(path))
+        data = _load(path)
+        check_size(data)
+        policy = Policy.model_validate_json(orjson.dumps(data), strict=True)
+    except PolicyTooLarge as exc:
+        raise click.ClickException(str(exc)) from exc
     except pydantic.ValidationError as exc:
         lines = [
             f"  {'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
             for err in exc.errors()
         ]
         raise click.ClickException("invalid policy:\n" + "\n".join(lines)) from exc
-    version = _store().set(policy, author=actor, note=note)
+    store = _store()
+    disabled = store.disables(policy)
+    try:
+        version = store.set(policy, author=actor, note=note, note_disables=True)
+    except (UnnotedDisable, PolicyTooLarge) as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo(f"policy version {version.version} in force")
+    if disabled:
+        click.echo(f"warning: this version disables {', '.join(disabled)}", err=True)
 
 
 @policy_group.command()

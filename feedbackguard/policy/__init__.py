@@ -6,17 +6,74 @@ Defaults live in `config/policy.toml`. Deployments store versions in Redis
 
 from __future__ import annotations
 
-import re
 import tomllib
-from typing import Literal, Self
+from typing import Annotated, Any, Literal, Protocol, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import orjson
+import re2
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from feedbackguard.defaults import config_path
 from feedbackguard.events import Kind
 from feedbackguard.graph.params import GraphPolicy
 
 Scope = Literal["account", "ip", "subnet", "device", "item", "kind"]
+
+# Bounds on the policy's size: every list is checked on each worker batch, so an
+# unbounded policy is a denial of service by configuration (documented in policy.toml).
+MAX_POLICY_BYTES = 256 * 1024
+"""The largest policy accepted, serialised as compact JSON."""
+MAX_RATE_LIMITS = 100
+MAX_TEXT_TRIGGERS = 200
+MAX_TRIGGER_CHARS = 1000
+MAX_FEATURE_RULES = 200
+MAX_TRIGGER_SCAN_BYTES = 64 * 1024
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a refused pattern is reported by the ValueError
+
+TriggerPattern = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TRIGGER_CHARS)]
+
+
+class PolicyTooLarge(ValueError):
+    """A policy (or a proposed one) past `MAX_POLICY_BYTES` once serialised."""
+
+
+def check_size(data: Any, limit: int = MAX_POLICY_BYTES) -> None:
+    """Raise `PolicyTooLarge` naming the limit when `data` (a policy or its plain
+    JSON form) serialises to more than `limit` bytes."""
+    raw = data.model_dump_json() if isinstance(data, BaseModel) else orjson.dumps(data)
+    if len(raw) > limit:
+        raise PolicyTooLarge(
+            f"policy is {len(raw)} bytes serialised; the limit is {limit} bytes (MAX_POLICY_BYTES)"
+        )
+
+
+class TextMatch(Protocol):
+    def group(self, index: int = 0, /) -> str: ...
+
+
+class TextPattern(Protocol):
+    """What a compiled text trigger offers (an RE2 regex)."""
+
+    def search(self, text: str, /) -> TextMatch | None: ...
+
+
+def compile_trigger(pattern: str) -> TextPattern:
+    """A text trigger compiled by RE2: linear time in the text, whatever the pattern
+    (a backtracking engine takes exponential time on e.g. `(a+)+$` and attacker text).
+    Raises `ValueError` naming the pattern when RE2 cannot compile it (backreferences,
+    lookaround)."""
+    try:
+        compiled: TextPattern = re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        why = exc.args[0] if exc.args else exc
+        why = why.decode(errors="replace") if isinstance(why, bytes) else str(why)
+        raise ValueError(
+            f"text trigger {pattern!r} is not a valid regex for RE2 "
+            f"(no backreferences or lookaround): {why}"
+        ) from exc
+    return compiled
 
 
 class _Section(BaseModel):
@@ -41,7 +98,7 @@ class RateLimit(_Section):
     limit: int = Field(gt=0)
     window_s: float = Field(gt=0)
     new_account_limit: int | None = Field(None, gt=0)
-    kinds: tuple[Kind, ...] | None = None
+    kinds: tuple[Kind, ...] | None = Field(None, max_length=8)
 
     @property
     def name(self) -> str:
@@ -52,7 +109,7 @@ class RateLimit(_Section):
 
 class RateLimits(_Section):
     new_account_age_s: float = Field(7 * 86400, ge=0)
-    limits: tuple[RateLimit, ...] = ()
+    limits: tuple[RateLimit, ...] = Field((), max_length=MAX_RATE_LIMITS)
 
     @model_validator(mode="after")
     def _distinct(self) -> Self:
@@ -131,19 +188,18 @@ class FeatureRule(_Section):
 
 
 class Triggers(_Section):
-    """Known backdoor triggers: text patterns (regular expressions) and feature rules."""
+    """Known backdoor triggers: text patterns (RE2 regular expressions, matched against
+    the first `scan_bytes` of each event's text) and feature rules."""
 
     score: float = Field(0.95, ge=0, le=1)
-    text: tuple[str, ...] = ()
-    features: tuple[FeatureRule, ...] = ()
+    text: tuple[TriggerPattern, ...] = Field((), max_length=MAX_TEXT_TRIGGERS)
+    features: tuple[FeatureRule, ...] = Field((), max_length=MAX_FEATURE_RULES)
+    scan_bytes: int = Field(8192, ge=1, le=MAX_TRIGGER_SCAN_BYTES)
 
     @model_validator(mode="after")
     def _compiles(self) -> Self:
         for pattern in self.text:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"text trigger {pattern!r} is not a valid regex: {exc}") from exc
+            compile_trigger(pattern)
         return self
 
 

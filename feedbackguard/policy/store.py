@@ -16,7 +16,8 @@ import redis
 from pydantic import BaseModel, ConfigDict
 
 from feedbackguard import audit, keys
-from feedbackguard.policy import Policy
+from feedbackguard.policy import MAX_POLICY_BYTES, Policy, check_size
+from feedbackguard.policy.disables import disables
 
 DEFAULT_CACHE_S = 2.0
 
@@ -35,14 +36,24 @@ class UnknownPolicyVersion(LookupError):
     pass
 
 
+class UnnotedDisable(ValueError):
+    """A change that turns defences off was given no note."""
+
+    def __init__(self, disabled: list[str]) -> None:
+        super().__init__(f"this change disables {', '.join(disabled)}: give a note saying why")
+        self.disabled = disabled
+
+
 class PolicyStore:
     def __init__(
         self,
         r: redis.Redis[bytes],
         cache_s: float = DEFAULT_CACHE_S,
         clock: Callable[[], float] = time.monotonic,
+        max_bytes: int = MAX_POLICY_BYTES,
     ) -> None:
         self.r = r
+        self.max_bytes = max_bytes
         self.cache_s = cache_s
         self.clock = clock
         self._cached: PolicyVersion | None = None
@@ -64,7 +75,27 @@ class PolicyStore:
         raw = self.r.get(keys.policy_version(version))
         return PolicyVersion.model_validate_json(raw) if raw else None
 
-    def set(self, policy: Policy, author: str, note: str = "") -> PolicyVersion:
+    def latest(self) -> PolicyVersion | None:
+        """The version in force, read now (no cache, no bootstrap)."""
+        raw = self.r.get(keys.policy_current())
+        return self.get(int(raw)) if raw is not None else None
+
+    def disables(self, policy: Policy) -> list[str]:
+        """The defences `policy` would turn off against the version in force."""
+        latest = self.latest()
+        return disables(latest.policy if latest else None, policy)
+
+    def set(
+        self, policy: Policy, author: str, note: str = "", *, note_disables: bool = False
+    ) -> PolicyVersion:
+        """Put `policy` in force as a new version. Refused (`PolicyTooLarge`) past
+        `max_bytes` serialised; with `note_disables` (the admin API, `policy set`) also
+        refused (`UnnotedDisable`) when it turns a defence off without a note. The
+        defences it turns off are listed in the audit entry as `disables`."""
+        check_size(policy, self.max_bytes)
+        disabled = self.disables(policy)
+        if note_disables and disabled and not note.strip():
+            raise UnnotedDisable(disabled)
         version = int(self.r.incr(keys.policy_seq()))
         entry = PolicyVersion(
             version=version,
@@ -76,7 +107,8 @@ class PolicyStore:
         pipe = self.r.pipeline(transaction=True)
         pipe.set(keys.policy_version(version), entry.model_dump_json())
         pipe.set(keys.policy_current(), version)
-        audit.record(pipe, author, "policy.set", version=version, note=note)
+        extra = {"disables": disabled} if disabled else {}
+        audit.record(pipe, author, "policy.set", version=version, note=note, **extra)
         pipe.execute()
         self._cached = None
         return entry

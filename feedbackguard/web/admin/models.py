@@ -60,6 +60,10 @@ class PolicyVersionOut(_Out):
     created_at: datetime
     note: str
     policy: dict[str, Any]
+    disables: list[str] = Field(
+        default_factory=list,
+        description="defences this change turned off (dotted paths), also in the audit log",
+    )
 
 
 class PolicyReplace(_In):

@@ -7,7 +7,8 @@ from typing import Any
 
 import pydantic
 
-from feedbackguard.policy.store import PolicyVersion, UnknownPolicyVersion
+from feedbackguard.policy import Policy, PolicyTooLarge
+from feedbackguard.policy.store import PolicyVersion, UnknownPolicyVersion, UnnotedDisable
 from feedbackguard.web.admin import models as m
 from feedbackguard.web.admin import policyops
 from feedbackguard.web.admin.api import ApiError, Registry, invalid
@@ -17,21 +18,37 @@ from feedbackguard.web.context import runtime
 api = Registry()
 
 
-def _version_out(v: PolicyVersion) -> m.PolicyVersionOut:
+def _version_out(v: PolicyVersion, disables: list[str] | None = None) -> m.PolicyVersionOut:
     return m.PolicyVersionOut(
         version=v.version,
         author=v.author,
         created_at=v.created_at,
         note=v.note,
         policy=policyops.as_json(v.policy),
+        disables=disables or [],
     )
 
 
-def _validated(whole: dict[str, Any] | None, patch: dict[str, Any] | None) -> Any:
+def _validated(whole: dict[str, Any] | None, patch: dict[str, Any] | None) -> Policy:
     try:
         return policyops.proposed(policies(), whole, patch)
     except pydantic.ValidationError as exc:
         raise invalid(exc, prefix="policy") from exc
+    except PolicyTooLarge as exc:
+        raise ApiError(413, "policy_too_large", str(exc)) from exc
+
+
+def _put_in_force(policy: Policy, note: str) -> m.PolicyVersionOut:
+    """A new version; a change turning defences off needs a note (422 otherwise)."""
+    disabled = policyops.disabled_by(policies(), policy)
+    try:
+        version = policies().set(policy, author=actor(), note=note, note_disables=True)
+    except UnnotedDisable as exc:
+        detail = [m.FieldError(loc="note", msg=str(exc), type="note_required")]
+        raise ApiError(422, "note_required", str(exc), detail) from exc
+    except PolicyTooLarge as exc:
+        raise ApiError(413, "policy_too_large", str(exc)) from exc
+    return _version_out(version, disabled)
 
 
 @api.endpoint("GET", "/v1/policy", role="viewer", out=m.PolicyVersionOut)
@@ -40,18 +57,30 @@ def get_policy() -> m.PolicyVersionOut:
     return _version_out(policies().current())
 
 
-@api.endpoint("PUT", "/v1/policy", role="admin", out=m.PolicyVersionOut, body=m.PolicyReplace)
+@api.endpoint(
+    "PUT",
+    "/v1/policy",
+    role="admin",
+    out=m.PolicyVersionOut,
+    body=m.PolicyReplace,
+    errors=(413,),
+)
 def replace_policy(body: m.PolicyReplace) -> m.PolicyVersionOut:
     """Replace the whole policy (a new version)."""
-    policy = _validated(body.policy, None)
-    return _version_out(policies().set(policy, author=actor(), note=body.note))
+    return _put_in_force(_validated(body.policy, None), body.note)
 
 
-@api.endpoint("PATCH", "/v1/policy", role="admin", out=m.PolicyVersionOut, body=m.PolicyPatch)
+@api.endpoint(
+    "PATCH",
+    "/v1/policy",
+    role="admin",
+    out=m.PolicyVersionOut,
+    body=m.PolicyPatch,
+    errors=(413,),
+)
 def patch_policy(body: m.PolicyPatch) -> m.PolicyVersionOut:
     """Deep-merge a patch into the policy (a new version)."""
-    policy = _validated(None, body.patch)
-    return _version_out(policies().set(policy, author=actor(), note=body.note))
+    return _put_in_force(_validated(None, body.patch), body.note)
 
 
 class HistoryQuery(pydantic.BaseModel):
@@ -99,7 +128,14 @@ def rollback_policy(body: m.PolicyRollback) -> m.PolicyVersionOut:
         raise ApiError(404, "not_found", str(exc)) from exc
 
 
-@api.endpoint("POST", "/v1/policy/dry-run", role="viewer", out=m.DryRunOut, body=m.DryRunRequest)
+@api.endpoint(
+    "POST",
+    "/v1/policy/dry-run",
+    role="viewer",
+    out=m.DryRunOut,
+    body=m.DryRunRequest,
+    errors=(413,),
+)
 def dry_run(body: m.DryRunRequest) -> m.DryRunOut:
     """How recent decisions would change under a proposed policy (nothing is written)."""
     if body.policy is not None and body.patch is not None:

@@ -8,13 +8,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import redis
 
 from feedbackguard.checks.base import Reason
 from feedbackguard.checks.graph import load_window
 from feedbackguard.pipeline import ledger
 from feedbackguard.pipeline.decide import decide
-from feedbackguard.policy import Policy
+from feedbackguard.policy import Policy, check_size
+from feedbackguard.policy.disables import disables
 from feedbackguard.policy.store import PolicyStore
 
 LOAD_CHUNK = 1000
@@ -64,15 +66,32 @@ def as_json(policy: Policy) -> dict[str, Any]:
     return policy.model_dump(mode="json")
 
 
+def strict(data: Mapping[str, Any]) -> Policy:
+    """`data` (a policy's JSON form) validated strictly: JSON types must be the fields'
+    own (no "10" for a number, no "off" or 0 for false), so what an admin sends is what
+    is enforced. `PolicyTooLarge` past `MAX_POLICY_BYTES`, `pydantic.ValidationError`
+    naming each bad field otherwise."""
+    check_size(data)
+    return Policy.model_validate_json(orjson.dumps(data), strict=True)
+
+
 def proposed(
     store: PolicyStore, whole: Mapping[str, Any] | None, patch: Mapping[str, Any] | None
 ) -> Policy:
     """The policy a request proposes: a whole one, or a patch to the current one
-    (`pydantic.ValidationError` when it does not validate)."""
+    (`pydantic.ValidationError` when it does not validate, `PolicyTooLarge` past the
+    size cap)."""
     if whole is not None:
-        return Policy.model_validate(whole)
+        return strict(whole)
+    if patch:
+        check_size(patch)
     base = as_json(store.current().policy)
-    return Policy.model_validate(deep_merge(base, patch or {}))
+    return strict(deep_merge(base, patch or {}))
+
+
+def disabled_by(store: PolicyStore, policy: Policy) -> list[str]:
+    """The defences `policy` turns off against the version in force (dotted paths)."""
+    return disables(store.current().policy, policy)
 
 
 @dataclass(frozen=True)
