@@ -15,6 +15,7 @@ from typing import Any
 import click
 import pydantic
 
+from feedbackguard.cli.home import existing_settings
 from feedbackguard.connection import connect
 from feedbackguard.policy import Policy
 from feedbackguard.policy.store import PolicyStore, UnknownPolicyVersion
@@ -28,8 +29,10 @@ def policy_group() -> None:
     """The policy: limits, thresholds, windows and detector parameters."""
 
 
-def _store() -> PolicyStore:
-    return PolicyStore(connect(Settings()), cache_s=0)
+def _store(*, create: bool = False) -> PolicyStore:
+    """The policy store; only `set` may create a home (and its embedded Redis)."""
+    settings = Settings() if create else existing_settings(redis=True)
+    return PolicyStore(connect(settings), cache_s=0)
 
 
 @policy_group.command()
@@ -67,7 +70,7 @@ def set_command(path: Path, note: str, actor: str) -> None:
             for err in exc.errors()
         ]
         raise click.ClickException("invalid policy:\n" + "\n".join(lines)) from exc
-    version = _store().set(policy, author=actor, note=note)
+    version = _store(create=True).set(policy, author=actor, note=note)
     click.echo(f"policy version {version.version} in force")
 
 
