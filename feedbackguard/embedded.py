@@ -25,6 +25,26 @@ _START_TIMEOUT_S = 10.0
 _POLL_S = 0.02
 
 
+HOME_MARKER = "home.initialised"
+# What a home held before it got a marker: its key, its SQLite store, its Redis data.
+_LEGACY_SIGNS = ("signing.key", "store.db", "redis")
+
+
+def mark_home(home: Path) -> None:
+    """Record that `home` was initialised (by a command that creates state), so that
+    commands which only read refuse a home that never was (`home_initialised`)."""
+    home.mkdir(parents=True, exist_ok=True)
+    marker = home / HOME_MARKER
+    if not marker.exists():
+        marker.write_text("feedbackguard home\n", encoding="utf-8")
+
+
+def home_initialised(home: Path) -> bool:
+    """Whether `home` was ever initialised: its marker, or (homes made before the
+    marker existed) its signing key, SQLite store or embedded Redis data."""
+    return any((home / name).exists() for name in (HOME_MARKER, *_LEGACY_SIGNS))
+
+
 class EmbeddedRedisError(RuntimeError):
     """The embedded Redis could not be found or started."""
 
@@ -50,7 +70,8 @@ class EmbeddedRedis:
     """A redis-server owned by one FEEDBACKGUARD_HOME."""
 
     def __init__(self, home: Path) -> None:
-        self.dir = Path(home).resolve() / "redis"
+        self.home = Path(home).resolve()
+        self.dir = self.home / "redis"
         socket = self.dir / "redis.sock"
         if len(str(socket)) > _MAX_SOCKET_PATH:
             digest = hashlib.sha1(str(self.dir).encode()).hexdigest()[:16]  # noqa: S324
@@ -78,6 +99,7 @@ class EmbeddedRedis:
         """Start the server unless it already runs; return its URL."""
         if self.is_running():
             return self.url
+        mark_home(self.home)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.socket.unlink(missing_ok=True)
         args = [

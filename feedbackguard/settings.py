@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +19,21 @@ from pydantic_settings import (
 from feedbackguard.defaults import config_path
 
 PREFIX = "FEEDBACKGUARD_"
+# FEEDBACKGUARD_* names read outside `Settings`: the test suite's servers and screenshot
+# folder, and the capture extension's Flask config key.
+OTHER_NAMES = frozenset(
+    {
+        "FEEDBACKGUARD_TEST_REDIS_URL",
+        "FEEDBACKGUARD_TEST_DATABASE_URL",
+        "FEEDBACKGUARD_TEST_SCREENSHOTS",
+        "FEEDBACKGUARD_ROUTES",
+    }
+)
+
+
+class UnknownSettingError(ValueError):
+    """A `FEEDBACKGUARD_*` environment variable that names no setting (a typo would
+    otherwise be ignored, and its default used without a word)."""
 
 
 class Settings(BaseSettings):
@@ -82,6 +99,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        check_environment(os.environ, settings_cls.model_fields)
         defaults = TomlConfigSettingsSource(settings_cls, toml_file=config_path("settings.toml"))
         return (init_settings, env_settings, defaults)
 
@@ -98,3 +116,21 @@ class Settings(BaseSettings):
     @property
     def resolved_spool_path(self) -> Path:
         return self.spool_path or self.home / "spool.jsonl"
+
+
+def known_names(fields: Mapping[str, object]) -> list[str]:
+    """Every `FEEDBACKGUARD_*` name feedbackguard reads: one per setting, and the others."""
+    return sorted({PREFIX + name.upper() for name in fields} | OTHER_NAMES)
+
+
+def check_environment(environ: Mapping[str, str], fields: Mapping[str, object]) -> None:
+    """`UnknownSettingError` naming the first unknown `FEEDBACKGUARD_*` variable in
+    `environ`, and the known name closest to it."""
+    known = known_names(fields)
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(PREFIX) or upper in known:
+            continue
+        close = difflib.get_close_matches(upper, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else "; see config/settings.toml"
+        raise UnknownSettingError(f"unknown setting {name} in the environment{hint}")

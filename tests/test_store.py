@@ -30,8 +30,10 @@ from feedbackguard.store import (
     Manifest,
     NotAdmittedError,
     Store,
+    StoreKeyError,
     admission_from_json,
     check_export,
+    keyid,
     manifest_path,
     signing,
 )
@@ -386,6 +388,127 @@ def cli_store(env: dict[str, str]) -> Store:
     return Store.from_settings(
         Settings(store_url=env["FEEDBACKGUARD_STORE_URL"], home=Path(env["FEEDBACKGUARD_HOME"]))
     )
+
+
+def key_settings(store_url: str, home: Path, **values: Any) -> Settings:
+    return Settings(store_url=store_url, home=home, **values)
+
+
+def test_store_records_the_id_of_its_key_and_never_the_key(store_url: str) -> None:
+    with Store(store_url, KEY) as s:
+        assert s.key_id == keyid.key_id(KEY)
+    engine = sa.create_engine(store_url)
+    with engine.connect() as conn:
+        recorded = dict(conn.execute(sa.text("SELECT name, value FROM fg_meta")).all())
+    engine.dispose()
+    assert recorded == {"key_id": keyid.key_id(KEY)}
+    assert KEY.decode() not in recorded["key_id"]
+
+
+def test_from_settings_refuses_a_store_with_rows_when_the_key_file_is_missing(
+    store_url: str, tmp_path: Path, make_event: MakeEvent
+) -> None:
+    home = tmp_path / "home"
+    with Store.from_settings(key_settings(store_url, home)) as s:
+        s.admit([admitted(make_event())])
+    (home / signing.KEY_FILE_NAME).unlink()
+    with pytest.raises(StoreKeyError) as caught:
+        Store.from_settings(key_settings(store_url, home))
+    assert "FEEDBACKGUARD_HOME" in str(caught.value)
+    assert str((home / signing.KEY_FILE_NAME).resolve()) in str(caught.value)
+    assert not (home / signing.KEY_FILE_NAME).exists()  # no new key was made
+
+
+def test_from_settings_refuses_a_store_with_rows_and_no_recorded_id_when_the_key_is_missing(
+    store_url: str, tmp_path: Path, make_event: MakeEvent
+) -> None:
+    home = tmp_path / "home"
+    with Store.from_settings(key_settings(store_url, home)) as s:
+        s.admit([admitted(make_event())])
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:  # a store made before the key id was recorded
+        conn.execute(sa.text("DROP TABLE fg_meta"))
+    engine.dispose()
+    (home / signing.KEY_FILE_NAME).unlink()
+    with pytest.raises(StoreKeyError, match="is missing"):
+        Store.from_settings(key_settings(store_url, home))
+
+
+def test_from_settings_refuses_an_empty_store_whose_key_id_is_recorded(
+    store_url: str, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    Store.from_settings(key_settings(store_url, home)).close()
+    (home / signing.KEY_FILE_NAME).unlink()
+    with pytest.raises(StoreKeyError, match="is missing"):
+        Store.from_settings(key_settings(store_url, home))
+
+
+def test_from_settings_refuses_a_key_file_with_another_key(
+    store_url: str, tmp_path: Path, make_event: MakeEvent
+) -> None:
+    home = tmp_path / "home"
+    with Store.from_settings(key_settings(store_url, home)) as s:
+        s.admit([admitted(make_event())])
+        first = s.key_id
+    (home / signing.KEY_FILE_NAME).write_text("another-key-0123456789abcdef\n")
+    with pytest.raises(StoreKeyError, match=f"signed with key id {first}"):
+        Store.from_settings(key_settings(store_url, home))
+
+
+def test_from_settings_refuses_a_signing_key_setting_with_another_key(
+    store_url: str, tmp_path: Path
+) -> None:
+    Store(store_url, KEY).close()
+    other = key_settings(store_url, tmp_path / "home", signing_key="another-key-0123456789abcdef")
+    with pytest.raises(StoreKeyError, match="FEEDBACKGUARD_SIGNING_KEY"):
+        Store.from_settings(other)
+
+
+def test_a_store_made_before_the_metadata_table_gets_it_with_its_key_id(
+    store_url: str, make_event: MakeEvent
+) -> None:
+    with Store(store_url, KEY) as s:
+        s.admit([admitted(make_event())])
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE fg_meta"))
+    engine.dispose()
+    with Store(store_url, KEY) as s:
+        assert s.key_id == keyid.key_id(KEY)
+        assert s.verify().ok
+    with Store(store_url, b"another-key-0123456789abcdef") as s:
+        assert s.key_id == keyid.key_id(KEY)  # recorded once, by the first opener
+
+
+def test_cli_store_init_creates_the_key_and_a_second_init_keeps_it(
+    cli_env: dict[str, str], make_event: MakeEvent
+) -> None:
+    runner = CliRunner(env=cli_env)
+    result = runner.invoke(main, ["store", "init"])
+    assert result.exit_code == 0, result.output
+    key_file = Path(cli_env["FEEDBACKGUARD_HOME"]) / signing.KEY_FILE_NAME
+    key = key_file.read_bytes()
+    assert keyid.key_id(key.strip()) in result.output
+    with cli_store(cli_env) as s:
+        s.admit([admitted(make_event())])
+    again = runner.invoke(main, ["store", "init"])
+    assert again.exit_code == 0, again.output
+    assert "already initialised" in again.output
+    assert key_file.read_bytes() == key
+
+
+def test_cli_refuses_a_missing_key_file_in_one_line(
+    cli_env: dict[str, str], make_event: MakeEvent
+) -> None:
+    with cli_store(cli_env) as s:
+        s.admit([admitted(make_event())])
+    (Path(cli_env["FEEDBACKGUARD_HOME"]) / signing.KEY_FILE_NAME).unlink()
+    result = CliRunner(env=cli_env).invoke(main, ["store", "init"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: the signing key file ")
+    assert "Traceback" not in result.output
+    assert not (Path(cli_env["FEEDBACKGUARD_HOME"]) / signing.KEY_FILE_NAME).exists()
 
 
 def test_cli_export_writes_the_data_and_its_manifest(

@@ -26,15 +26,20 @@ from feedbackguard.cli.spool import spool_group
 from feedbackguard.cli.store import store
 from feedbackguard.cli.users import users_group
 from feedbackguard.cli.worker import worker
+from feedbackguard.settings import UnknownSettingError
+from feedbackguard.store import StoreKeyError
 
 
 class _Main(click.Group):
-    """The command group; a Redis that cannot be reached is a clear error, not a
-    traceback, whichever command met it."""
+    """The command group; a Redis that cannot be reached, an unknown setting or a
+    wrong signing key is a clear one-line error, not a traceback, whichever command
+    met it."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except (UnknownSettingError, StoreKeyError) as exc:
+            raise click.ClickException(str(exc)) from exc
         except RedisConnectionError as exc:
             raise click.ClickException(
                 f"cannot reach Redis ({exc}); check FEEDBACKGUARD_REDIS_URL"

@@ -12,11 +12,11 @@ import redis
 
 from feedbackguard import accounts
 from feedbackguard.checks.graph import load_window
+from feedbackguard.cli.home import existing_settings
 from feedbackguard.cli.options import namespace_option
 from feedbackguard.connection import connect
 from feedbackguard.pipeline.ledger import clock
 from feedbackguard.policy.store import PolicyStore
-from feedbackguard.settings import Settings
 
 RECENT_EVENTS = 20
 
@@ -32,7 +32,7 @@ def accounts_group() -> None:
 
 
 def _client() -> redis.Redis[bytes]:
-    return connect(Settings())
+    return connect(existing_settings(redis=True))
 
 
 @accounts_group.command()

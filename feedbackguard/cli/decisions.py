@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 import orjson
 
+from feedbackguard.cli.home import existing_settings
 from feedbackguard.connection import connect
 from feedbackguard.pipeline import ledger
-from feedbackguard.settings import Settings
 
 
 @click.command()
@@ -18,7 +18,7 @@ def decisions(event_id: str) -> None:
     Rejected and review outcomes are kept for the policy's outcome_ttl_s; admitted
     items stay in the retraining store for good.
     """
-    record = ledger.find(connect(Settings()), event_id)
+    record = ledger.find(connect(existing_settings(redis=True)), event_id)
     if record is None:
         raise click.ClickException(f"no decision for event {event_id!r} (unknown, or expired)")
     out = {

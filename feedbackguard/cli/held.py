@@ -15,11 +15,11 @@ import click
 import orjson
 
 from feedbackguard import keys
+from feedbackguard.cli.home import existing_settings
 from feedbackguard.cli.options import namespace_option
 from feedbackguard.connection import connect
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline.engine import requeue_held
-from feedbackguard.settings import Settings
 
 
 @click.group("held")
@@ -32,7 +32,7 @@ def held_group() -> None:
 @click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True)
 def list_held(namespace: str, limit: int) -> None:
     """Say how many events are held and show the oldest (one JSON line each)."""
-    r = connect(Settings())
+    r = connect(existing_settings(redis=True))
     key = keys.held(namespace)
     click.echo(f"{r.llen(key)} event(s) held in namespace {namespace!r}")
     for raw in r.lrange(key, 0, limit - 1) if limit else []:
@@ -45,7 +45,7 @@ def list_held(namespace: str, limit: int) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def requeue(namespace: str, yes: bool) -> None:
     """Send every held event back to the inbox, to be decided as new."""
-    r = connect(Settings())
+    r = connect(existing_settings(redis=True))
     key = keys.held(namespace)
     waiting = r.llen(key)
     if not waiting:

@@ -6,6 +6,7 @@ import getpass
 
 import click
 
+from feedbackguard.cli.home import existing_settings
 from feedbackguard.connection import connect
 from feedbackguard.settings import Settings
 from feedbackguard.web import auth
@@ -38,7 +39,7 @@ def add(name: str, role: str, actor: str) -> None:
 @actor_option
 def revoke(key_id: str, actor: str) -> None:
     """Revoke KEY_ID."""
-    if not auth.revoke_key(connect(Settings()), key_id, actor=f"cli:{actor}"):
+    if not auth.revoke_key(connect(existing_settings(redis=True)), key_id, actor=f"cli:{actor}"):
         raise click.ClickException(f"no key {key_id}")
     click.echo(f"key {key_id} revoked")
 
@@ -46,5 +47,5 @@ def revoke(key_id: str, actor: str) -> None:
 @keys_group.command("list")
 def list_command() -> None:
     """Every key's id, name, role and creation time."""
-    for k in auth.list_keys(connect(Settings())):
+    for k in auth.list_keys(connect(existing_settings(redis=True))):
         click.echo(f"{k['key_id']}  {k['role']:<9} {k['name']:<20} {k['created_at']}")

@@ -16,6 +16,7 @@ import click
 import orjson
 import pydantic
 
+from feedbackguard.cli.home import existing_settings
 from feedbackguard.connection import connect
 from feedbackguard.policy import MAX_POLICY_BYTES, Policy, PolicyTooLarge, check_size
 from feedbackguard.policy.store import PolicyStore, UnknownPolicyVersion, UnnotedDisable
@@ -29,8 +30,10 @@ def policy_group() -> None:
     """The policy: limits, thresholds, windows and detector parameters."""
 
 
-def _store() -> PolicyStore:
-    return PolicyStore(connect(Settings()), cache_s=0)
+def _store(*, create: bool = False) -> PolicyStore:
+    """The policy store; only `set` may create a home (and its embedded Redis)."""
+    settings = Settings() if create else existing_settings(redis=True)
+    return PolicyStore(connect(settings), cache_s=0)
 
 
 @policy_group.command()
@@ -79,7 +82,7 @@ def set_command(path: Path, note: str, actor: str) -> None:
             for err in exc.errors()
         ]
         raise click.ClickException("invalid policy:\n" + "\n".join(lines)) from exc
-    store = _store()
+    store = _store(create=True)
     disabled = store.disables(policy)
     try:
         version = store.set(policy, author=actor, note=note, note_disables=True)

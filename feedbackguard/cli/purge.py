@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 import click
 import redis
 
+from feedbackguard.cli.home import existing_settings
 from feedbackguard.cli.options import namespace_option
 from feedbackguard.connection import connect
-from feedbackguard.settings import Settings
 from feedbackguard.store import Store, Version
 from feedbackguard.store import purge as purging
 
@@ -27,7 +27,7 @@ def purge_group() -> None:
 
 def _run(action: Callable[[redis.Redis[bytes], Store], Version], verb: str) -> None:
     """Run a purge or restore (`feedbackguard.store.purge`, shared with the admin API)."""
-    settings = Settings()
+    settings = existing_settings(redis=True, store=True)
     r = connect(settings)
     try:
         with Store.from_settings(settings) as store:

@@ -8,6 +8,7 @@ from dataclasses import asdict
 
 import click
 
+from feedbackguard.cli.home import existing_settings
 from feedbackguard.cli.options import namespace_option
 from feedbackguard.pipeline import ledger, runtime
 from feedbackguard.review import moderation, queue
@@ -36,6 +37,7 @@ def list_command(
     as_json: bool,
 ) -> None:
     """Items waiting for a moderator, oldest first."""
+    existing_settings(redis=True, store=True)
     rt = runtime.current()
     if reason or account or cluster:
         queue.ensure_indexed(rt.redis, namespace, rt.settings.review_sync_s)
@@ -67,6 +69,7 @@ def list_command(
 def _decide(
     namespace: str, event_ids: tuple[str, ...], approve: bool, note: str, actor: str
 ) -> None:
+    existing_settings(redis=True, store=True)
     result = moderation.moderate(
         runtime.current().pipeline, namespace, event_ids, approve=approve, actor=actor, note=note
     )

@@ -11,6 +11,7 @@ import click
 import redis
 
 from feedbackguard.capture.spool import Spool
+from feedbackguard.cli.home import existing_settings
 from feedbackguard.connection import connect
 from feedbackguard.settings import Settings
 
@@ -39,7 +40,7 @@ def status() -> None:
 @spool_group.command()
 def replay() -> None:
     """Send every spooled event to its inbox stream now."""
-    settings = Settings()
+    settings = existing_settings(redis=True)
     client = connect(settings)
     try:
         result = _spool(settings).replay(

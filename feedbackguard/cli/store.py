@@ -10,12 +10,13 @@ import click
 import orjson
 import redis
 
+from feedbackguard.cli.home import existing_settings
 from feedbackguard.connection import connect
 from feedbackguard.embedded import EmbeddedRedis
 from feedbackguard.policy import Policy
 from feedbackguard.policy.store import PolicyStore
 from feedbackguard.settings import Settings
-from feedbackguard.store import ExportCaps, Store, StoreError
+from feedbackguard.store import ExportCaps, Store, StoreError, signing
 
 
 def inert(text: str) -> str:
@@ -26,7 +27,7 @@ def inert(text: str) -> str:
 
 @contextmanager
 def _open_store() -> Iterator[Store]:
-    store = Store.from_settings(Settings())
+    store = Store.from_settings(existing_settings(store=True))
     try:
         yield store
     finally:
@@ -35,7 +36,28 @@ def _open_store() -> Iterator[Store]:
 
 @click.group("store")
 def store() -> None:
-    """The retraining store: export a dataset version, verify signatures, list versions."""
+    """The retraining store: create it, export a dataset version, verify signatures,
+    list versions."""
+
+
+@store.command("init")
+def init_command() -> None:
+    """Create the home, the store and its signing key (unless they exist already).
+
+    The key is made only for a store never written to; a store holding data whose key
+    file is missing, or a different key, is refused. Keep <home>/signing.key with
+    your backups: without it the store's signatures cannot be checked."""
+    settings = Settings()
+    key_file = settings.home / signing.KEY_FILE_NAME
+    existed = settings.signing_key is not None or key_file.exists()
+    with Store.from_settings(settings) as s:
+        url = s.url.render_as_string(hide_password=True)
+        key_id = s.key_id
+    where = "FEEDBACKGUARD_SIGNING_KEY" if settings.signing_key is not None else key_file.resolve()
+    state = "already initialised" if existed else "initialised"
+    click.echo(
+        f"{settings.home.resolve()}: {state}; store {url}, signing key {where} (id {key_id})"
+    )
 
 
 @store.command("export")

@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from feedbackguard.cli.home import existing_settings
 from feedbackguard.connection import connect
 from feedbackguard.settings import Settings
 from feedbackguard.web import auth
@@ -43,6 +44,6 @@ def add(name: str, role: str, password_stdin: bool, actor: str) -> None:
 @actor_option
 def remove(name: str, actor: str) -> None:
     """Remove NAME."""
-    if not auth.remove_user(connect(Settings()), name, actor=f"cli:{actor}"):
+    if not auth.remove_user(connect(existing_settings(redis=True)), name, actor=f"cli:{actor}"):
         raise click.ClickException(f"no user {name}")
     click.echo(f"user {name} removed")

@@ -9,6 +9,7 @@ feedbackguard. One module per concern:
 
 * `schema` — the tables;
 * `rows` — rows in their stored, signed form and back; `signing` — the HMAC and key;
+  `keyid` — the key's id, recorded in the store so a wrong key is refused;
 * `database` — the engine and the write / read transactions (locking);
 * `store` — `Store`, the one writer: admit, versions, quarantine / restore, reads;
 * `export`, with `caps`, `writers` and `manifest` — a version written to a file;
@@ -19,7 +20,12 @@ feedbackguard. One module per concern:
 from __future__ import annotations
 
 from feedbackguard.store.caps import ExportCaps
-from feedbackguard.store.errors import IntegrityError, NotAdmittedError, StoreError
+from feedbackguard.store.errors import (
+    IntegrityError,
+    NotAdmittedError,
+    StoreError,
+    StoreKeyError,
+)
 from feedbackguard.store.manifest import Manifest, check_export, manifest_path
 from feedbackguard.store.models import StoredItem, Version
 from feedbackguard.store.rows import Admission, admission, admission_from_json
@@ -35,6 +41,7 @@ __all__ = [
     "NotAdmittedError",
     "Store",
     "StoreError",
+    "StoreKeyError",
     "StoredItem",
     "VerifyReport",
     "Version",

@@ -13,3 +13,7 @@ class NotAdmittedError(ValueError):
 
 class IntegrityError(StoreError):
     """Signed content does not verify: the store was changed outside feedbackguard."""
+
+
+class StoreKeyError(StoreError):
+    """The signing key is missing, or is not the key the store is signed with."""

@@ -1,4 +1,4 @@
-"""The store's three tables, written only through `feedbackguard.store.store.Store`.
+"""The store's tables, written only through `feedbackguard.store.store.Store`.
 
 * `fg_items` — one row per admitted or moderator-approved event: the event JSON, its
   decision trail, an increasing row id (the sequence) and an HMAC signature. Rows are
@@ -12,6 +12,10 @@
   quarantine. Each version also records signed counts and a keyed digest of the set
   of event ids it contains, so `verify` notices rows deleted or renumbered under an
   existing version, not only rows altered.
+* `fg_meta` — facts about the store itself, one row per name: `key_id`, the id of
+  the signing key its rows are signed with (`feedbackguard.store.keyid`), so a store
+  is never opened with a missing or different key. Created with the other tables,
+  also in stores made before it existed.
 """
 
 from __future__ import annotations
@@ -70,4 +74,11 @@ versions_table = sa.Table(
     sa.Column("note", sa.Text, nullable=False),
     sa.Column("actor", sa.String(MAX_ID_CHARS), nullable=False),
     sa.Column("signature", sa.String(64)),
+)
+
+meta = sa.Table(
+    "fg_meta",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
 )

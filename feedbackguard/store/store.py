@@ -19,11 +19,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from feedbackguard.decisions import Decision
+from feedbackguard.embedded import mark_home
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.settings import Settings
-from feedbackguard.store import signing
+from feedbackguard.store import keyid, signing
 from feedbackguard.store.caps import ExportCaps
 from feedbackguard.store.database import Database
+from feedbackguard.store.errors import StoreKeyError
 from feedbackguard.store.export import Progress, export_version
 from feedbackguard.store.manifest import Manifest
 from feedbackguard.store.models import StoredItem, Version
@@ -65,21 +67,44 @@ class Store:
         self._key = signing.check_key(signing_key)
         self._db = Database(self.url)
         with self._db.writing(exclusive=True) as conn:
-            metadata.create_all(conn)
+            metadata.create_all(conn)  # checkfirst: adds tables missing from older stores
+            # The id of the key the rows are signed with, recorded on first opening.
+            self.key_id = keyid.record_once(conn, self._key)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
         """The store of a deployment: `store_url` (or SQLite under `home`) and its key
-        (`signing_key`, or one generated once into `<home>/signing.key`)."""
+        (`signing_key`, or `<home>/signing.key`).
+
+        The key file is generated only for a store never written to (no row, no
+        recorded key id): `feedbackguard store init`, or the embedded default's first
+        use. A store in use whose key file is missing, or whose recorded key id is not
+        the key's, is refused with `StoreKeyError` rather than signed with a new key.
+        """
         url = settings.store_url
         if url is None:
-            settings.home.mkdir(parents=True, exist_ok=True)
             url = f"sqlite:///{(settings.home / STORE_FILE_NAME).resolve()}"
+        key_file = settings.home / signing.KEY_FILE_NAME
         if settings.signing_key is not None:
             key = settings.signing_key.get_secret_value().encode()
+            source = "FEEDBACKGUARD_SIGNING_KEY"
         else:
-            key = signing.load_or_create_key(settings.home / signing.KEY_FILE_NAME)
-        return cls(url, key)
+            source = f"the key file {key_file.resolve()}"
+            if not key_file.exists():
+                _refuse_new_key_for_used_store(sa.make_url(url), settings.home, key_file)
+            key = signing.load_or_create_key(key_file)
+        store = cls(url, key)
+        if store.key_id != keyid.key_id(key):
+            store.close()
+            raise StoreKeyError(
+                f"the store {store.url.render_as_string(hide_password=True)} is signed with "
+                f"key id {store.key_id}, but {source} has key id {keyid.key_id(key)} "
+                f"(FEEDBACKGUARD_HOME={settings.home.resolve()}): set FEEDBACKGUARD_HOME "
+                "to the home that holds the store's signing.key"
+            )
+        if settings.store_url is None or settings.signing_key is None:
+            mark_home(settings.home)  # the home holds the store or its key
+        return store
 
     def close(self) -> None:
         self._db.dispose()
@@ -337,6 +362,26 @@ class Store:
         """
         with self._db.reading() as conn:
             return verify_store(conn, self._key)
+
+
+def _refuse_new_key_for_used_store(url: sa.URL, home: Path, key_file: Path) -> None:
+    """`StoreKeyError` when the store at `url` holds rows or a recorded key id: a new
+    key would make every existing row read as written outside feedbackguard."""
+    engine = sa.create_engine(url)
+    try:
+        has_rows, recorded = keyid.in_use(engine)
+    finally:
+        engine.dispose()
+    if not has_rows and recorded is None:
+        return
+    signed = f"key id {recorded}" if recorded else "a key"
+    raise StoreKeyError(
+        f"the signing key file {key_file.resolve()} is missing, but the store "
+        f"{url.render_as_string(hide_password=True)} holds data signed with {signed} "
+        f"(FEEDBACKGUARD_HOME={home.resolve()}): set FEEDBACKGUARD_HOME to the home that "
+        "holds its signing.key, or restore the key file; a new key is made only by "
+        "`feedbackguard store init` on an empty store"
+    )
 
 
 def _as_trail(decisions: Decision | Sequence[Decision]) -> tuple[Decision, ...]:
