@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable
+from urllib.parse import quote
 
 import pytest
 import redis
@@ -188,3 +190,27 @@ def test_attacker_text_in_every_field_renders_inert(
         assert "<iframe" not in html
         assert not re.search(r"<script(?![^>]*src=\"/review/static/review\.js\")", html)
         assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+
+
+ODD_IDS = ["a/b", "a%2Fb", "with space", "ünï/cödé-😀", "/lead//and/trail/", "q?x=1#f"]
+
+
+def test_any_valid_event_id_opens_from_the_queue_page(
+    review_client: FlaskClient,
+    r: redis.Redis[bytes],
+    pipeline: Pipeline,
+    make_event: MakeEvent,
+) -> None:
+    events = [make_event(event_id=i) for i in ODD_IDS]
+    send_to_review(pipeline, r, events)
+    log_in(review_client)
+    queue_html = review_client.get("/review/").get_data(as_text=True)
+    links = re.findall(r'class="open" href="([^"]+)"', queue_html)
+    assert len(links) == len(events)
+    for link in links:
+        page = review_client.get(html.unescape(link))
+        assert page.status_code == 200, link
+    for event in events:
+        page = review_client.get(f"/review/item/{quote(event.event_id, safe='/')}")
+        assert page.status_code == 200, event.event_id
+        assert html.escape(event.event_id) in page.get_data(as_text=True)

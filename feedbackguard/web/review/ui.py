@@ -128,7 +128,7 @@ def register(bp: Blueprint) -> None:
             here=request.full_path,
         )
 
-    @bp.get("/item/<event_id>")
+    @bp.get("/item/<event_id:event_id>", merge_slashes=False)
     def item_page(event_id: str) -> Any:
         principal = _principal("viewer")
         if not isinstance(principal, auth.Principal):
