@@ -15,7 +15,7 @@ from feedbackguard.pipeline import ledger
 from feedbackguard.review import evidence, moderation, queue
 from feedbackguard.web import auth
 from feedbackguard.web.context import runtime
-from feedbackguard.web.review import security
+from feedbackguard.web.review import security, text
 from feedbackguard.web.review.api import FilterArgs
 
 SESSION_USER = "fg_user"
@@ -53,6 +53,8 @@ def register(bp: Blueprint) -> None:
     @bp.app_template_global()
     def csrf_token() -> str:
         return security.csrf_token()
+
+    bp.add_app_template_filter(text.bidi_inert, text.FILTER)
 
     @bp.get("/login")
     def login() -> Any:
