@@ -608,3 +608,30 @@ def test_the_embedded_redis_keeps_its_data_owner_only(tmp_path: Path) -> None:
             assert _mode(found) == (0o700 if found.is_dir() else 0o600), found
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_export_never_follows_a_symlink_planted_at_a_temporary_name(
+    store: Store, make_event: MakeEvent, tmp_path: Path, fmt: str
+) -> None:
+    store.admit([admitted(make_event(at=i)) for i in range(3)])
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    outside = tmp_path / "victim"
+    outside.mkdir()
+    path = shared / f"out.{fmt}"
+    victims = []
+    for name in (path.name, manifest_path(path).name):
+        victim = outside / name
+        victim.write_bytes(b"precious")
+        (shared / f"{name}.partial").symlink_to(victim)
+        victims.append(victim)
+    manifest = store.export(path, fmt=fmt)  # type: ignore[arg-type]
+    assert manifest.items == 3
+    assert check_export(path, KEY) == []
+    for victim in victims:
+        assert victim.read_bytes() == b"precious"
+    assert not path.is_symlink()
+    assert sorted(p.name for p in shared.iterdir() if not p.is_symlink()) == sorted(
+        [path.name, manifest_path(path).name]
+    )
