@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,6 +16,11 @@ from pydantic_settings import (
 )
 
 from feedbackguard.defaults import config_path
+from feedbackguard.events import (
+    DEFAULT_ACCOUNT_EPOCH,
+    DEFAULT_ACCOUNT_FUTURE_SKEW_S,
+    AccountDates,
+)
 
 PREFIX = "FEEDBACKGUARD_"
 
@@ -30,6 +36,9 @@ class Settings(BaseSettings):
     redis_timeout_ms: float = Field(50.0, gt=0)
     trusted_proxies: int = Field(0, ge=0)
     invalid_feedback: Literal["reject", "pass"] = "reject"
+    # Plausible account creation dates (see config/settings.toml).
+    account_epoch: datetime = DEFAULT_ACCOUNT_EPOCH
+    account_future_skew_s: float = Field(DEFAULT_ACCOUNT_FUTURE_SKEW_S, ge=0)
     spool_path: Path | None = None
     spool_max_bytes: int = Field(256 * 1024 * 1024, gt=0)
     spool_retry_s: float = Field(5.0, gt=0)
@@ -91,6 +100,10 @@ class Settings(BaseSettings):
             if key.startswith(PREFIX) and key[len(PREFIX) :].lower() in cls.model_fields
         }
         return cls(**values)
+
+    def account_dates(self) -> AccountDates:
+        """The range capture and replay accept for `account_created_at`."""
+        return AccountDates(epoch=self.account_epoch, future_skew_s=self.account_future_skew_s)
 
     @property
     def resolved_spool_path(self) -> Path:
