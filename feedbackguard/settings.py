@@ -78,6 +78,7 @@ class Settings(BaseSettings):
     serve_port: int = Field(8700, ge=0, le=65535)
     auth_fail_limit: int = Field(10, gt=0)  # failed authentications per client per window
     auth_fail_window_s: int = Field(60, gt=0)  # ... then 429 until the window ends
+    metrics_require_key: bool = False  # True: /metrics needs a viewer key (401 otherwise)
 
     @classmethod
     def settings_customise_sources(

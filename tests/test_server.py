@@ -167,3 +167,30 @@ def test_ip_hash_outside_an_app_uses_the_configured_secret(
     set_ip_key("another-secret")
     assert hash_ip(ip) != first
     assert hash_ip(ip, ip_key("workers-secret")) == first
+
+
+@pytest.fixture
+def keyed_metrics_client(rt: Runtime) -> FlaskClient:
+    runtime = Runtime(
+        settings=rt.settings.model_copy(update={"metrics_require_key": True}),
+        redis=rt.redis,
+        pipeline=rt.pipeline,
+        consumer=rt.consumer,
+    )
+    return create_app(runtime).test_client()
+
+
+def test_metrics_need_a_viewer_key_when_configured(
+    keyed_metrics_client: FlaskClient, r: redis.Redis[bytes]
+) -> None:
+    assert keyed_metrics_client.get("/metrics").status_code == 401
+    wrong = {"Authorization": "Bearer fgk_not_a_key"}
+    assert keyed_metrics_client.get("/metrics", headers=wrong).status_code == 401
+    _, secret = auth.add_key(r, "scraper", "viewer")
+    resp = keyed_metrics_client.get("/metrics", headers={"Authorization": f"Bearer {secret}"})
+    assert resp.status_code == 200
+    assert "feedbackguard_events" in resp.get_data(as_text=True)
+
+
+def test_metrics_are_open_by_default(client: FlaskClient) -> None:
+    assert client.get("/metrics").status_code == 200
