@@ -23,6 +23,8 @@ from redis.retry import Retry
 _MAX_SOCKET_PATH = 100
 _START_TIMEOUT_S = 10.0
 _POLL_S = 0.02
+PRIVATE_DIR_MODE = 0o700  # <home>/redis: the AOF, pid file and log
+SERVER_UMASK = 0o077  # files the server creates are 0600, directories 0700
 
 
 HOME_MARKER = "home.initialised"
@@ -100,7 +102,10 @@ class EmbeddedRedis:
         if self.is_running():
             return self.url
         mark_home(self.home)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        # The AOF holds key hashes and raw IPs: a private directory, and the server
+        # runs under umask 077 so every file it writes there is 0600.
+        self.dir.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+        self.dir.chmod(PRIVATE_DIR_MODE)
         self.socket.unlink(missing_ok=True)
         args = [
             redis_server_binary(),
@@ -114,7 +119,9 @@ class EmbeddedRedis:
             "--pidfile", str(self.pidfile),
             "--logfile", str(self.logfile),
         ]  # fmt: skip
-        result = subprocess.run(args, capture_output=True, text=True, check=False)
+        result = subprocess.run(
+            args, capture_output=True, text=True, check=False, umask=SERVER_UMASK
+        )
         if result.returncode != 0:
             raise EmbeddedRedisError(
                 f"redis-server failed to start: {result.stderr or result.stdout}"

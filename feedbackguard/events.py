@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import UTC, datetime
-from typing import Annotated, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -17,13 +17,24 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 MAX_ID_CHARS = 256
 MAX_TEXT_BYTES = 64 * 1024
 MAX_FEATURES = 4096
 MAX_VALUE_CHARS = 1024
 MAX_META_CHARS = 1024
+
+# Account creation dates outside [epoch, received_at + skew] are refused at the edges
+# (capture, replay): a year-1 date would otherwise buy an old account's trust. The
+# deployment's values are settings (`account_epoch`, `account_future_skew_s`).
+DEFAULT_ACCOUNT_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+DEFAULT_ACCOUNT_FUTURE_SKEW_S = 300.0
+ACCOUNT_DATES = "account_dates"  # the validation-context key holding `AccountDates`
 
 Kind = Literal["label", "correction", "rating", "report", "vote"]
 # Kinds whose value is a label of the item: what a model learns from, and what a model
@@ -70,6 +81,31 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class AccountDates(_Strict):
+    """The plausible range of `account_created_at`: not before the product's epoch, not
+    more than `future_skew_s` after the event was received."""
+
+    epoch: UtcDatetime = DEFAULT_ACCOUNT_EPOCH
+    future_skew_s: float = Field(DEFAULT_ACCOUNT_FUTURE_SKEW_S, ge=0)
+
+    def problem(self, created: datetime, received: datetime) -> str | None:
+        """Why `created` is implausible for an event received at `received`, or None."""
+        if created < self.epoch:
+            return f"must not be before {self.epoch.isoformat()} (the account epoch)"
+        latest = received + timedelta(seconds=self.future_skew_s)
+        if created > latest:
+            return (
+                f"must not be more than {self.future_skew_s:g} s after received_at "
+                f"({received.isoformat()})"
+            )
+        return None
+
+
+def edge_context(dates: AccountDates) -> dict[str, Any]:
+    """The validation context of an edge (capture, replay) that checks account dates."""
+    return {ACCOUNT_DATES: dates}
+
+
 class ModelOutput(_Strict):
     """What the product's model said about the item, for consistency checks."""
 
@@ -104,10 +140,34 @@ class FeedbackEvent(_Strict):
     user_agent: Meta | None = None
     received_at: UtcDatetime = Field(default_factory=utcnow)
 
+    @model_validator(mode="after")
+    def _account_created_in_range(self, info: ValidationInfo) -> Self:
+        """At an edge (a validation context carrying `AccountDates`), refuse an account
+        creation date before the epoch or in the future of `received_at`. Events read
+        back from the inbox, the ledger or the store were checked when they came in and
+        are not re-judged under settings that may have changed since."""
+        dates = (info.context or {}).get(ACCOUNT_DATES)
+        if not isinstance(dates, AccountDates) or self.account_created_at is None:
+            return self
+        problem = dates.problem(self.account_created_at, self.received_at)
+        if problem is None:
+            return self
+        raise ValidationError.from_exception_data(
+            type(self).__name__,
+            [
+                InitErrorDetails(
+                    type=PydanticCustomError("account_created_at_range", problem),
+                    loc=("account_created_at",),
+                    input=self.account_created_at.isoformat(),
+                )
+            ],
+        )
+
     def to_json(self) -> bytes:
         """The wire form used in the inbox stream, the spool and replay files."""
         return self.model_dump_json(exclude_none=True).encode()
 
     @classmethod
-    def from_json(cls, raw: bytes | str) -> FeedbackEvent:
-        return cls.model_validate_json(raw)
+    def from_json(cls, raw: bytes | str, dates: AccountDates | None = None) -> FeedbackEvent:
+        """An event from its wire form; with `dates`, as an edge (account dates checked)."""
+        return cls.model_validate_json(raw, context=edge_context(dates) if dates else None)

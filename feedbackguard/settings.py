@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,6 +18,11 @@ from pydantic_settings import (
 )
 
 from feedbackguard.defaults import config_path
+from feedbackguard.events import (
+    DEFAULT_ACCOUNT_EPOCH,
+    DEFAULT_ACCOUNT_FUTURE_SKEW_S,
+    AccountDates,
+)
 
 PREFIX = "FEEDBACKGUARD_"
 # FEEDBACKGUARD_* names read outside `Settings`: the test suite's servers and screenshot
@@ -49,6 +55,9 @@ class Settings(BaseSettings):
     invalid_feedback: Literal["reject", "pass"] = "reject"
     max_body_bytes: int = Field(1024 * 1024, gt=0)
     max_json_depth: int = Field(32, ge=2, le=512)
+    # Plausible account creation dates (see config/settings.toml).
+    account_epoch: datetime = DEFAULT_ACCOUNT_EPOCH
+    account_future_skew_s: float = Field(DEFAULT_ACCOUNT_FUTURE_SKEW_S, ge=0)
     spool_path: Path | None = None
     spool_max_bytes: int = Field(256 * 1024 * 1024, gt=0)
     spool_retry_s: float = Field(5.0, gt=0)
@@ -89,6 +98,7 @@ class Settings(BaseSettings):
     auth_fail_limit: int = Field(10, gt=0)  # failed authentications per client per window
     auth_fail_window_s: int = Field(60, gt=0)  # ... then 429 until the window ends
     session_lifetime_s: int = Field(12 * 3600, gt=0)  # a review UI login lasts this long
+    metrics_require_key: bool = False  # True: /metrics needs a viewer key (401 otherwise)
 
     @classmethod
     def settings_customise_sources(
@@ -112,6 +122,10 @@ class Settings(BaseSettings):
             if key.startswith(PREFIX) and key[len(PREFIX) :].lower() in cls.model_fields
         }
         return cls(**values)
+
+    def account_dates(self) -> AccountDates:
+        """The range capture and replay accept for `account_created_at`."""
+        return AccountDates(epoch=self.account_epoch, future_skew_s=self.account_future_skew_s)
 
     @property
     def resolved_spool_path(self) -> Path:

@@ -37,6 +37,7 @@ ROUTE_SPEC: dict[str, Any] = {
     "model_output": "json:model",
     "payload": "json:payload",
     "namespace": "json:ns",
+    "account_created_at": "json:created",
 }
 
 
@@ -199,6 +200,18 @@ BAD_REQUESTS = [
         id="confidence-out-of-range",
     ),
     pytest.param({"label": "x", "ns": "no spaces!"}, {}, "namespace", id="bad-namespace"),
+    pytest.param(
+        {"label": "x", "created": "0001-01-01T00:00:00Z"},
+        {},
+        "account_created_at",
+        id="account-created-before-the-epoch",
+    ),
+    pytest.param(
+        {"label": "x", "created": "9999-12-31T00:00:00Z"},
+        {},
+        "account_created_at",
+        id="account-created-in-the-future",
+    ),
     pytest.param(
         {"label": "x"},
         {"Idempotency-Key": "k" * (MAX_ID_CHARS + 1)},

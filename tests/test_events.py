@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pydantic
@@ -17,7 +17,9 @@ from feedbackguard.events import (
     MAX_ID_CHARS,
     MAX_TEXT_BYTES,
     MAX_VALUE_CHARS,
+    AccountDates,
     FeedbackEvent,
+    edge_context,
 )
 
 ids = st.text(min_size=1, max_size=MAX_ID_CHARS).filter(lambda s: s.strip() == s and s)
@@ -165,3 +167,68 @@ def test_event_id_and_received_at_are_generated_when_absent() -> None:
     a, b = FeedbackEvent.model_validate(valid()), FeedbackEvent.model_validate(valid())
     assert a.event_id != b.event_id
     assert a.received_at.tzinfo is not None
+
+
+# --- account_created_at at the edges (capture, replay) ----------------------------------
+
+EDGE = AccountDates()
+received = st.datetimes(
+    min_value=datetime(2000, 1, 2), max_value=datetime(9000, 1, 1), timezones=st.just(UTC)
+)
+
+
+def at_edge(fields: dict[str, Any], dates: AccountDates = EDGE) -> FeedbackEvent:
+    return FeedbackEvent.model_validate(fields, context=edge_context(dates))
+
+
+@given(at=received, before=st.floats(min_value=0, max_value=1))
+def test_account_created_between_the_epoch_and_received_at_is_accepted(
+    at: datetime, before: float
+) -> None:
+    created = EDGE.epoch + (at - EDGE.epoch) * before
+    event = at_edge({**valid(), "received_at": at, "account_created_at": created})
+    assert event.account_created_at == created
+
+
+@given(
+    at=received,
+    created=st.datetimes(max_value=datetime(1999, 12, 31, 23, 59, 59), timezones=st.just(UTC)),
+)
+def test_account_created_before_the_epoch_is_refused(at: datetime, created: datetime) -> None:
+    with pytest.raises(pydantic.ValidationError) as exc:
+        at_edge({**valid(), "received_at": at, "account_created_at": created})
+    assert [e["loc"] for e in exc.value.errors()] == [("account_created_at",)]
+
+
+@given(at=received, ahead=st.floats(min_value=EDGE.future_skew_s + 1, max_value=1e9))
+def test_account_created_past_the_skew_after_received_at_is_refused(
+    at: datetime, ahead: float
+) -> None:
+    created = at + timedelta(seconds=ahead)
+    with pytest.raises(pydantic.ValidationError) as exc:
+        at_edge({**valid(), "received_at": at, "account_created_at": created})
+    assert [e["loc"] for e in exc.value.errors()] == [("account_created_at",)]
+    assert "after received_at" in exc.value.errors()[0]["msg"]
+
+
+@given(at=received, ahead=st.floats(min_value=0, max_value=EDGE.future_skew_s))
+def test_account_created_within_the_skew_after_received_at_is_accepted(
+    at: datetime, ahead: float
+) -> None:
+    created = at + timedelta(seconds=ahead)
+    assert at_edge({**valid(), "received_at": at, "account_created_at": created})
+
+
+def test_the_epoch_is_the_deployments() -> None:
+    fields = {**valid(), "account_created_at": datetime(2005, 1, 1, tzinfo=UTC)}
+    assert at_edge(fields)
+    with pytest.raises(pydantic.ValidationError):
+        at_edge(fields, AccountDates(epoch=datetime(2010, 1, 1, tzinfo=UTC)))
+
+
+def test_events_read_back_are_not_rejudged() -> None:
+    """The inbox, ledger and store hold events checked when they came in."""
+    raw = FeedbackEvent(**valid(), account_created_at=datetime(1, 1, 1, tzinfo=UTC)).to_json()
+    assert FeedbackEvent.from_json(raw).account_created_at == datetime(1, 1, 1, tzinfo=UTC)
+    with pytest.raises(pydantic.ValidationError):
+        FeedbackEvent.from_json(raw, EDGE)

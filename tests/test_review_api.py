@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import quote
 
 import redis
 from flask.testing import FlaskClient
@@ -163,3 +164,23 @@ def test_api_answers_carry_a_strict_csp(review_client: FlaskClient) -> None:
     csp = review_client.get("/review/api/items").headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp
     assert "unsafe-inline" not in csp
+
+
+ODD_IDS = ["a/b", "a%2Fb", "with space", "ünï/cödé-😀", "/lead//and/trail/", "q?x=1#f"]
+
+
+def test_any_valid_event_id_opens_through_the_api(
+    review_client: FlaskClient,
+    r: redis.Redis[bytes],
+    pipeline: Pipeline,
+    make_event: MakeEvent,
+) -> None:
+    events = [make_event(event_id=i) for i in ODD_IDS]
+    send_to_review(pipeline, r, events)
+    headers = key_headers(r, "dash", "viewer")
+    for event in events:
+        resp = review_client.get(
+            f"/review/api/items/{quote(event.event_id, safe='/')}", headers=headers
+        )
+        assert resp.status_code == 200, (event.event_id, resp.data)
+        assert resp.get_json()["event"]["event_id"] == event.event_id

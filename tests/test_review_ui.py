@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable
+from html.parser import HTMLParser
+from urllib.parse import quote
 
 import pytest
 import redis
@@ -188,3 +191,82 @@ def test_attacker_text_in_every_field_renders_inert(
         assert "<iframe" not in html
         assert not re.search(r"<script(?![^>]*src=\"/review/static/review\.js\")", html)
         assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+
+
+ODD_IDS = ["a/b", "a%2Fb", "with space", "ünï/cödé-😀", "/lead//and/trail/", "q?x=1#f"]
+
+
+def test_any_valid_event_id_opens_from_the_queue_page(
+    review_client: FlaskClient,
+    r: redis.Redis[bytes],
+    pipeline: Pipeline,
+    make_event: MakeEvent,
+) -> None:
+    events = [make_event(event_id=i) for i in ODD_IDS]
+    send_to_review(pipeline, r, events)
+    log_in(review_client)
+    queue_html = review_client.get("/review/").get_data(as_text=True)
+    links = re.findall(r'class="open" href="([^"]+)"', queue_html)
+    assert len(links) == len(events)
+    for link in links:
+        page = review_client.get(html.unescape(link))
+        assert page.status_code == 200, link
+    for event in events:
+        page = review_client.get(f"/review/item/{quote(event.event_id, safe='/')}")
+        assert page.status_code == 200, event.event_id
+        assert html.escape(event.event_id) in page.get_data(as_text=True)
+
+
+BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f"
+
+
+class _VisibleText(HTMLParser):
+    """The text a browser draws: text nodes (titles included), not attribute values."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.chunks: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.chunks.append(data)
+
+
+def visible_text(page: str) -> str:
+    parser = _VisibleText()
+    parser.feed(page)
+    return "".join(parser.chunks)
+
+
+def test_bidi_controls_in_attacker_text_are_shown_escaped(
+    review_client: FlaskClient,
+    r: redis.Redis[bytes],
+    pipeline: Pipeline,
+    make_event: MakeEvent,
+) -> None:
+    payload = "\u202eexe.txt" + BIDI
+    event = hostile_event(make_event, payload)
+    send_to_review(pipeline, r, [event], code="code" + payload)
+    accounts.replace_findings(
+        r,
+        NS,
+        [(event.account_id, {"risk": 0.7, "reasons": [], "clusters": ["c" + payload]})],
+        [
+            (
+                "c" + payload,
+                {
+                    "members": [event.account_id],
+                    "items": [payload],
+                    "code": payload,
+                    "detail": payload,
+                    "timeline": {"counts": [[0.0, 3]]},
+                },
+            )
+        ],
+    )
+    log_in(review_client)
+    for url in ("/review/", f"/review/item/{quote(event.event_id, safe='/')}"):
+        page = review_client.get(url)
+        assert page.status_code == 200
+        shown = visible_text(page.get_data(as_text=True))
+        assert not set(BIDI) & set(shown), url
+        assert "\\u202eexe.txt" in shown

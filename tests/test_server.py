@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -13,12 +14,13 @@ from flask.testing import FlaskClient
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from feedbackguard import inbox_writer, metrics
+from feedbackguard import inbox_writer, logs, metrics
 from feedbackguard.checks.base import AnalysisContext, CheckContext, Findings, Reason, Verdicts
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.logs import JsonFormatter, hash_ip
+from feedbackguard.logs import JsonFormatter, hash_ip, ip_key, set_ip_key
 from feedbackguard.pipeline.runtime import Runtime
 from feedbackguard.settings import Settings
+from feedbackguard.web import auth
 from feedbackguard.web.server import create_app, secret_key
 
 
@@ -135,3 +137,60 @@ def test_session_cookie_is_httponly_lax_and_secure_when_configured(
     assert "HttpOnly" in cookie
     assert "SameSite=Lax" in cookie
     assert ("Secure" in cookie) is secure
+
+
+def _client_hash(rt: Runtime, secret: str, ip: str) -> str:
+    app = create_app(rt)
+    app.secret_key = secret
+    with app.test_request_context(environ_base={"REMOTE_ADDR": ip}):
+        return auth.client_id()
+
+
+def test_ip_hash_is_keyed_by_the_deployment_secret(rt: Runtime) -> None:
+    ip = "203.0.113.9"
+    first = _client_hash(rt, "deployment-one", ip)
+    assert _client_hash(rt, "deployment-one", ip) == first
+    assert _client_hash(rt, "deployment-two", ip) != first
+    assert _client_hash(rt, "deployment-one", "203.0.113.10") != first
+    unkeyed = hashlib.sha256(ip.encode()).hexdigest()[:16]
+    assert unkeyed not in first
+
+
+def test_ip_hash_outside_an_app_uses_the_configured_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(logs, "_process_key", logs._process_key)  # restored afterwards
+    ip = "198.51.100.7"
+    set_ip_key("workers-secret")
+    first = hash_ip(ip)
+    assert hash_ip(ip) == first
+    set_ip_key("another-secret")
+    assert hash_ip(ip) != first
+    assert hash_ip(ip, ip_key("workers-secret")) == first
+
+
+@pytest.fixture
+def keyed_metrics_client(rt: Runtime) -> FlaskClient:
+    runtime = Runtime(
+        settings=rt.settings.model_copy(update={"metrics_require_key": True}),
+        redis=rt.redis,
+        pipeline=rt.pipeline,
+        consumer=rt.consumer,
+    )
+    return create_app(runtime).test_client()
+
+
+def test_metrics_need_a_viewer_key_when_configured(
+    keyed_metrics_client: FlaskClient, r: redis.Redis[bytes]
+) -> None:
+    assert keyed_metrics_client.get("/metrics").status_code == 401
+    wrong = {"Authorization": "Bearer fgk_not_a_key"}
+    assert keyed_metrics_client.get("/metrics", headers=wrong).status_code == 401
+    _, secret = auth.add_key(r, "scraper", "viewer")
+    resp = keyed_metrics_client.get("/metrics", headers={"Authorization": f"Bearer {secret}"})
+    assert resp.status_code == 200
+    assert "feedbackguard_events" in resp.get_data(as_text=True)
+
+
+def test_metrics_are_open_by_default(client: FlaskClient) -> None:
+    assert client.get("/metrics").status_code == 200

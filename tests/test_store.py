@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 import pytest
+import redis
 import sqlalchemy as sa
 from click.testing import CliRunner
 from hypothesis import given
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 
 from feedbackguard.cli import main
 from feedbackguard.decisions import FINAL_STATUSES, Decision, Status, json_time
+from feedbackguard.embedded import EmbeddedRedis
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import ledger
 from feedbackguard.reasons import Reason
@@ -681,3 +683,78 @@ def test_last_status_reads_the_last_decisions_status_whatever_the_strings_hold(
     ]
     raw = ledger.encode_record(event.to_json(), trail)
     assert ledger.last_status(raw) == ledger.split_record(raw).status == statuses[-1]
+
+
+# --- files at rest: private whatever the umask ------------------------------------------
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.usefixtures("umask_022")
+def test_the_sqlite_store_file_is_created_owner_only(tmp_path: Path, make_event: MakeEvent) -> None:
+    path = tmp_path / "fresh" / "store.db"
+    s = Store(f"sqlite:///{path}", KEY)
+    try:
+        s.admit([admitted(make_event())])
+        files = [p for p in path.parent.iterdir() if p.name.startswith("store.db")]
+        assert path in files
+        for found in files:
+            assert _mode(found) == 0o600, found
+        assert _mode(path.parent) == 0o700
+    finally:
+        s.close()
+
+
+@pytest.mark.usefixtures("umask_022")
+def test_the_embedded_redis_keeps_its_data_owner_only(tmp_path: Path) -> None:
+    server = EmbeddedRedis(tmp_path)
+    server.start()
+    try:
+        client = redis.Redis.from_url(server.url)
+        client.set("k", "v")
+        client.close()
+        assert _mode(server.dir) == 0o700
+        written = [p for p in server.dir.rglob("*") if p != server.socket]
+        assert any("appendonly" in p.name for p in written)
+        for found in written:
+            assert _mode(found) == (0o700 if found.is_dir() else 0o600), found
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_export_never_follows_a_symlink_planted_at_a_temporary_name(
+    store: Store, make_event: MakeEvent, tmp_path: Path, fmt: str
+) -> None:
+    store.admit([admitted(make_event(at=i)) for i in range(3)])
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    outside = tmp_path / "victim"
+    outside.mkdir()
+    path = shared / f"out.{fmt}"
+    victims = []
+    for name in (path.name, manifest_path(path).name):
+        victim = outside / name
+        victim.write_bytes(b"precious")
+        (shared / f"{name}.partial").symlink_to(victim)
+        victims.append(victim)
+    manifest = store.export(path, fmt=fmt)  # type: ignore[arg-type]
+    assert manifest.items == 3
+    assert check_export(path, KEY) == []
+    for victim in victims:
+        assert victim.read_bytes() == b"precious"
+    assert not path.is_symlink()
+    assert sorted(p.name for p in shared.iterdir() if not p.is_symlink()) == sorted(
+        [path.name, manifest_path(path).name]
+    )

@@ -102,6 +102,17 @@ def test_replay_gives_every_event_a_final_status(
     assert flooded[0]["reasons"][0]["code"] == "rate_limited.account"
 
 
+def test_replay_refuses_an_implausible_account_creation_date(tmp_path: Path) -> None:
+    source = tmp_path / "dates.jsonl"
+    line = '{"kind": "label", "account_id": "a", "item_id": "i", "value": 1, '
+    source.write_text(
+        line + '"account_created_at": "2020-05-01T00:00:00Z"}\n'
+        + line + '"account_created_at": "0001-01-01T00:00:00Z"}\n'
+    )  # fmt: skip
+    with pytest.raises(ReplayFileError, match=r"line 2: account_created_at: .*epoch"):
+        read_events(source)
+
+
 def test_replay_file_errors_name_the_line_and_field(tmp_path: Path) -> None:
     source = tmp_path / "bad.jsonl"
     valid = '{"kind": "label", "account_id": "a", "item_id": "i", "value": 1}'

@@ -35,7 +35,7 @@ from feedbackguard.capture.sources import FeedbackSpec
 from feedbackguard.capture.spool import Spool, SpoolFullError
 from feedbackguard.capture.spool_retry import SpoolRetrier
 from feedbackguard.connection import redis_url
-from feedbackguard.events import FeedbackEvent
+from feedbackguard.events import FeedbackEvent, edge_context
 from feedbackguard.inbox_writer import InboxWriter, UnsureWriteError
 from feedbackguard.settings import Settings
 
@@ -96,6 +96,7 @@ class Capture:
         self.backpressure = CircuitBreaker(settings.breaker_cooldown_s, clock)
         self.spool = Spool(settings.resolved_spool_path, settings.spool_max_bytes)
         self.pass_invalid = settings.invalid_feedback == "pass"
+        self._edge = edge_context(settings.account_dates())
         self.spool_overflow = settings.inbox_overflow == "spool"
         self._clock = clock
         self._full_logged_at = -FULL_LOG_EVERY_S
@@ -136,7 +137,9 @@ class Capture:
         # One context-local lookup, not one per field.
         request: flask.Request = cast(Any, flask.request)._get_current_object()
         try:
-            event = FeedbackEvent.model_validate(event_fields(request, spec, self.settings))
+            event = FeedbackEvent.model_validate(
+                event_fields(request, spec, self.settings), context=self._edge
+            )
         except BodyTooLarge as exc:
             self.counters.invalid += 1
             return too_large_response(exc.limit)

@@ -25,7 +25,7 @@ import redis
 
 from feedbackguard import inbox_writer, keys
 from feedbackguard.connection import redis_url
-from feedbackguard.events import FeedbackEvent
+from feedbackguard.events import AccountDates, FeedbackEvent
 from feedbackguard.pipeline import inbox, ledger
 from feedbackguard.pipeline.runtime import default_analysers
 from feedbackguard.policy.store import PolicyStore
@@ -53,8 +53,12 @@ class ReplayReport:
     seconds: float = 0.0
 
 
-def read_events(path: Path, max_errors: int = 10) -> list[FeedbackEvent]:
-    """Every event of a JSONL file, or a ReplayFileError naming the bad lines."""
+def read_events(
+    path: Path, max_errors: int = 10, dates: AccountDates | None = None
+) -> list[FeedbackEvent]:
+    """Every event of a JSONL file, or a ReplayFileError naming the bad lines (account
+    creation dates are checked against `dates`, by default the default range)."""
+    dates = dates if dates is not None else AccountDates()
     events: list[FeedbackEvent] = []
     errors: list[str] = []
     with path.open("rb") as fh:
@@ -62,7 +66,7 @@ def read_events(path: Path, max_errors: int = 10) -> list[FeedbackEvent]:
             if not line.strip():
                 continue
             try:
-                events.append(FeedbackEvent.from_json(line))
+                events.append(FeedbackEvent.from_json(line, dates))
             except pydantic.ValidationError as exc:
                 fields = "; ".join(
                     f"{'.'.join(str(p) for p in err['loc']) or '(line)'}: {err['msg']}"
@@ -141,7 +145,7 @@ def replay(
     progress: Progress = lambda phase, done, total: None,
 ) -> ReplayReport:
     started = time.monotonic()
-    events = read_events(path)
+    events = read_events(path, dates=settings.account_dates())
     url = redis_url(settings)
     r: redis.Redis[bytes] = redis.Redis.from_url(url)
     PolicyStore(r).current()  # the policy exists before any worker reads it

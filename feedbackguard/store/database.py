@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 SQLITE_BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another process's write lock
 # One advisory lock key for every feedbackguard store in a PostgreSQL database.
 PG_LOCK_KEY = int.from_bytes(hashlib.sha256(b"feedbackguard.store").digest()[:8], "big") >> 1
+PRIVATE_FILE_MODE = 0o600  # the SQLite file when the store creates it
 _WRITE = "feedbackguard_write"  # execution option marking a write transaction (SQLite)
 
 
@@ -66,13 +67,27 @@ class Database:
                 yield conn
 
 
+def _create_private(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (0600, whatever the umask):
+    it holds password and key hashes and raw IPs. SQLite gives its -wal and -shm files
+    the database file's mode. A new parent directory is made 0700; an existing file or
+    directory keeps its mode (the operator chose it)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    except FileExistsError:
+        return
+    os.fchmod(fd, PRIVATE_FILE_MODE)
+    os.close(fd)
+
+
 def _create_engine(url: sa.URL) -> sa.Engine:
     """An engine for this process. SQLite: WAL, a busy timeout, and explicit BEGINs
     (IMMEDIATE for writes) instead of pysqlite's implicit transactions."""
     if url.get_backend_name() != "sqlite":
         return sa.create_engine(url)
-    if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
+        _create_private(Path(url.database))
     engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
 
     @sa.event.listens_for(engine, "connect")

@@ -20,7 +20,7 @@ from feedbackguard.store.models import Version
 from feedbackguard.store.queries import live_query, stream
 from feedbackguard.store.rows import item_message, tombstone_message
 from feedbackguard.store.schema import tombstones
-from feedbackguard.store.writers import ExportFormat, open_writer
+from feedbackguard.store.writers import ExportFormat, open_writer, write_atomically
 
 PROGRESS_EVERY = 1000  # export progress callback cadence, in rows
 
@@ -95,10 +95,10 @@ def export_version(
         caps=caps,
     )
     manifest = manifest.model_copy(update={"signature": signing.sign(key, manifest.signed_bytes())})
-    target = manifest_path(path)
-    partial = target.with_name(target.name + ".partial")
-    partial.write_bytes(orjson.dumps(manifest.model_dump(mode="json"), option=orjson.OPT_INDENT_2))
-    partial.replace(target)
+    write_atomically(
+        manifest_path(path),
+        orjson.dumps(manifest.model_dump(mode="json"), option=orjson.OPT_INDENT_2),
+    )
     return manifest
 
 

@@ -1,11 +1,19 @@
 """Export files: JSONL or Parquet, written beside the target and renamed into place
-only when complete."""
+only when complete.
+
+The temporary file is made with `mkstemp` in the target's directory (a fresh random
+name, `O_EXCL`, mode 0600) and written through that descriptor, so a file or symlink
+planted beside the target in a shared directory is never opened or followed; the
+final `os.replace` swaps the name itself (a symlink at the target is replaced, not
+followed)."""
 
 from __future__ import annotations
 
 import importlib
+import os
+import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from feedbackguard.store.errors import StoreError
 from feedbackguard.store.queries import STREAM_BATCH
@@ -22,12 +30,32 @@ _LINE_BREAKERS = (
 )
 
 
+def private_temp(path: Path) -> tuple[Path, IO[bytes]]:
+    """A new temporary file beside `path` (random name, created exclusively, 0600)
+    and its open binary handle."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    return Path(name), os.fdopen(fd, "wb")
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a private temporary file renamed into place."""
+    partial, handle = private_temp(path)
+    try:
+        with handle:
+            handle.write(data)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
 class Writer:
-    """Writes export rows to `<path>.partial`; `finish` renames it into place."""
+    """Writes export rows to a private temporary file beside `path`; `finish` renames
+    it into place, `abort` removes it."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.partial = path.with_name(path.name + ".partial")
+        self.partial, self._handle = private_temp(path)
 
     def write(self, row: Row) -> None:
         raise NotImplementedError
@@ -37,7 +65,7 @@ class Writer:
 
     def finish(self) -> None:
         self.close()
-        self.partial.replace(self.path)
+        os.replace(self.partial, self.path)
 
     def abort(self) -> None:
         try:
@@ -75,10 +103,6 @@ def jsonl_line(row: Row) -> bytes:
 
 
 class _JsonlWriter(Writer):
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self._handle = self.partial.open("wb")
-
     def write(self, row: Row) -> None:
         self._handle.write(jsonl_line(row))
 
@@ -110,7 +134,7 @@ class _ParquetWriter(Writer):
                 ("decisions", pa.string()),
             ]
         )
-        self._writer = pq.ParquetWriter(str(self.partial), self._schema)
+        self._writer = pq.ParquetWriter(self._handle, self._schema)
         self._buffer: list[dict[str, Any]] = []
         self._closed = False
 
@@ -144,4 +168,7 @@ class _ParquetWriter(Writer):
         try:
             self._flush()
         finally:
-            self._writer.close()
+            try:
+                self._writer.close()
+            finally:
+                self._handle.close()

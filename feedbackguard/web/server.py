@@ -22,6 +22,7 @@ from feedbackguard import metrics
 from feedbackguard.logs import hash_ip
 from feedbackguard.pipeline.runtime import Runtime
 from feedbackguard.settings import Settings
+from feedbackguard.web import auth
 from feedbackguard.web.admin import create_admin_blueprint
 from feedbackguard.web.context import init_runtime
 from feedbackguard.web.review import create_review_blueprint
@@ -72,7 +73,12 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     app.register_blueprint(create_review_blueprint(), url_prefix=_prefix(settings.review_prefix))
 
     @app.get("/metrics")
-    def metrics_view() -> Response:
+    def metrics_view() -> Any:
+        """Prometheus metrics; with `metrics_require_key`, for viewers and above only."""
+        if settings.metrics_require_key:
+            _, refused = auth.authorize("viewer")
+            if refused is not None:
+                return refused
         return Response(metrics.render(rt.redis), mimetype="text/plain; version=0.0.4")
 
     @app.get("/healthz")

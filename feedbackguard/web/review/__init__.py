@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from feedbackguard.web.review import api, security, ui
+from feedbackguard.web.review import api, routing, security, ui
 
 
 def create_review_blueprint() -> Blueprint:
@@ -26,6 +26,7 @@ def create_review_blueprint() -> Blueprint:
         static_folder="static",
         static_url_path="/static",
     )
+    bp.record_once(routing.install)  # before the routes that use the converter
     bp.after_request(security.secure_headers)
     api.register(bp)
     ui.register(bp)

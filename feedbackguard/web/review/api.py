@@ -176,7 +176,7 @@ def register(bp: Blueprint) -> None:
         ]
         return jsonify({"items": items, "next_cursor": found.cursor})
 
-    @bp.get("/api/items/<event_id>")
+    @bp.get("/api/items/<event_id:event_id>", merge_slashes=False)
     @require_role("viewer")
     def get_item(event_id: str) -> Any:
         namespace = request.args.get("namespace", "default")[:NAMESPACE_MAX]

@@ -26,7 +26,7 @@ from feedbackguard.pipeline import ledger
 from feedbackguard.review import evidence, moderation, queue
 from feedbackguard.web import auth
 from feedbackguard.web.context import runtime
-from feedbackguard.web.review import security
+from feedbackguard.web.review import security, text
 from feedbackguard.web.review.api import FilterArgs
 
 # Ids an "undo" button after a decision carries (they ride in the session cookie).
@@ -77,6 +77,8 @@ def register(bp: Blueprint) -> None:
     @bp.app_template_global()
     def csrf_token() -> str:
         return security.csrf_token()
+
+    bp.add_app_template_filter(text.bidi_inert, text.FILTER)
 
     @bp.get("/login")
     def login() -> Any:
@@ -171,7 +173,7 @@ def register(bp: Blueprint) -> None:
             here=request.full_path,
         )
 
-    @bp.get("/item/<event_id>")
+    @bp.get("/item/<event_id:event_id>", merge_slashes=False)
     def item_page(event_id: str) -> Any:
         principal = _principal("viewer")
         if not isinstance(principal, auth.Principal):
