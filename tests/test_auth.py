@@ -408,10 +408,13 @@ def test_bad_key_is_401_then_429_on_redis_6_2(settings: Settings, redis_62_url: 
     assert version.startswith("6.2"), version
     rt = Runtime.build(settings.model_copy(update={"redis_url": redis_62_url}))
     try:
-        app = create_app(rt).test_client()
+        flask_app = create_app(rt)
+        app = flask_app.test_client()
         bad = {"X-API-Key": "fgk_0000_nope"}
         codes = [app.get("/api/v1/policy", headers=bad).status_code for _ in range(11)]
         assert codes == [401] * 10 + [429]
-        assert 0 < rt.redis.ttl(keys.auth_failures(hash_ip("127.0.0.1"))) <= 60
+        with flask_app.app_context():  # the IP hash is keyed by the app's secret
+            client_key = hash_ip("127.0.0.1")
+        assert 0 < rt.redis.ttl(keys.auth_failures(client_key)) <= 60
     finally:
         rt.close()
