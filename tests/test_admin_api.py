@@ -356,3 +356,14 @@ def test_a_change_that_disables_nothing_needs_no_note(
     )
     assert resp.status_code == 200
     assert resp.json["disables"] == []
+
+
+def test_a_policy_patch_with_an_integer_past_64_bits_is_refused_not_a_500(
+    client: FlaskClient, admin: dict[str, str]
+) -> None:
+    answer = client.patch(
+        "/api/v1/policy",
+        json={"patch": {"consistency": {"triggers": {"scan_bytes": 2**70}}}, "note": "huge"},
+        headers=admin,
+    )
+    assert answer.status_code == 422

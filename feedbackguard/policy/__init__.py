@@ -6,10 +6,10 @@ Defaults live in `config/policy.toml`. Deployments store versions in Redis
 
 from __future__ import annotations
 
+import json
 import tomllib
 from typing import Annotated, Any, Literal, Protocol, Self
 
-import orjson
 import re2
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -42,7 +42,8 @@ class PolicyTooLarge(ValueError):
 def check_size(data: Any, limit: int = MAX_POLICY_BYTES) -> None:
     """Raise `PolicyTooLarge` naming the limit when `data` (a policy or its plain
     JSON form) serialises to more than `limit` bytes."""
-    raw = data.model_dump_json() if isinstance(data, BaseModel) else orjson.dumps(data)
+    # The standard library's encoder for plain data: orjson refuses integers past 64 bits.
+    raw = data.model_dump_json() if isinstance(data, BaseModel) else json.dumps(data)
     if len(raw) > limit:
         raise PolicyTooLarge(
             f"policy is {len(raw)} bytes serialised; the limit is {limit} bytes (MAX_POLICY_BYTES)"

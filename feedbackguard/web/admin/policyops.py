@@ -3,12 +3,12 @@ and the dry run that shows how a proposed policy would change recent decisions."
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import redis
 
 from feedbackguard.checks.base import Reason
@@ -72,7 +72,9 @@ def strict(data: Mapping[str, Any]) -> Policy:
     is enforced. `PolicyTooLarge` past `MAX_POLICY_BYTES`, `pydantic.ValidationError`
     naming each bad field otherwise."""
     check_size(data)
-    return Policy.model_validate_json(orjson.dumps(data), strict=True)
+    # The standard library's encoder: orjson refuses integers past 64 bits, which an
+    # admin may send (pydantic then names the field as too large).
+    return Policy.model_validate_json(json.dumps(data), strict=True)
 
 
 def proposed(
