@@ -17,11 +17,12 @@ SWITCHES = frozenset({"enabled", "lockdown"})
 """Leaf names whose true -> false turns a defence off."""
 
 
-def _leaves(value: Any, prefix: str = "") -> dict[str, Any]:
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted path -> leaf value (lists are leaves)."""
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for key, inner in value.items():
-            out.update(_leaves(inner, f"{prefix}.{key}" if prefix else str(key)))
+            out.update(flatten(inner, f"{prefix}.{key}" if prefix else str(key)))
         return out
     return {prefix: value}
 
@@ -31,8 +32,8 @@ def disables(old: Policy | None, new: Policy) -> list[str]:
     `ratelimit.limits[<name>]`), sorted; empty when there was no `old`."""
     if old is None:
         return []
-    before = _leaves(old.model_dump(mode="json"))
-    after = _leaves(new.model_dump(mode="json"))
+    before = flatten(old.model_dump(mode="json"))
+    after = flatten(new.model_dump(mode="json"))
     found = [
         path
         for path, value in before.items()

@@ -16,7 +16,7 @@ from feedbackguard.checks.graph import load_window
 from feedbackguard.pipeline import ledger
 from feedbackguard.pipeline.decide import decide
 from feedbackguard.policy import Policy, check_size
-from feedbackguard.policy.disables import disables
+from feedbackguard.policy.disables import disables, flatten
 from feedbackguard.policy.store import PolicyStore
 
 LOAD_CHUNK = 1000
@@ -39,16 +39,6 @@ def deep_merge(base: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, A
         else:
             out[key] = value
     return out
-
-
-def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Dotted path -> leaf value (lists are leaves)."""
-    if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        for key, inner in value.items():
-            out.update(flatten(inner, f"{prefix}.{key}" if prefix else str(key)))
-        return out
-    return {prefix: value}
 
 
 def diff(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, list[Any]]:
