@@ -29,6 +29,9 @@ class Decision(BaseModel):
     event_id: str
     status: Status
     risk: float = Field(ge=0.0, le=1.0)
+    # What admitting the event would change, in 0..1 (0: nothing wrong is learnt or
+    # acted on); decisions weigh it against `risk`, and review orders cases by it.
+    harm: float = Field(default=0.0, ge=0.0, le=1.0)
     reasons: tuple[Reason, ...] = ()
     policy_version: int
     decided_at: datetime = Field(default_factory=utcnow)
