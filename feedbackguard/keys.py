@@ -145,6 +145,17 @@ def graph_clusters(namespace: str) -> str:
     return ns(namespace, "graph", "clusters")
 
 
+def independence(namespace: str) -> str:
+    """Hash: account -> its independence weight (0..1) from the last graph analysis;
+    accounts absent from it weigh 1 (`graph.independence`)."""
+    return ns(namespace, "graph", "independence")
+
+
+def report_ids(namespace: str) -> str:
+    """Sorted set: ids of the window's report events by received_at (`graph.reports`)."""
+    return ns(namespace, "graph", "reports")
+
+
 # -- consistency -------------------------------------------------------------------------
 
 

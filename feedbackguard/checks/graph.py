@@ -34,6 +34,7 @@ from feedbackguard.checks.base import (
     Verdicts,
 )
 from feedbackguard.events import FeedbackEvent
+from feedbackguard.graph import independence
 from feedbackguard.graph.analysis import AccountRisk, AnalysisResult, Cluster, analyse
 from feedbackguard.graph.window import EventWindow, Row, Rows, row_of
 from feedbackguard.policy import Graph
@@ -191,6 +192,7 @@ class GraphAnalyser:
         rows = load_window(r, ctx.namespace, start, policy, cache)
         if not rows:
             accounts.replace_findings(r, ctx.namespace, [], [])
+            independence.publish(r, ctx.namespace, (), np.ones(0))
             return {}
         window = EventWindow.from_rows(rows)
         trusted, rejected = accounts.seeds(r, ctx.namespace)
@@ -199,6 +201,12 @@ class GraphAnalyser:
             policy.detect,
             trusted=[*trusted, *auto_seeds(window, policy, set(rejected))],
             rejected=rejected,
+        )
+        independence.publish(
+            r,
+            ctx.namespace,
+            window.account_ids,
+            independence.cohort_weights(window.n_accounts, result.cohorts),
         )
         vouched = set(trusted)
         risky = {

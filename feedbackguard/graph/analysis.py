@@ -78,6 +78,9 @@ class AnalysisResult:
     risk: FloatArray
     """Risk per account code of the window (0 for clean accounts)."""
     timings_s: dict[str, float]
+    cohorts: tuple[IntArray, ...] = ()
+    """Account codes of every group a detector found acting as one (lockstep groups
+    flagged or not, dense blocks, infrastructure clusters): independence weights."""
 
 
 @dataclass
@@ -423,4 +426,9 @@ def analyse(
         clusters=tuple(c for c, _, _ in findings) + tuple(corroborated),
         risk=risk,
         timings_s=timings,
+        cohorts=(
+            *(g.members for g in groups),
+            *(b.accounts for b in blocks),
+            *(c.members for c in infra),
+        ),
     )
