@@ -1,0 +1,85 @@
+"""`feedbackguard serve`: a production WSGI server by default, Werkzeug's with --dev."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from feedbackguard.cli import main
+
+# How long the server may take to import and bind before the test gives up.
+START_TIMEOUT_S = 60
+
+
+class Server:
+    """`feedbackguard serve --port 0 ARGS` in a process of its own."""
+
+    def __init__(self, args: list[str], home: Path, redis_url: str) -> None:
+        env = {
+            **os.environ,
+            "FEEDBACKGUARD_HOME": str(home),
+            "FEEDBACKGUARD_REDIS_URL": redis_url,
+            "FEEDBACKGUARD_LOG_LEVEL": "WARNING",
+        }
+        command = [sys.executable, "-m", "feedbackguard", "serve", "--port", "0", *args]
+        self.proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()  # the banner, printed once the port is bound
+        found = re.search(r"serving on (http://\S+)", line)
+        assert found is not None, line
+        self.base = found.group(1)
+
+    def get(self, path: str) -> tuple[int, dict[str, str]]:
+        with urllib.request.urlopen(self.base + path, timeout=START_TIMEOUT_S) as resp:  # noqa: S310
+            return resp.status, dict(resp.headers)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=START_TIMEOUT_S)
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+
+
+@pytest.fixture
+def serve(tmp_path: Path, redis_url: str) -> Iterator[Callable[..., Server]]:
+    started: list[Server] = []
+
+    def start(*args: str) -> Server:
+        server = Server(list(args), tmp_path / "home", redis_url)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_serve_uses_waitress_by_default(serve: Callable[..., Server]) -> None:
+    server = serve()
+    status, headers = server.get("/healthz")
+    assert status == 200
+    assert headers["Server"] == "waitress"
+
+
+@pytest.mark.slow
+def test_serve_dev_uses_werkzeugs_development_server(serve: Callable[..., Server]) -> None:
+    server = serve("--dev")
+    status, headers = server.get("/healthz")
+    assert status == 200
+    assert headers["Server"].startswith("Werkzeug")
+
+
+def test_serve_help_names_the_admin_api_where_it_is_mounted() -> None:
+    help_text = CliRunner().invoke(main, ["serve", "--help"]).output
+    assert "/api/v1" in help_text
+    assert "--threads" in help_text
+    assert "--timeout" in help_text
