@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 import pytest
+import redis
 from click.testing import CliRunner
 
 from feedbackguard import inbox_writer
@@ -37,7 +38,7 @@ def _burst(rt: Runtime, events: list[FeedbackEvent]) -> list[dict[str, Any]]:
 
 
 def test_worker_logs_one_line_per_batch_with_the_decided_by_status(
-    fresh_runtime: Runtime, make_event: Callable[..., FeedbackEvent]
+    r: redis.Redis[bytes], fresh_runtime: Runtime, make_event: Callable[..., FeedbackEvent]
 ) -> None:
     fresh_runtime.pipeline.batch_size = 2
     fresh_runtime.pipeline.analysers = []
@@ -52,7 +53,7 @@ def test_worker_logs_one_line_per_batch_with_the_decided_by_status(
 
 
 def test_worker_logs_the_progress_of_an_analysis(
-    fresh_runtime: Runtime, make_event: Callable[..., FeedbackEvent]
+    r: redis.Redis[bytes], fresh_runtime: Runtime, make_event: Callable[..., FeedbackEvent]
 ) -> None:
     lines = _burst(fresh_runtime, [make_event()])
     analysis = [line["message"] for line in lines if ": analysis " in line["message"]]
