@@ -91,8 +91,8 @@ def _list_namespaces(r: redis.Redis[bytes], as_json: bool) -> None:
     width = max([len("namespace"), *(len(info.namespace) for info in found)])
     click.echo(f"{'namespace':<{width}}" + "".join(f" {s:>11}" for s in statuses))
     for info in found:
-        counts = "".join(f" {info.stats.get(s, 0):>11,}" for s in statuses)
-        click.echo(f"{info.namespace:<{width}}{counts}")
+        row = "".join(f" {info.stats.get(s, 0):>11,}" for s in statuses)
+        click.echo(f"{info.namespace:<{width}}{row}")
     click.echo(
         f"{len(found)} namespace(s); `review list --namespace NS` lists one's items", err=True
     )
