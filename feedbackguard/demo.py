@@ -285,10 +285,12 @@ def run(
     auth.add_user(r, MODERATOR, "moderator", password, actor="demo")
     review_ui = f"{ui_base}{demo.review_prefix.rstrip('/')}/?namespace={NAMESPACE}"
     echo(f"  review UI at {review_ui} (log in as {MODERATOR} / {password})")
-    echo(
-        "  it is up while the demo runs"
-        + (" and after the report" if keep_running else "; `--keep-running` keeps it up after")
-    )
+    if keep_running:
+        echo("  it stays up after the report, until Ctrl-C")
+    elif wait is not None:
+        echo("  it stays up after the report, until you press Enter")
+    else:
+        echo("  it is up while the demo runs (`--keep-running` keeps it up after the report)")
     try:
         desk = app.extensions["shop.desk"]
         truth = _truth(desk)
@@ -314,10 +316,8 @@ def run(
             echo(f"\nthe review UI is still up at {review_ui} ({MODERATOR} / {password})")
             wait(report)
         elif report["review_waiting"]:
-            echo(
-                "\nthe review UI stopped with the demo: `feedbackguard demo --keep-running` "
-                "keeps it up to decide the items waiting for a moderator"
-            )
+            echo("\nthe review UI stopped with the demo; `feedbackguard demo --keep-running`")
+            echo("keeps it up to decide the items waiting for a moderator")
         return report
     finally:
         ui_http.shutdown()
@@ -396,9 +396,8 @@ LEGEND = (
     ("admitted", "passed every check and its probation: in the retraining store"),
     ("review", "held for a moderator (the review UI); in the store only if approved"),
     ("rejected", "stopped (rate limit, coordination, ...): never reaches the store"),
-    ("quarantined", "admitted first, then caught by a later analysis: taken back out of "
-     "the store in a new dataset version"),
-)  # fmt: skip
+    ("quarantined", "admitted first, then caught by a later analysis: out of the store"),
+)
 
 
 # The model's accuracy after retraining on (report key, what it was retrained on).
@@ -428,10 +427,8 @@ def _print(report: dict[str, Any], echo: Echo) -> None:
     for column, meaning in LEGEND:
         echo(f"  {column:<12} {meaning}")
     echo("")
-    echo(
-        "why, per population (reason codes of the events not admitted; an event can "
-        "carry several reasons, so these add up to more than the events):"
-    )
+    echo("why, per population: the reason codes of the events not admitted (an event")
+    echo("can carry several reasons, so they add up to more than the events)")
     for population, counts in report["reasons"].items():
         echo(f"  {population}: " + ", ".join(f"{code} x{n}" for code, n in counts.items()))
     echo(f"waiting for a moderator: {report['review_waiting']}")

@@ -2,7 +2,8 @@
 
 It listens only on a unix socket under `FEEDBACKGUARD_HOME`, keeps an append-only
 file there, and outlives the command that started it, so that successive commands
-see the same state. `feedbackguard redis stop` (or `EmbeddedRedis.stop`) ends it.
+see the same state. `feedbackguard redis stop` (or `EmbeddedRedis.stop`) ends it;
+`feedbackguard redis status` lists every one running on the machine (`running`).
 """
 
 from __future__ import annotations
@@ -163,6 +164,10 @@ class EmbeddedRedis:
             return None
 
 
+# How redis-server's process title names a unix socket it listens on.
+_TITLE_SOCKET = "unixsocket:"
+
+
 def running(under: Path | None = None) -> list[EmbeddedRedis]:
     """Every embedded Redis this user can reach on this machine, whatever its home
     (under `under` only, when given), by home.
@@ -183,9 +188,6 @@ def running(under: Path | None = None) -> list[EmbeddedRedis]:
         if home is not None and (under is None or home.is_relative_to(under.resolve())):
             found[home] = EmbeddedRedis(home)
     return [found[home] for home in sorted(found)]
-
-
-_TITLE_SOCKET = "unixsocket:"
 
 
 def _home_listening_on(socket: Path) -> Path | None:

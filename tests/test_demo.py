@@ -68,7 +68,7 @@ def test_demo_gives_the_review_ui_and_its_login_before_sending(
     ui = report["review_ui"]
     hint = _index(moderator.lines, f"review UI at {ui['url']} (log in as {ui['user']} / ")
     assert hint < _index(moderator.lines, "sending honest and hostile corrections")
-    assert "--keep-running" in moderator.lines[hint + 1]
+    assert "stays up after the report" in moderator.lines[hint + 1]
 
 
 def test_demo_model_is_better_retrained_on_what_feedbackguard_admitted(
