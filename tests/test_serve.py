@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,12 +23,13 @@ START_TIMEOUT_S = 60
 class Server:
     """`feedbackguard serve --port 0 ARGS` in a process of its own."""
 
-    def __init__(self, args: list[str], home: Path, redis_url: str) -> None:
+    def __init__(self, args: list[str], home: Path, redis_url: str, **env_extra: str) -> None:
         env = {
             **os.environ,
             "FEEDBACKGUARD_HOME": str(home),
             "FEEDBACKGUARD_REDIS_URL": redis_url,
             "FEEDBACKGUARD_LOG_LEVEL": "WARNING",
+            **env_extra,
         }
         command = [sys.executable, "-m", "feedbackguard", "serve", "--port", "0", *args]
         self.proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
@@ -37,9 +39,13 @@ class Server:
         assert found is not None, line
         self.base = found.group(1)
 
-    def get(self, path: str) -> tuple[int, dict[str, str]]:
-        with urllib.request.urlopen(self.base + path, timeout=START_TIMEOUT_S) as resp:  # noqa: S310
-            return resp.status, dict(resp.headers)
+    def get(self, path: str, **headers: str) -> tuple[int, dict[str, str]]:
+        request = urllib.request.Request(self.base + path, headers=headers)  # noqa: S310
+        try:
+            with urllib.request.urlopen(request, timeout=START_TIMEOUT_S) as resp:  # noqa: S310
+                return resp.status, dict(resp.headers)
+        except urllib.error.HTTPError as exc:
+            return exc.code, dict(exc.headers)
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -52,8 +58,8 @@ class Server:
 def serve(tmp_path: Path, redis_url: str) -> Iterator[Callable[..., Server]]:
     started: list[Server] = []
 
-    def start(*args: str) -> Server:
-        server = Server(list(args), tmp_path / "home", redis_url)
+    def start(*args: str, **env: str) -> Server:
+        server = Server(list(args), tmp_path / "home", redis_url, **env)
         started.append(server)
         return server
 
@@ -83,3 +89,16 @@ def test_serve_help_names_the_admin_api_where_it_is_mounted() -> None:
     assert "/api/v1" in help_text
     assert "--threads" in help_text
     assert "--timeout" in help_text
+
+
+@pytest.mark.slow
+def test_serve_keeps_x_forwarded_for_for_the_trusted_proxy_setting(
+    serve: Callable[..., Server],
+) -> None:
+    server = serve(FEEDBACKGUARD_TRUSTED_PROXIES="1", FEEDBACKGUARD_AUTH_FAIL_LIMIT="2")
+    bad_key = {"Authorization": "Bearer fgk_not_a_key"}
+    for _ in range(3):
+        status, _ = server.get("/api/v1/whoami", **bad_key, **{"X-Forwarded-For": "203.0.113.1"})
+    assert status == 429  # that client is over its limit of failures
+    status, _ = server.get("/api/v1/whoami", **bad_key, **{"X-Forwarded-For": "203.0.113.2"})
+    assert status == 401  # another client behind the same proxy is not

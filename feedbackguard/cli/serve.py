@@ -65,6 +65,10 @@ def serve(
         port=bind_port,
         threads=threads or settings.serve_threads,
         channel_timeout=timeout or settings.serve_timeout_s,
+        # X-Forwarded-For reaches the app, which trusts `trusted_proxies` hops of it
+        # (feedbackguard/clientaddr.py); waitress would drop it, and every client
+        # behind a proxy would share the proxy's address (and its auth-failure limit).
+        clear_untrusted_proxy_headers=False,
     )
     _announce(settings, f"http://{bind_host}:{server.effective_port}", "waitress")
     server.run()
