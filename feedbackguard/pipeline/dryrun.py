@@ -299,12 +299,15 @@ def copy_context(r: redis.Redis[bytes], namespace: str, scratch: str) -> None:
 
 
 def run(pipeline: Pipeline, scratch: str, source: Source, until: float) -> None:
-    """Feed the events to the scratch inbox in event-time order, as live traffic came:
-    ingest in batches, analysis each time the clock moved the policy's interval,
-    releases up to the horizon; at the end the clock moves to `until` (the live
-    namespace's clock) for a last analysis and release."""
+    """Feed the events to the scratch inbox in event-time order, as `feedbackguard
+    replay` does: ingest in batches, analysis once the clock has moved the policy's
+    `analysis.max_lag_s` past the last run (replay lets analysis lag that far; live
+    workers run it every `interval_s` when they keep up), releases up to the horizon;
+    at the end the clock moves to `until` (the live namespace's clock) for a last
+    analysis and release."""
     r = pipeline.r
-    interval = pipeline.policies.current().policy.analysis.interval_s
+    analysis = pipeline.policies.current().policy.analysis
+    interval = max(analysis.interval_s, analysis.max_lag_s)
     inbox.ensure_group(r, scratch)
     batch: list[bytes] = []
     last = ledger.analysed(r, scratch)
