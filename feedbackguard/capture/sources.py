@@ -50,9 +50,8 @@ REQUIRED = ("kind", "account", "item", "value")
 KIND_NAMES = frozenset(get_args(Kind))
 NAMESPACE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 """What `FeedbackEvent.namespace` accepts."""
-PREFIXES = ("json:", "form:", "view:", "g:", "header:", "const:")
-_BARE_CONSTANTS = {"kind": KIND_NAMES, "namespace": None}
-"""Spec keys whose bare text is a constant (None: checked by pattern)."""
+_BARE_CONSTANTS = frozenset({"kind", "namespace"})
+"""Spec keys whose bare text is a constant (checked when the spec is built)."""
 # At most this many keys of a JSON object are compared with a path that found nothing
 # (the body is the end user's: the comparison must stay cheap whatever they send).
 SUGGEST_MAX_KEYS = 32
@@ -145,6 +144,7 @@ _MAKERS: dict[str, Callable[[str], Getter]] = {
     "header:": _named("header:", _header),
     "const:": _constant,
 }
+PREFIXES = tuple(_MAKERS)
 
 
 def compile_source(source: Any, key: str = "value") -> Getter:

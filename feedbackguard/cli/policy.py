@@ -154,10 +154,20 @@ def dry_run_command(
     """What PATH would have done to the namespace's recent events: the last --hours
     replayed through the real pipeline under the policy in force and under PATH, on
     scratch namespaces (nothing live is written), compared event by event."""
-    store = _store()
+    settings = existing_settings(redis=True)
+    store = PolicyStore(connect(settings), cache_s=0)
     current = store.current()
     policy = _proposed(store, path, merge)
-    report = dryrun.dry_run(store.r, namespace, current, policy, hours=hours, max_events=max_events)
+    report = dryrun.dry_run(
+        store.r,
+        namespace,
+        current,
+        policy,
+        hours=hours,
+        max_events=max_events,
+        batch_size=settings.batch_size,
+    )
+
     if as_json:
         click.echo(orjson.dumps(report_json(report), option=orjson.OPT_INDENT_2).decode())
         return

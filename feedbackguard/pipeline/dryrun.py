@@ -160,10 +160,11 @@ def dry_run(
     *,
     hours: float = DEFAULT_HOURS,
     max_events: int = DEFAULT_MAX_EVENTS,
-    batch_size: int = 2000,
+    batch_size: int,
 ) -> Report:
     """How the last `hours` of `namespace` would have been decided under `candidate`,
-    against `current` (see the module docstring). Writes nothing live."""
+    against `current` (see the module docstring), ingesting `batch_size` events at a
+    time (the workers' setting). Writes nothing live."""
     started = time.perf_counter()
     until = ledger.clock(r, namespace)
     since = until - hours * 3600.0
