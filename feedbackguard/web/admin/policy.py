@@ -156,7 +156,7 @@ def rollback_policy(body: m.PolicyRollback) -> m.PolicyVersionOut:
 @api.endpoint(
     "POST",
     "/v1/policy/dry-run",
-    role="viewer",
+    role="admin",  # it replays up to max_events twice: worker-sized CPU, not a read
     out=m.DryRunOut,
     body=m.DryRunRequest,
     errors=(413,),
@@ -164,7 +164,9 @@ def rollback_policy(body: m.PolicyRollback) -> m.PolicyVersionOut:
 def dry_run(body: m.DryRunRequest) -> m.DryRunOut:
     """What the proposed policy would have done to the namespace's last `hours` of
     events: both policies replayed through the real pipeline on scratch namespaces
-    (nothing live is written), compared event by event."""
+    (nothing live is written), compared event by event. It takes as long as two
+    replays of those events (docs/benchmarks.md): for long windows use
+    `feedbackguard policy dry-run`, or a smaller `max_events`."""
     if body.policy is not None and body.patch is not None:
         raise ApiError(422, "invalid", "give policy or patch, not both")
     policy = _validated(body.policy, body.patch)
