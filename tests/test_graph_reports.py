@@ -179,6 +179,8 @@ def test_age_alone_buys_no_independence_history_does() -> None:
     def judged(with_history: bool) -> list[int]:
         stream = Stream()
         start = 3 * DAY
+        regular = Account("regular", T0 - timedelta(days=900), "24.1.1.1", "r")
+        stream.emit("honest", regular, 0.0, "elsewhere", kind="label")  # the window's start
         for n in range(10):
             who = Account(f"a{n}", T0 - timedelta(days=30 + 20 * n), f"98.{n}.{n}.9", f"d{n}")
             if with_history:
