@@ -36,6 +36,7 @@ from feedbackguard.graph.reports import CORRELATED, detect_report_bursts
 from feedbackguard.graph.window import EventWindow
 from feedbackguard.pipeline import ledger
 from feedbackguard.pipeline.engine import Pipeline
+from tests.test_graph_pipeline import run
 
 NS = "default"
 ACTION = ReportsPolicy().action_reports
@@ -92,6 +93,30 @@ def assert_caught(r: redis.Redis[bytes], stream: Stream, targets: Sequence[str])
     assert all(per_item[t] < ACTION for t in targets)
 
 
+def test_a_brigade_found_by_analysis_has_its_pending_reports_rejected(
+    r: redis.Redis[bytes], pipeline: Pipeline
+) -> None:
+    """Ingest leaves the reports pending; the next analysis run, once the burst has
+    settled, rejects them with reports.correlated at harm 1 (the fast path of the
+    tests below: one analysis, no background traffic)."""
+    stream = Stream()
+    regular = Account("regular", T0 - timedelta(days=900), "24.1.1.1", "r")
+    stream.emit("honest", regular, 0.0, "elsewhere", kind="label")
+    targets = brigade(
+        stream, random.Random(3), Brigade(members=40, targets=2, start_s=DAY, burst_s=HOUR)
+    )
+    stream.emit("honest", regular, DAY + 3 * HOUR, "elsewhere", kind="label")
+    run(pipeline, r, stream.events)
+    found = records(r, stream, "brigade")
+    assert {status for _, status, _ in found} == {"rejected"}
+    record = ledger.load(r, NS, [found[0][0].event_id])[0]
+    assert record is not None
+    (reason,) = [x for x in record.decision.reasons if x.code == CORRELATED]
+    assert reason.score == 1.0
+    assert targets[0] in reason.detail or targets[1] in reason.detail
+
+
+@pytest.mark.slow
 def test_forty_fresh_accounts_on_one_24_reporting_two_posts_are_sent_away(
     r: redis.Redis[bytes], pipeline: Pipeline
 ) -> None:
@@ -101,6 +126,7 @@ def test_forty_fresh_accounts_on_one_24_reporting_two_posts_are_sent_away(
     assert_caught(r, stream, targets)
 
 
+@pytest.mark.slow
 def test_twenty_fresh_accounts_on_separate_24s_reporting_four_posts_are_sent_away(
     r: redis.Redis[bytes], pipeline: Pipeline
 ) -> None:
@@ -111,6 +137,7 @@ def test_twenty_fresh_accounts_on_separate_24s_reporting_four_posts_are_sent_awa
     assert_caught(r, stream, targets)
 
 
+@pytest.mark.slow
 def test_a_partial_brigade_of_aged_idle_accounts_is_sent_away(
     r: redis.Redis[bytes], pipeline: Pipeline
 ) -> None:
@@ -121,6 +148,7 @@ def test_a_partial_brigade_of_aged_idle_accounts_is_sent_away(
     assert_caught(r, stream, targets)
 
 
+@pytest.mark.slow
 def test_a_slow_brigade_over_two_days_takes_no_target_down(
     r: redis.Redis[bytes], pipeline: Pipeline
 ) -> None:
@@ -132,6 +160,7 @@ def test_a_slow_brigade_over_two_days_takes_no_target_down(
     assert all(per_item[t] < ACTION for t in targets)
 
 
+@pytest.mark.slow
 def test_an_organic_viral_report_burst_is_not_flagged(
     r: redis.Redis[bytes], pipeline: Pipeline
 ) -> None:
@@ -143,6 +172,7 @@ def test_an_organic_viral_report_burst_is_not_flagged(
     assert all(admitted_per_item(r, stream)[b] >= ACTION for b in bad)
 
 
+@pytest.mark.slow
 def test_honest_crowd_next_to_enough_independent_reporters_is_not_flagged(
     r: redis.Redis[bytes], pipeline: Pipeline
 ) -> None:
@@ -210,6 +240,7 @@ def test_harm_is_the_share_of_the_way_to_the_action_the_correlated_reports_cover
     assert detect_report_bursts(window, is_report, policy, window.end + 60) == []  # unsettled
 
 
+@pytest.mark.slow
 def test_brigade_members_weigh_about_one_over_its_size(
     r: redis.Redis[bytes], pipeline: Pipeline
 ) -> None:
