@@ -1,11 +1,14 @@
 """Report brigades against organic report bursts, through the real pipeline.
 
-Every run is two or three days of honest traffic (heavy-tailed activity, accounts of
-all ages, shared campus and carrier NATs, a trickle of honest reports) with one
-report brigade or one organic viral report burst mixed in, ingested by the real
-`Pipeline` (every default check and analyser, default policy) on a private embedded
-Redis, analysed every `analysis.interval_s` of event time, and released until every
-event is decided. The sweep crosses the brigade's members, targets, share of the
+Every run is three days of honest traffic (heavy-tailed activity, accounts of all
+ages, shared campus and carrier NATs, a trickle of honest reports) with one report
+brigade or one organic viral report burst mixed in. `--mode offline` (the default)
+runs the report analysis alone every `analysis.interval_s` of event time on the
+window up to then, as the analyser does, and counts a report admitted unless a run
+scored it at or above the review threshold; `--mode graph` / `default` feed the real
+`Pipeline` (the graph checks / every default check and analyser, default policy) on a
+private embedded Redis and release until every event is decided (minutes per run on
+a busy machine). The sweep crosses the brigade's members, targets, share of the
 targets each member reports, IP spread (one /24, three /24s, residential), account
 age (fresh, or aged weeks but idle until the attack) and burst length, and reports
 the worst case: the share of brigade reports admitted, and the benign targets that
@@ -13,7 +16,8 @@ collected `--takedown` admitted reports. Organic viral bursts (a crowd of existi
 accounts and brand-new ones, reporting one to three truly bad items within an hour)
 measure the false flags: the share of the crowd's reports not admitted.
 
-    python benchmarks/report_bursts.py [--runs 24] [--viral 6] [--seed 1]
+    python benchmarks/report_bursts.py [--runs 24] [--viral 6] [--seed 1] [--mode offline]
+    python benchmarks/report_bursts.py --scale 1000000   # seconds of one analysis
 
 The last line is one JSON object.
 """
@@ -370,6 +374,36 @@ def brigade_grid(rng: random.Random, runs: int) -> list[Brigade]:
     return (fixed + drawn)[:runs]
 
 
+def scale(n: int, report_share: float = 0.02, seed: int = 0) -> dict[str, float]:
+    """Seconds of one report analysis over an n-event window of heavy-tailed accounts
+    and items (Zipf), a random IP per event, `report_share` of events reports."""
+    rng = np.random.default_rng(seed)
+    accounts, items = max(1, n // 10), max(1, n // 5)
+    ip = rng.integers(0, accounts, n)
+    window = EventWindow.from_arrays(
+        rng.zipf(1.5, n) % accounts,
+        rng.zipf(1.3, n) % items,
+        rng.uniform(0, 7 * DAY, n),
+        ip=ip,
+        subnet=ip // 50,
+        device=rng.integers(0, accounts, n),
+        account_created=rng.uniform(-1e8, 0, accounts),
+        n_accounts=accounts,
+        n_items=items,
+    )
+    is_report = rng.random(n) < report_share
+    started = time.perf_counter()
+    found = detect_report_bursts(
+        window, is_report, Policy.default().graph.detect.reports, 7 * DAY + HOUR
+    )
+    return {
+        "events": n,
+        "reports": int(is_report.sum()),
+        "flagged_items": len(found),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=24, help="brigades (6 fixed, then random)")
@@ -386,7 +420,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--every", type=float, default=None, help="analysis every N s of event time (policy's)"
     )
+    parser.add_argument("--scale", type=int, default=0, help="only time one analysis of N events")
     args = parser.parse_args(argv)
+    if args.scale:
+        print(json.dumps(scale(args.scale)))
+        return
     rng = random.Random(args.seed)
     rows: list[dict[str, object]] = []
     started = time.perf_counter()

@@ -121,6 +121,8 @@ def record_reports(
 ) -> None:
     """Queue on `pipe` the ids of the events of the report kinds (the window's rows do
     not carry the kind), for the report analysis (`graph.reports`)."""
+    if not policy.detect.reports.enabled:
+        return  # nothing would trim them
     kinds = policy.detect.reports.kinds
     found = {e.event_id: e.received_at.timestamp() for e in events if e.kind in kinds}
     if found:
