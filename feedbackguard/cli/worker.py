@@ -11,6 +11,8 @@ import redis
 from rq import Queue, SimpleWorker
 
 from feedbackguard.pipeline import jobs, runtime
+from feedbackguard.settings import Settings
+from feedbackguard.store import Store
 
 log = logging.getLogger(__name__)
 # Pause before serving again after RQ's loop ended on a lost Redis connection.
@@ -45,6 +47,8 @@ def worker(burst: bool, queue_names: tuple[str, ...], log_level: str) -> None:
     cores; they share the work through Redis.
     """
     logging.basicConfig(level=log_level.upper())
+    with Store.from_settings(Settings(), create=True):
+        pass  # a worker may start on a fresh home: it makes the store and its key
     rt = runtime.current()
     queues = [Queue(name, connection=rt.redis) for name in (queue_names or jobs.QUEUES)]
     rq_worker = _Worker(queues, connection=rt.redis)
