@@ -194,7 +194,7 @@ class Store:
 
     @staticmethod
     def _check_published(conn: sa.Connection, head: Head, published: Head | None) -> None:
-        if published is None or published.position == 0:
+        if published is None or published == Head():
             return
         if published.position <= head.position and (
             signature_at(conn, published.position) == published.digest

@@ -141,7 +141,7 @@ class _Walk:
         self.counts = {"items": 0, "tombstones": 0, "versions": 0}
         self.position = 0
         self.previous = GENESIS
-        self.digests: dict[int, str] = {}  # signatures at the positions asked about
+        self.digests = {0: GENESIS}  # signatures at the positions asked about
         self.wanted: set[int] = set()
         self.last_item_id = 0
         self.last_tombstone_id = 0
@@ -263,7 +263,7 @@ class _Walk:
                     f"{source.source} names the chain head at position {head.position}, but "
                     f"the chain ends at {self.position}: its newest entries were cut off",
                 )
-            elif head.position and self.digests.get(head.position) != head.digest:
+            elif self.digests.get(head.position) != head.digest:
                 self.found(
                     "head",
                     head.position,
