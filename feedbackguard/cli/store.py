@@ -205,7 +205,7 @@ def verify_command(as_json: bool, manifests: tuple[Path, ...]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the versions as JSON.")
 def versions_command(as_json: bool) -> None:
     """List the dataset versions, oldest first."""
-    with _open_store() as (s, _):
+    with Store.from_settings(existing_settings(store=True)) as s:
         versions = s.versions()
     if as_json:
         payload = [v.model_dump(mode="json") for v in versions]
