@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -15,6 +15,7 @@ from feedbackguard import keys
 
 # Entries kept (approximate trim). At ~300 bytes an entry this bounds the log to ~300 MB.
 AUDIT_MAXLEN = 1_000_000
+SCAN_PAGE = 1000  # entries read per round trip by `latest`
 
 _held: ContextVar[list[dict[str, Any]] | None] = ContextVar("feedbackguard_audit", default=None)
 
@@ -49,3 +50,18 @@ def record(
 def entries(r: redis.Redis[bytes], count: int = 100) -> list[dict[str, Any]]:
     """The newest `count` entries, newest first."""
     return [orjson.loads(fields[b"a"]) for _, fields in r.xrevrange(keys.audit(), count=count)]
+
+
+def latest(r: redis.Redis[bytes], match: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+    """The newest entry `match` accepts, or None; reads the log newest first, a page at
+    a time, until one matches."""
+    end = "+"
+    while True:
+        page = r.xrevrange(keys.audit(), max=end, count=SCAN_PAGE)
+        for _, fields in page:
+            entry: dict[str, Any] = orjson.loads(fields[b"a"])
+            if match(entry):
+                return entry
+        if len(page) < SCAN_PAGE:
+            return None
+        end = "(" + page[-1][0].decode()

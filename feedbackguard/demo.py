@@ -279,7 +279,7 @@ def run(
     app = _shop_app(demo)
     http, base = _serve(app)
     echo(f"  example support desk at {base} (POST /tickets/<id>/feedback is guarded)")
-    runtime = Runtime.build(demo)
+    runtime = Runtime.build(demo, create_store=True)
     ui_http, ui_base = _serve(create_app(runtime))
     password = secrets.token_urlsafe(12)
     auth.add_user(r, MODERATOR, "moderator", password, actor="demo")

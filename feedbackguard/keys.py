@@ -292,6 +292,12 @@ def audit() -> str:
     return _global("audit")
 
 
+def store_head(key_id: str) -> str:
+    """The retraining store's chain head, `<position>:<signature>`, kept outside the
+    database (`feedbackguard.store.head`); one per signing key id."""
+    return _global("store", "head", key_id)
+
+
 def auth_user(name: str) -> str:
     return _global("auth", "user", name)
 

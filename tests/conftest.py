@@ -142,6 +142,8 @@ def fresh_runtime(
     monkeypatch.setenv("FEEDBACKGUARD_REDIS_URL", str(settings.redis_url))
     monkeypatch.setenv("FEEDBACKGUARD_HOME", str(settings.home))
     monkeypatch.setenv("FEEDBACKGUARD_STORE_URL", store_url)
+    with Store.from_settings(Settings(), create=True):
+        pass  # the home's signing key, as `feedbackguard store init` makes it
     runtime.current.cache_clear()
     rt = runtime.current()
     yield rt

@@ -126,7 +126,7 @@ def key_headers(r: redis.Redis[bytes], name: str, role: str) -> dict[str, str]:
 
 @pytest.fixture
 def rt(r: redis.Redis[bytes], settings: Settings) -> Iterator[Runtime]:
-    runtime = Runtime.build(settings)
+    runtime = Runtime.build(settings, create_store=True)
     yield runtime
     runtime.close()
 

@@ -202,6 +202,19 @@ def test_restore_brings_purged_items_back(
     assert (resp.json["changed"], resp.json["live"]) == (1, 1)
 
 
+def test_restore_by_event_ids_takes_their_namespace(
+    client: FlaskClient, admin: dict[str, str], rt: Runtime, make_event: Any
+) -> None:
+    for namespace in ("shop", "forum"):
+        _admit(rt, make_event(event_id="same", namespace=namespace))
+    keys = [("shop", "same"), ("forum", "same")]
+    rt.pipeline.store.quarantine(keys, reason="test", actor="test")
+    body = {"event_ids": ["same"], "namespace": "forum"}
+    resp = client.post("/api/v1/purge/restore", json=body, headers=admin)
+    assert (resp.json["changed"], resp.json["live"]) == (1, 1)
+    assert [i.event.namespace for i in rt.pipeline.store.iter_rows()] == ["forum"]
+
+
 def test_trust_then_show_account(
     client: FlaskClient, admin: dict[str, str], viewer: dict[str, str]
 ) -> None:

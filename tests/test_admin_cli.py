@@ -53,7 +53,7 @@ def test_purge_range_quarantines_items_received_in_range(
 ) -> None:
     t0 = datetime(2024, 3, 1, tzinfo=UTC)
     events = [make_event(received_at=t0), make_event(received_at=t0 + timedelta(days=3))]
-    with Store.from_settings(env) as store:
+    with Store.from_settings(env, r, create=True) as store:
         store.admit(
             [(e, Decision(event_id=e.event_id, status="admitted", risk=0.0, policy_version=1))
              for e in events]

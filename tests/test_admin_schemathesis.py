@@ -37,7 +37,7 @@ def _bench() -> ModuleType:
 @pytest.fixture
 def rt(r: redis.Redis[bytes], tmp_path: Path, redis_url: str) -> Iterator[Runtime]:
     settings = Settings(home=tmp_path / "home", redis_url=redis_url, auth_fail_limit=1_000_000)
-    runtime = Runtime.build(settings)
+    runtime = Runtime.build(settings, create_store=True)
     yield runtime
     runtime.close()
 

@@ -171,7 +171,7 @@ def make_client(settings: Settings, r: redis.Redis[bytes]) -> Iterator[MakeClien
         auth.add_user(r, name, "moderator", PASSWORD)
 
     def make(**updates: object) -> FlaskClient:
-        rt = Runtime.build(settings.model_copy(update=updates))
+        rt = Runtime.build(settings.model_copy(update=updates), create_store=True)
         built.append(rt)
         return create_app(rt).test_client()
 
@@ -406,7 +406,7 @@ def test_bad_key_is_401_then_429_on_redis_6_2(settings: Settings, redis_62_url: 
     version = str(client.info("server")["redis_version"])
     client.close()
     assert version.startswith("6.2"), version
-    rt = Runtime.build(settings.model_copy(update={"redis_url": redis_62_url}))
+    rt = Runtime.build(settings.model_copy(update={"redis_url": redis_62_url}), create_store=True)
     try:
         flask_app = create_app(rt)
         app = flask_app.test_client()

@@ -75,7 +75,8 @@ def test_cli_export_applies_the_policy_share_and_reports_it(
         ),
         author="test",
     )
-    with Store.from_settings(Settings(store_url=store_url, home=tmp_path / "home")) as s:
+    settings = Settings(store_url=store_url, home=tmp_path / "home")
+    with Store.from_settings(settings, r, create=True) as s:
         fill(s, make_event)
     path = tmp_path / "data.jsonl"
     result = CliRunner(env=env).invoke(main, ["store", "export", str(path)])
@@ -87,14 +88,15 @@ def test_cli_export_applies_the_policy_share_and_reports_it(
 
 
 def test_cli_export_max_share_1_turns_the_cap_off(
-    store_url: str, redis_url: str, make_event: MakeEvent, tmp_path: Path
+    store_url: str, redis_url: str, r: redis.Redis[bytes], make_event: MakeEvent, tmp_path: Path
 ) -> None:
     env = {
         "FEEDBACKGUARD_STORE_URL": store_url,
         "FEEDBACKGUARD_REDIS_URL": redis_url,
         "FEEDBACKGUARD_HOME": str(tmp_path / "home"),
     }
-    with Store.from_settings(Settings(store_url=store_url, home=tmp_path / "home")) as s:
+    settings = Settings(store_url=store_url, home=tmp_path / "home")
+    with Store.from_settings(settings, r, create=True) as s:
         fill(s, make_event)
     path = tmp_path / "data.jsonl"
     result = CliRunner(env=env).invoke(main, ["store", "export", str(path), "--max-share", "1"])

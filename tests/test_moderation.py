@@ -61,7 +61,7 @@ def test_approved_items_reach_the_store_once_with_the_moderator_in_the_trail(
     assert sorted(first.approved) == sorted(e.event_id for e in events)
     assert again.not_in_review == [events[0].event_id]
     assert store.count() == 3
-    stored = store.get(events[0].event_id)
+    stored = store.get(NS, events[0].event_id)
     assert stored is not None
     assert stored.decisions[-1].decided_by == "moderator:ana"
     assert r.zcard(keys.review(NS)) == 0

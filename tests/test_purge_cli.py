@@ -21,14 +21,17 @@ MakeEvent = Callable[..., FeedbackEvent]
 
 @pytest.fixture
 def stored(
-    settings: Settings, make_event: MakeEvent, monkeypatch: pytest.MonkeyPatch
+    settings: Settings,
+    make_event: MakeEvent,
+    monkeypatch: pytest.MonkeyPatch,
+    r: redis.Redis[bytes],
 ) -> list[FeedbackEvent]:
     """Two items of `sybil-1`, one of `sybil-2`, one honest, in the deployment's store."""
     monkeypatch.setenv("FEEDBACKGUARD_REDIS_URL", str(settings.redis_url))
     monkeypatch.setenv("FEEDBACKGUARD_HOME", str(settings.home))
     events = [make_event(account_id=a) for a in ("sybil-1", "sybil-1", "sybil-2", "honest")]
     now = datetime.now(UTC)
-    with Store.from_settings(settings) as store:
+    with Store.from_settings(settings, r, create=True) as store:
         store.admit(
             [
                 (e, Decision(event_id=e.event_id, status="admitted", risk=0.0, policy_version=1,

@@ -71,7 +71,7 @@ def test_moderator_key_approves_into_the_store(
         headers=key_headers(r, "bot", "moderator"),
     )
     assert resp.get_json()["approved"] == [event.event_id]
-    stored = store.get(event.event_id)
+    stored = store.get(event.namespace, event.event_id)
     assert stored is not None
     assert stored.decisions[-1].decided_by == "moderator:bot"
 

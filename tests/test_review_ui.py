@@ -91,7 +91,7 @@ def test_plain_form_approve_works_without_javascript(
     )
     assert resp.status_code == 302
     assert status(r, event.event_id) == "admitted"
-    assert store.get(event.event_id) is not None
+    assert store.get(event.namespace, event.event_id) is not None
 
 
 def test_a_viewer_cannot_decide_through_forms(

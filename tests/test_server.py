@@ -160,7 +160,9 @@ def test_json_log_hashes_ip_and_drops_secrets() -> None:
 def test_session_cookie_is_httponly_lax_and_secure_when_configured(
     r: redis.Redis[bytes], settings: Settings, secure: bool
 ) -> None:
-    runtime = Runtime.build(settings.model_copy(update={"session_cookie_secure": secure}))
+    runtime = Runtime.build(
+        settings.model_copy(update={"session_cookie_secure": secure}), create_store=True
+    )
     try:
         cookie = create_app(runtime).test_client().get("/review/login").headers["Set-Cookie"]
     finally:

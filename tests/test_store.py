@@ -6,7 +6,8 @@ import hashlib
 import multiprocessing
 import os
 import stat
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -39,10 +40,19 @@ from feedbackguard.store import (
     manifest_path,
     signing,
 )
-from feedbackguard.store.rows import item_message, item_row, parse_item, signed_rows
+from feedbackguard.store.rows import (
+    GENESIS,
+    Head,
+    item_message,
+    item_row,
+    link_message,
+    parse_item,
+    signed_rows,
+)
 
 MakeEvent = Callable[..., FeedbackEvent]
 KEY = b"test-signing-key-0123456789abcdef"
+NS = "default"  # make_event's namespace
 
 
 @pytest.fixture
@@ -107,11 +117,11 @@ def test_admit_refuses_a_batch_holding_an_item_not_admitted(
 def test_admit_keeps_the_event_and_its_decision_trail(store: Store, make_event: MakeEvent) -> None:
     event, trail = admitted(make_event(value=4.5, kind="rating"), by="moderator:alice")
     store.admit([(event, trail)])
-    stored = store.get(event.event_id)
+    stored = store.get(NS, event.event_id)
     assert stored is not None
     assert stored.event == event
     assert stored.decisions == tuple(trail)
-    assert store.get("no-such-event") is None
+    assert store.get(NS, "no-such-event") is None
 
 
 def test_an_unusual_event_round_trips_through_the_database(store: Store) -> None:
@@ -128,7 +138,7 @@ def test_an_unusual_event_round_trips_through_the_database(store: Store) -> None
         }
     )
     store.admit([admitted(event)])
-    stored = store.get(event.event_id)
+    stored = store.get(NS, event.event_id)
     assert stored is not None
     assert stored.event == event
     assert store.verify().ok
@@ -141,9 +151,9 @@ def test_nothing_but_admit_writes_rows(
     store.admit([admitted(e) for e in events])
     before = items_table(raw)
     store.new_version("v", "test")
-    store.quarantine(event_ids=[events[0].event_id], reason="sybil", actor="test")
+    store.quarantine([(NS, events[0].event_id)], reason="sybil", actor="test")
     store.quarantine(account_ids=[events[1].account_id], reason="sybil", actor="test")
-    store.restore(event_ids=[events[0].event_id], reason="false alarm", actor="test")
+    store.restore([(NS, events[0].event_id)], reason="false alarm", actor="test")
     store.export(tmp_path / "out.jsonl")
     store.verify()
     store.versions()
@@ -191,13 +201,13 @@ def test_quarantine_hides_items_from_the_next_version_not_from_older_ones(
     events = [make_event(at=i) for i in range(5)]
     store.admit([admitted(e) for e in events])
     v1 = store.new_version("before", "test")
-    v2 = store.quarantine(event_ids=[events[1].event_id], reason="sybil.cluster", actor="analysis")
+    v2 = store.quarantine([(NS, events[1].event_id)], reason="sybil.cluster", actor="analysis")
     assert (v2.version, v2.live, v2.quarantined) == (v1.version + 1, 4, 1)
     store.export(tmp_path / "old.jsonl", version=v1.version)
     store.export(tmp_path / "new.jsonl", version=v2.version)
     assert event_ids(tmp_path / "old.jsonl") == [e.event_id for e in events]
     assert events[1].event_id not in event_ids(tmp_path / "new.jsonl")
-    stored = store.get(events[1].event_id)
+    stored = store.get(NS, events[1].event_id)
     assert stored is not None
     assert stored.quarantined
 
@@ -218,9 +228,9 @@ def test_restore_brings_quarantined_items_back(
 ) -> None:
     events = [make_event(at=i) for i in range(3)]
     store.admit([admitted(e) for e in events])
-    target = [events[0].event_id]
-    store.quarantine(event_ids=target, reason="suspected", actor="analysis")
-    restored = store.restore(event_ids=target, reason="false alarm", actor="moderator:bo")
+    target = [(NS, events[0].event_id)]
+    store.quarantine(target, reason="suspected", actor="analysis")
+    restored = store.restore(target, reason="false alarm", actor="moderator:bo")
     assert (restored.live, restored.quarantined, restored.changed) == (3, 0, 1)
     store.export(tmp_path / "out.jsonl", version=restored.version)
     assert event_ids(tmp_path / "out.jsonl") == [e.event_id for e in events]
@@ -297,7 +307,7 @@ def test_export_refuses_a_tampered_row(
 def test_verify_passes_on_an_untouched_store(store: Store, make_event: MakeEvent) -> None:
     events = [make_event(at=i) for i in range(5)]
     store.admit([admitted(e) for e in events])
-    store.quarantine(event_ids=[events[0].event_id], reason="r", actor="a")
+    store.quarantine([(NS, events[0].event_id)], reason="r", actor="a")
     store.admit([admitted(make_event(at=9))])
     report = store.verify()
     assert report.ok
@@ -327,10 +337,10 @@ def test_verify_catches_a_row_inserted_by_raw_sql(
     with raw.begin() as conn:
         conn.execute(
             sa.text(
-                "INSERT INTO fg_items (event_id, namespace, account_id, item_id, kind,"
-                " received_at, admitted_at, decided_by, event, decisions)"
-                " SELECT 'forged', namespace, account_id, item_id, kind, received_at,"
-                " admitted_at, decided_by, event, decisions FROM fg_items"
+                "INSERT INTO fg_items (id, position, event_id, namespace, account_id, item_id,"
+                " kind, received_at, admitted_at, decided_by, event, decisions)"
+                " SELECT id + 1, position + 1, 'forged', namespace, account_id, item_id, kind,"
+                " received_at, admitted_at, decided_by, event, decisions FROM fg_items"
             )
         )
     report = store.verify()
@@ -343,11 +353,14 @@ def test_verify_catches_a_tampered_tombstone(
 ) -> None:
     event = make_event()
     store.admit([admitted(event)])
-    store.quarantine(event_ids=[event.event_id], reason="sybil", actor="analysis")
+    store.quarantine([(NS, event.event_id)], reason="sybil", actor="analysis")
     with raw.begin() as conn:
         conn.execute(sa.text("UPDATE fg_tombstones SET action = 'restore'"))
     report = store.verify()
-    assert [(p.table, p.event_id) for p in report.problems] == [("tombstones", event.event_id)]
+    assert [(p.table, p.event_id) for p in report.problems] == [
+        ("tombstones", event.event_id),
+        ("versions", None),  # its quarantined count no longer adds up
+    ]
 
 
 def test_verify_catches_a_row_deleted_under_a_version(
@@ -359,7 +372,8 @@ def test_verify_catches_a_row_deleted_under_a_version(
     with raw.begin() as conn:
         conn.execute(sa.text("DELETE FROM fg_items WHERE event_id = :e"), {"e": events[0].event_id})
     report = store.verify()
-    assert [(p.table, p.id) for p in report.problems] == [("versions", version.version)]
+    assert ("versions", version.version) in [(p.table, p.id) for p in report.problems]
+    assert ("chain", 1) in [(p.table, p.id) for p in report.problems]
 
 
 # --- signing key and settings --------------------------------------------------------------
@@ -369,7 +383,7 @@ def test_from_settings_generates_one_private_signing_key_and_reuses_it(
     tmp_path: Path, make_event: MakeEvent
 ) -> None:
     settings = Settings(home=tmp_path / "home")
-    with Store.from_settings(settings) as s:
+    with Store.from_settings(settings, create=True) as s:
         s.admit([admitted(make_event())])
     key_file = tmp_path / "home" / signing.KEY_FILE_NAME
     assert stat.S_IMODE(os.stat(key_file).st_mode) == signing.KEY_FILE_MODE
@@ -382,14 +396,28 @@ def test_from_settings_generates_one_private_signing_key_and_reuses_it(
 
 
 @pytest.fixture
-def cli_env(store_url: str, tmp_path: Path) -> dict[str, str]:
-    return {"FEEDBACKGUARD_STORE_URL": store_url, "FEEDBACKGUARD_HOME": str(tmp_path / "home")}
+def cli_env(
+    store_url: str, tmp_path: Path, r: redis.Redis[bytes], redis_url: str
+) -> dict[str, str]:
+    return {
+        "FEEDBACKGUARD_STORE_URL": store_url,
+        "FEEDBACKGUARD_HOME": str(tmp_path / "home"),
+        "FEEDBACKGUARD_REDIS_URL": redis_url,
+    }
 
 
-def cli_store(env: dict[str, str]) -> Store:
-    return Store.from_settings(
-        Settings(store_url=env["FEEDBACKGUARD_STORE_URL"], home=Path(env["FEEDBACKGUARD_HOME"]))
+@contextmanager
+def cli_store(env: dict[str, str]) -> Iterator[Store]:
+    """The CLI's store, keeping its head in the CLI's Redis (made when missing)."""
+    r = redis.Redis.from_url(env["FEEDBACKGUARD_REDIS_URL"])
+    settings = Settings(
+        store_url=env["FEEDBACKGUARD_STORE_URL"], home=Path(env["FEEDBACKGUARD_HOME"])
     )
+    try:
+        with Store.from_settings(settings, r, create=True) as s:
+            yield s
+    finally:
+        r.close()
 
 
 def key_settings(store_url: str, home: Path, **values: Any) -> Settings:
@@ -411,11 +439,11 @@ def test_from_settings_refuses_a_store_with_rows_when_the_key_file_is_missing(
     store_url: str, tmp_path: Path, make_event: MakeEvent
 ) -> None:
     home = tmp_path / "home"
-    with Store.from_settings(key_settings(store_url, home)) as s:
+    with Store.from_settings(key_settings(store_url, home), create=True) as s:
         s.admit([admitted(make_event())])
     (home / signing.KEY_FILE_NAME).unlink()
     with pytest.raises(StoreKeyError) as caught:
-        Store.from_settings(key_settings(store_url, home))
+        Store.from_settings(key_settings(store_url, home), create=True)
     assert "FEEDBACKGUARD_HOME" in str(caught.value)
     assert str((home / signing.KEY_FILE_NAME).resolve()) in str(caught.value)
     assert not (home / signing.KEY_FILE_NAME).exists()  # no new key was made
@@ -425,7 +453,7 @@ def test_from_settings_refuses_a_store_with_rows_and_no_recorded_id_when_the_key
     store_url: str, tmp_path: Path, make_event: MakeEvent
 ) -> None:
     home = tmp_path / "home"
-    with Store.from_settings(key_settings(store_url, home)) as s:
+    with Store.from_settings(key_settings(store_url, home), create=True) as s:
         s.admit([admitted(make_event())])
     engine = sa.create_engine(store_url)
     with engine.begin() as conn:  # a store made before the key id was recorded
@@ -433,29 +461,29 @@ def test_from_settings_refuses_a_store_with_rows_and_no_recorded_id_when_the_key
     engine.dispose()
     (home / signing.KEY_FILE_NAME).unlink()
     with pytest.raises(StoreKeyError, match="is missing"):
-        Store.from_settings(key_settings(store_url, home))
+        Store.from_settings(key_settings(store_url, home), create=True)
 
 
 def test_from_settings_refuses_an_empty_store_whose_key_id_is_recorded(
     store_url: str, tmp_path: Path
 ) -> None:
     home = tmp_path / "home"
-    Store.from_settings(key_settings(store_url, home)).close()
+    Store.from_settings(key_settings(store_url, home), create=True).close()
     (home / signing.KEY_FILE_NAME).unlink()
     with pytest.raises(StoreKeyError, match="is missing"):
-        Store.from_settings(key_settings(store_url, home))
+        Store.from_settings(key_settings(store_url, home), create=True)
 
 
 def test_from_settings_refuses_a_key_file_with_another_key(
     store_url: str, tmp_path: Path, make_event: MakeEvent
 ) -> None:
     home = tmp_path / "home"
-    with Store.from_settings(key_settings(store_url, home)) as s:
+    with Store.from_settings(key_settings(store_url, home), create=True) as s:
         s.admit([admitted(make_event())])
         first = s.key_id
     (home / signing.KEY_FILE_NAME).write_text("another-key-0123456789abcdef\n")
     with pytest.raises(StoreKeyError, match=f"signed with key id {first}"):
-        Store.from_settings(key_settings(store_url, home))
+        Store.from_settings(key_settings(store_url, home), create=True)
 
 
 def test_from_settings_refuses_a_signing_key_setting_with_another_key(
@@ -608,7 +636,13 @@ def test_any_event_round_trips_and_its_signature_verifies(
         )
     ]
     row = item_row(KEY, event, trail, admitted_at)
-    assert signing.verify(KEY, item_message(row), row["signature"])
+
+    def signed(content: Mapping[str, Any]) -> bool:
+        return signing.verify(
+            KEY, link_message(1, GENESIS, item_message(content)), row["signature"]
+        )
+
+    assert signed(row)
     parsed = parse_item({**row, "id": 1})
     assert parsed.event == event
     assert parsed.decisions == tuple(trail)
@@ -617,10 +651,8 @@ def test_any_event_round_trips_and_its_signature_verifies(
         k: v.astimezone(UTC).replace(tzinfo=None) if isinstance(v, datetime) else v
         for k, v in row.items()
     }
-    assert signing.verify(KEY, item_message(naive), row["signature"])
-    assert not signing.verify(
-        KEY, item_message({**row, "item_id": row["item_id"] + "x"}), row["signature"]
-    )
+    assert signed(naive)
+    assert not signed({**row, "item_id": row["item_id"] + "x"})
 
 
 @given(
@@ -657,7 +689,7 @@ def test_release_from_json_stores_what_the_models_would(
         {**record.trail[-1], "status": "admitted", "decided_at": json_time(admitted_at)}
     )
     admitted = admission_from_json(record.event_json, record.trail)
-    (row,) = signed_rows(KEY, [admitted], admitted_at)
+    (row,), _ = signed_rows(KEY, [admitted], admitted_at, first_id=1, head=Head())
 
     assert record.to_json() == by_models.to_json()
     assert row == item_row(KEY, event, by_models.trail, admitted_at)

@@ -28,18 +28,18 @@ from feedbackguard.cli.store import store
 from feedbackguard.cli.users import users_group
 from feedbackguard.cli.worker import worker
 from feedbackguard.settings import UnknownSettingError
-from feedbackguard.store import StoreKeyError
+from feedbackguard.store import StoreError
 
 
 class _Main(click.Group):
     """The command group; a Redis that cannot be reached, an unknown setting or a
-    wrong signing key is a clear one-line error, not a traceback, whichever command
-    met it."""
+    store that is refused (wrong signing key, not upgraded, not verifying) is a clear
+    one-line error, not a traceback, whichever command met it."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (UnknownSettingError, StoreKeyError) as exc:
+        except (UnknownSettingError, StoreError) as exc:
             raise click.ClickException(str(exc)) from exc
         except RedisConnectionError as exc:
             raise click.ClickException(

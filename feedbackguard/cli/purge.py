@@ -30,7 +30,7 @@ def _run(action: Callable[[redis.Redis[bytes], Store], Version], verb: str) -> N
     settings = existing_settings(redis=True, store=True)
     r = connect(settings)
     try:
-        with Store.from_settings(settings) as store:
+        with Store.from_settings(settings, r) as store:
             version = action(r, store)
     except purging.NotFound as exc:
         raise click.ClickException(str(exc)) from exc

@@ -1,7 +1,9 @@
-"""`feedbackguard store export / verify / versions`: the retraining data, for the training job."""
+"""`feedbackguard store init / export / verify / versions`: the retraining data, for the
+training job."""
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,11 +14,10 @@ import redis
 
 from feedbackguard.cli.home import existing_settings
 from feedbackguard.connection import connect
-from feedbackguard.embedded import EmbeddedRedis
 from feedbackguard.policy import Policy
 from feedbackguard.policy.store import PolicyStore
 from feedbackguard.settings import Settings
-from feedbackguard.store import ExportCaps, Store, StoreError, signing
+from feedbackguard.store import ExportCaps, Store, signing
 
 
 def inert(text: str) -> str:
@@ -26,23 +27,34 @@ def inert(text: str) -> str:
 
 
 @contextmanager
-def _open_store() -> Iterator[Store]:
-    store = Store.from_settings(existing_settings(store=True))
+def _open_store() -> Iterator[tuple[Store, redis.Redis[bytes]]]:
+    """The deployment's store, with the Redis that keeps its chain head."""
+    settings = existing_settings(redis=True, store=True)
+    r = connect(settings)
     try:
-        yield store
+        with Store.from_settings(settings, r) as store:
+            yield store, r
     finally:
-        store.close()
+        r.close()
 
 
 @click.group("store")
 def store() -> None:
-    """The retraining store: create it, export a dataset version, verify signatures,
-    list versions."""
+    """The retraining store: create or upgrade it, export a dataset version, verify its
+    chain, list versions."""
 
 
 @store.command("init")
-def init_command() -> None:
-    """Create the home, the store and its signing key (unless they exist already).
+@click.option(
+    "--adopt-head",
+    is_flag=True,
+    help="Keep the store's own chain head in Redis in place of the one kept there "
+    "(after restoring a backup of the store): the chain must verify on its own; audited.",
+)
+@click.option("--actor", default=getpass.getuser, show_default="$USER")
+def init_command(adopt_head: bool, actor: str) -> None:
+    """Create the home, the store and its signing key (unless they exist already);
+    upgrade a store written before the hash chain; keep the chain's head in Redis.
 
     The key is made only for a store never written to; a store holding data whose key
     file is missing, or a different key, is refused. Keep <home>/signing.key with
@@ -50,14 +62,39 @@ def init_command() -> None:
     settings = Settings()
     key_file = settings.home / signing.KEY_FILE_NAME
     existed = settings.signing_key is not None or key_file.exists()
-    with Store.from_settings(settings) as s:
+    with Store.from_settings(settings, create=True, upgrade=True) as s:
         url = s.url.render_as_string(hide_password=True)
         key_id = s.key_id
+        upgraded = s.upgraded
+        head = s.head()
     where = "FEEDBACKGUARD_SIGNING_KEY" if settings.signing_key is not None else key_file.resolve()
     state = "already initialised" if existed else "initialised"
     click.echo(
         f"{settings.home.resolve()}: {state}; store {url}, signing key {where} (id {key_id})"
     )
+    if upgraded:
+        click.echo(f"upgraded the store to the hash chain: {upgraded} entries chained")
+    if head.position or adopt_head:
+        _keep_head(settings, adopt_head, actor)
+
+
+def _keep_head(settings: Settings, adopt: bool, actor: str) -> None:
+    """Publish the store's head in Redis when none is kept there (or, with `adopt`,
+    whatever is kept there)."""
+    r = connect(settings)
+    try:
+        with Store.from_settings(settings, r) as s:
+            assert s.outside is not None
+            kept = s.outside.published()
+            if kept is not None and not adopt:
+                click.echo(f"chain head kept in Redis at position {kept.position}")
+                return
+            note = "store init --adopt-head" if adopt else "store init: no head kept yet"
+            head, replaced = s.adopt_head(actor, note)
+    finally:
+        r.close()
+    was = "" if replaced is None else f" (replacing position {replaced.position})"
+    click.echo(f"chain head at position {head.position} now kept in Redis{was}; audited")
 
 
 @store.command("export")
@@ -92,55 +129,38 @@ def export_command(
     per_account_item: int | None,
     max_share: float | None,
 ) -> None:
-    """Write the live items of a dataset version to PATH, and PATH.manifest.json."""
-    if max_share is None:
-        max_share = _policy_share()  # the policy's share cap
-    caps = None
-    if per_account is not None or per_account_item is not None or max_share < 1:
-        caps = ExportCaps(
-            per_account=per_account,
-            per_account_item=per_account_item,
-            max_share=max_share if max_share < 1 else None,
-        )
-    with _open_store() as s, click.progressbar(length=0, label="exporting") as bar:
+    """Write the live items of a dataset version to PATH, and PATH.manifest.json.
+
+    The whole chain is verified first (against the head kept in Redis and in the audit
+    log); an export of a store that does not verify is refused, exit 1."""
+    with _open_store() as (s, r), click.progressbar(length=0, label="exporting") as bar:
+        if max_share is None:
+            max_share = _share(PolicyStore(r).current().policy)  # the policy's share cap
+        caps = None
+        if per_account is not None or per_account_item is not None or max_share < 1:
+            caps = ExportCaps(
+                per_account=per_account,
+                per_account_item=per_account_item,
+                max_share=max_share if max_share < 1 else None,
+            )
 
         def progress(done: int, total: int) -> None:
             bar.length = max(total, done)
             bar.update(done - bar.pos)
 
-        try:
-            manifest = s.export(
-                path,
-                fmt="parquet" if fmt == "parquet" else "jsonl",
-                version=version,
-                caps=caps,
-                progress=progress,
-                actor="cli",
-            )
-        except StoreError as exc:
-            raise click.ClickException(str(exc)) from exc
+        manifest = s.export(
+            path,
+            fmt="parquet" if fmt == "parquet" else "jsonl",
+            version=version,
+            caps=caps,
+            progress=progress,
+            actor="cli",
+        )
     click.echo(
         f"version {manifest.version}: {manifest.items} items -> {path} "
-        f"(sha256 {manifest.sha256}); excluded {manifest.excluded}"
+        f"(sha256 {manifest.sha256}); excluded {manifest.excluded}; "
+        f"chain head {manifest.chain.position}"
     )
-
-
-def _policy_share() -> float:
-    """The policy in force's export share cap; the shipped default when Redis
-    cannot be reached (an export must not need it)."""
-    settings = Settings()
-    if not settings.redis_url and not EmbeddedRedis(settings.home).is_running():
-        return _share(Policy.default())  # no Redis to start just for an export
-    try:
-        r = connect(settings, timeout_s=5)
-        try:
-            policy = PolicyStore(r).current().policy
-        finally:
-            r.close()
-    except (redis.RedisError, OSError, RuntimeError) as exc:
-        click.echo(f"policy unreachable ({exc}); using the shipped export share", err=True)
-        policy = Policy.default()
-    return _share(policy)
 
 
 def _share(policy: Policy) -> float:
@@ -150,20 +170,31 @@ def _share(policy: Policy) -> float:
 
 @store.command("verify")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def verify_command(as_json: bool) -> None:
-    """Check every signature and version; exit 1 listing what changed outside feedbackguard."""
-    with _open_store() as s:
-        report = s.verify()
+@click.option(
+    "--manifest",
+    "manifests",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="An export's manifest whose chain head the store must still hold (repeatable).",
+)
+def verify_command(as_json: bool, manifests: tuple[Path, ...]) -> None:
+    """Walk the whole chain: every entry's signature and position, every version's
+    counts, and the heads kept in Redis, in the audit log and in the manifests given;
+    exit 1 listing what changed, moved or was cut off outside feedbackguard."""
+    with _open_store() as (s, _):
+        report = s.verify(manifests)
     if as_json:
         click.echo(orjson.dumps(report.model_dump(mode="json"), option=orjson.OPT_INDENT_2))
     else:
         click.echo(
             f"checked {report.items_checked} items, {report.tombstones_checked} tombstones, "
-            f"{report.versions_checked} versions: {report.problems_total} problem(s)"
+            f"{report.versions_checked} versions up to chain position {report.head_position}, "
+            f"against the head kept in {', '.join(report.heads_checked) or 'no place'}: "
+            f"{report.problems_total} problem(s)"
         )
         for p in report.problems:
             event = f" event_id={inert(p.event_id)!r}" if p.event_id is not None else ""
-            click.echo(f"{p.table} {p.id}{event}: {p.problem}")
+            click.echo(f"{p.table} {p.id}{event}: {inert(p.problem)}")
         if report.problems_total > len(report.problems):
             click.echo(f"... and {report.problems_total - len(report.problems)} more")
     if not report.ok:
@@ -174,7 +205,7 @@ def verify_command(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the versions as JSON.")
 def versions_command(as_json: bool) -> None:
     """List the dataset versions, oldest first."""
-    with _open_store() as s:
+    with Store.from_settings(existing_settings(store=True)) as s:
         versions = s.versions()
     if as_json:
         payload = [v.model_dump(mode="json") for v in versions]

@@ -13,6 +13,8 @@ from rq import Queue, SimpleWorker
 from feedbackguard.cli.options import log_level_option
 from feedbackguard.logs import configure
 from feedbackguard.pipeline import jobs, runtime
+from feedbackguard.settings import Settings
+from feedbackguard.store import Store
 
 log = logging.getLogger(__name__)
 # Pause before serving again after RQ's loop ended on a lost Redis connection.
@@ -47,6 +49,8 @@ def worker(burst: bool, queue_names: tuple[str, ...], log_level: str | None) -> 
     cores; they share the work through Redis. At INFO it logs a line per batch
     (decided, by status), per release and per analysis step.
     """
+    with Store.from_settings(Settings(), create=True):
+        pass  # a worker may start on a fresh home: it makes the store and its key
     rt = runtime.current()
     level = (log_level or rt.settings.log_level).upper()
     configure(level)

@@ -30,6 +30,7 @@ from feedbackguard.pipeline import inbox, ledger
 from feedbackguard.pipeline.runtime import default_analysers
 from feedbackguard.policy.store import PolicyStore
 from feedbackguard.settings import Settings
+from feedbackguard.store import Store
 
 # Events sent to Redis per pipelined round trip.
 PUSH_CHUNK = 1000
@@ -148,6 +149,8 @@ def replay(
 ) -> ReplayReport:
     started = time.monotonic()
     events = read_events(path, dates=settings.account_dates())
+    with Store.from_settings(settings, create=True):
+        pass  # replay may run on a fresh home: it makes the store and its key
     url = redis_url(settings)
     r: redis.Redis[bytes] = redis.Redis.from_url(url)
     PolicyStore(r).current()  # the policy exists before any worker reads it

@@ -54,11 +54,14 @@ class Runtime:
     consumer: str
 
     @classmethod
-    def build(cls, settings: Settings) -> Runtime:
+    def build(cls, settings: Settings, *, create_store: bool = False) -> Runtime:
+        """The objects of one process. `create_store` makes the store and its signing
+        key when the deployment has none yet (`Store.from_settings`): for the
+        commands that create their home (worker, serve, demo)."""
         r = connect(settings)
         pipeline = Pipeline(
             r=r,
-            store=Store.from_settings(settings),
+            store=Store.from_settings(settings, r, create=create_store),
             policies=PolicyStore(r, cache_s=settings.policy_cache_s),
             checks=default_checks(),
             analysers=default_analysers(),

@@ -35,7 +35,7 @@ from feedbackguard import accounts, keys, metrics
 from feedbackguard.pipeline import ledger
 from feedbackguard.policy.store import PolicyStore
 from feedbackguard.review import queue
-from feedbackguard.store import Admission, Store, admission_from_json
+from feedbackguard.store import Admission, EventKey, Store, admission_from_json
 
 WAITING: Final = frozenset({"pending", "review"})
 """Statuses still waiting for a final one: their records never expire (a release or a
@@ -205,7 +205,7 @@ def apply(
             outcomes.append(c)
         elif new in _FLAGGED and old not in _FLAGGED:
             flagged.update(c.codes)
-    _write_store(store, admit, readmit, quarantine, undone, actor)
+    _write_store(store, namespace, admit, readmit, quarantine, undone, actor)
 
     for c in indexed:
         queue.index(
@@ -248,6 +248,7 @@ def apply(
 
 def _write_store(
     store: Store | None,
+    namespace: str,
     admit: Sequence[Admission],
     readmit: Sequence[str],
     quarantine: Sequence[str],
@@ -256,7 +257,7 @@ def _write_store(
 ) -> None:
     """The store's side of the changes: written before Redis, so a crash in between
     leaves the records saying what they said, and the same changes are applied again
-    (every store write is idempotent on event_id)."""
+    (every store write is idempotent on the namespace and event_id)."""
     if not (admit or quarantine or undone):
         return
     if store is None:
@@ -264,11 +265,19 @@ def _write_store(
     if admit:
         store.admit_encoded(admit)
     if readmit:
-        store.restore(readmit, reason="approved again by a moderator", actor=actor)
+        store.restore(
+            _keys(namespace, readmit), reason="approved again by a moderator", actor=actor
+        )
     if quarantine:
-        store.quarantine(quarantine, reason="found by analysis after admission", actor=actor)
+        store.quarantine(
+            _keys(namespace, quarantine), reason="found by analysis after admission", actor=actor
+        )
     if undone:
-        store.quarantine(undone, reason="moderator undid approval", actor=actor)
+        store.quarantine(_keys(namespace, undone), reason="moderator undid approval", actor=actor)
+
+
+def _keys(namespace: str, event_ids: Sequence[str]) -> list[EventKey]:
+    return [(namespace, event_id) for event_id in event_ids]
 
 
 def _count_outcome(pipe: redis.client.Pipeline[bytes], namespace: str, c: Change) -> None:

@@ -1,19 +1,22 @@
 """The retraining store: append-only, signed, versioned by watermarks
 (docs/architecture.md).
 
-Admitted and moderator-approved events are appended as HMAC-signed rows and never
-changed; quarantine and restore are signed tombstones; a dataset version is a
-watermark over the rows with signed counts and a keyed digest of its members, so
-an export is reproducible and `verify` notices anything changed outside
-feedbackguard. One module per concern:
+Admitted and moderator-approved events are appended as rows and never changed;
+quarantine and restore are tombstones; a dataset version is a watermark over the rows
+with its counts. Every entry is a link of one HMAC hash chain whose head is also kept
+outside the database, so an export is reproducible and `verify` notices anything
+changed, removed, reordered or cut off outside feedbackguard. One module per concern:
 
 * `schema` — the tables;
-* `rows` — rows in their stored, signed form and back; `signing` — the HMAC and key;
-  `keyid` — the key's id, recorded in the store so a wrong key is refused;
-* `database` — the engine and the write / read transactions (locking);
+* `rows` — entries in their stored, signed form and back, and the chain's links;
+  `signing` — the HMAC and key; `keyid` — the key's id, recorded in the store so a
+  wrong key is refused;
+* `head` — the chain's head kept outside the database (Redis, the audit log);
+* `database` — the engine and the write / read transactions (writers take turns);
 * `store` — `Store`, the one writer: admit, versions, quarantine / restore, reads;
 * `export`, with `caps`, `writers` and `manifest` — a version written to a file;
-* `verify` — every signature and every version's digest checked;
+* `verify` — the walk along the chain: signatures, positions, counts, outside heads;
+* `legacy` — stores written before the chain, and their upgrade;
 * `purge` — purges and restores as the admin API and CLI run them (audited).
 """
 
@@ -22,21 +25,26 @@ from __future__ import annotations
 from feedbackguard.store.caps import ExportCaps
 from feedbackguard.store.errors import (
     IntegrityError,
+    LegacyStoreError,
     NotAdmittedError,
     StoreError,
     StoreKeyError,
 )
 from feedbackguard.store.manifest import Manifest, check_export, manifest_path
 from feedbackguard.store.models import StoredItem, Version
-from feedbackguard.store.rows import Admission, admission, admission_from_json
+from feedbackguard.store.queries import EventKey
+from feedbackguard.store.rows import Admission, Head, admission, admission_from_json
 from feedbackguard.store.store import STORE_FILE_NAME, Store
 from feedbackguard.store.verify import VerifyReport
 
 __all__ = [
     "STORE_FILE_NAME",
     "Admission",
+    "EventKey",
     "ExportCaps",
+    "Head",
     "IntegrityError",
+    "LegacyStoreError",
     "Manifest",
     "NotAdmittedError",
     "Store",

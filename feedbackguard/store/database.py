@@ -1,10 +1,9 @@
 """The store's connection to its database, and the transactions it writes and reads in.
 
-On SQLite (WAL, busy timeout) every write transaction starts with `BEGIN IMMEDIATE`,
-so writers queue instead of failing half-way. On PostgreSQL `admit` holds a shared
-advisory lock and version-creating operations an exclusive one, so a version's
-watermark never skips over a row whose transaction was still in flight (row ids come
-from a sequence and may commit out of order).
+Every write appends to the store's hash chain, so writers take turns: on SQLite (WAL,
+busy timeout) every write transaction starts with `BEGIN IMMEDIATE`, so writers queue
+instead of failing half-way; on PostgreSQL every write transaction holds one
+exclusive advisory lock. Readers never wait.
 """
 
 from __future__ import annotations
@@ -46,15 +45,14 @@ class Database:
         return self._engine
 
     @contextmanager
-    def writing(self, exclusive: bool) -> Iterator[sa.Connection]:
-        """A write transaction. `exclusive` ones (versions, schema) wait for in-flight
-        admits on PostgreSQL and keep new ones out until they commit."""
+    def writing(self) -> Iterator[sa.Connection]:
+        """A write transaction, the only one running: each write extends the chain
+        from the head the previous one left."""
         with self._engine_here().connect() as conn:
             conn.execution_options(**{_WRITE: True})
             with conn.begin():
                 if self.is_pg:
-                    lock = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
-                    conn.execute(sa.select(getattr(sa.func, lock)(PG_LOCK_KEY)))
+                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(PG_LOCK_KEY)))
                 yield conn
 
     @contextmanager

@@ -17,3 +17,7 @@ class IntegrityError(StoreError):
 
 class StoreKeyError(StoreError):
     """The signing key is missing, or is not the key the store is signed with."""
+
+
+class LegacyStoreError(StoreError):
+    """The store was written before the hash chain: `feedbackguard store init` upgrades it."""

@@ -1,5 +1,6 @@
-"""Exporting a dataset version: its live rows, verified as they are read, capped,
-written to a file, and a signed manifest beside it."""
+"""Exporting a dataset version: the whole chain verified first, then the version's
+live rows from the same read transaction, capped, written to a file, counted against
+the version, and a signed manifest beside it."""
 
 from __future__ import annotations
 
@@ -9,17 +10,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
-import sqlalchemy as sa
 
 from feedbackguard.store import signing
 from feedbackguard.store.caps import ExportCaps, over_cap, share_cap
 from feedbackguard.store.database import Database
 from feedbackguard.store.errors import IntegrityError
-from feedbackguard.store.manifest import Manifest, ManifestCounts, manifest_path, sha256_file
+from feedbackguard.store.manifest import (
+    ChainHead,
+    Manifest,
+    ManifestCounts,
+    manifest_path,
+    sha256_file,
+)
 from feedbackguard.store.models import Version
 from feedbackguard.store.queries import live_query, stream
-from feedbackguard.store.rows import item_message, tombstone_message
-from feedbackguard.store.schema import tombstones
+from feedbackguard.store.verify import Expected, verify_store
 from feedbackguard.store.writers import ExportFormat, open_writer, write_atomically
 
 PROGRESS_EVERY = 1000  # export progress callback cadence, in rows
@@ -35,12 +40,14 @@ def export_version(
     choose: Callable[[], Version],
     caps: ExportCaps | None,
     progress: Progress | None,
+    expected: Callable[[], list[Expected]],
 ) -> Manifest:
     """Write the live items of the version `choose` gives to `path`, and its manifest.
 
     The file is opened first, so a missing pyarrow fails before a version is made.
-    A tampered row or tombstone aborts the export with `IntegrityError`; the data file
-    appears only when complete.
+    A chain that does not verify (against the heads `expected` gives, kept outside),
+    or items written that do not add up to the version's live count, abort the export
+    with `IntegrityError`; the data file appears only when complete and counted.
     """
     writer = open_writer(path, fmt)  # fails early when pyarrow is missing
     try:
@@ -53,15 +60,17 @@ def export_version(
         per_account_item: Counter[tuple[str, str]] = Counter()
         written = 0
         shared = 0
+        heads = expected()
         with db.reading() as conn:
-            _check_tombstones(conn, key, chosen.version)
+            report = verify_store(conn, key, heads, outside=bool(heads))
+            if not report.ok:
+                raise IntegrityError(
+                    f"the store does not verify, nothing was exported ({report.problems_total} "
+                    f"problem(s): {report.summary()}); run `feedbackguard store verify`"
+                )
             query = live_query(chosen.watermark, chosen.version)
             over_share = share_cap(conn, query, caps)  # the policy share per account
             for row in stream(conn, query):
-                if not signing.verify(key, item_message(row), row["signature"]):
-                    raise IntegrityError(
-                        f"row {row['id']} does not verify; run `feedbackguard store verify`"
-                    )
                 if caps is not None and over_cap(caps, row, per_account, per_account_item):
                     capped += 1
                     continue
@@ -76,6 +85,12 @@ def export_version(
                 counts["decided_by"][_decided_by_group(row["decided_by"])] += 1
                 if progress is not None and written % PROGRESS_EVERY == 0:
                     progress(written, chosen.live)
+        if written + capped + shared != chosen.live:
+            raise IntegrityError(
+                f"version {chosen.version} holds {chosen.live} live items, but "
+                f"{written} were written and {capped + shared} capped: the store changed "
+                "under the export; run `feedbackguard store verify`"
+            )
         writer.finish()
     except BaseException:
         writer.abort()
@@ -84,6 +99,7 @@ def export_version(
         progress(written, chosen.live)
     manifest = Manifest(
         version=chosen.version,
+        chain=ChainHead(position=report.head_position, digest=report.head_digest),
         created_at=datetime.now(UTC),
         data_file=path.name,
         format=fmt,
@@ -100,16 +116,6 @@ def export_version(
         orjson.dumps(manifest.model_dump(mode="json"), option=orjson.OPT_INDENT_2),
     )
     return manifest
-
-
-def _check_tombstones(conn: sa.Connection, key: bytes, version: int) -> None:
-    """`IntegrityError` unless every tombstone up to `version` verifies."""
-    query = sa.select(tombstones).where(tombstones.c.version <= version)
-    for row in stream(conn, query):
-        if not signing.verify(key, tombstone_message(row), row["signature"]):
-            raise IntegrityError(
-                f"tombstone {row['id']} does not verify; run `feedbackguard store verify`"
-            )
 
 
 def _decided_by_group(decided_by: str) -> str:

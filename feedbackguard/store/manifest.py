@@ -1,5 +1,7 @@
 """The signed manifest written beside every export: what the data file holds, its
-SHA-256, and an HMAC over both, so a training job can check what it is given."""
+SHA-256, the store's chain head it was verified at, and an HMAC over all of them, so a
+training job can check what it is given (and `feedbackguard store verify --manifest`
+that the store still holds that head)."""
 
 from __future__ import annotations
 
@@ -26,13 +28,23 @@ class ManifestCounts(BaseModel):
     decided_by: dict[str, int] = Field(description="'auto' or 'moderator'")
 
 
+class ChainHead(BaseModel):
+    """The store's chain head an export was verified at (`feedbackguard.store.head`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    position: int
+    digest: str
+
+
 class Manifest(BaseModel):
     """What an export contains, signed: written next to the data as `<file>.manifest.json`."""
 
     model_config = ConfigDict(frozen=True)
 
-    manifest_version: int = 1
+    manifest_version: int = 2
     version: int
+    chain: ChainHead = Field(description="the chain head verified before writing")
     created_at: datetime
     data_file: str
     format: ExportFormat

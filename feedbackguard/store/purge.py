@@ -11,6 +11,7 @@ import redis
 
 from feedbackguard import accounts, audit
 from feedbackguard.store.models import Version
+from feedbackguard.store.queries import EventKey
 from feedbackguard.store.store import Store
 
 
@@ -46,9 +47,7 @@ def purge_accounts(
     r: redis.Redis[bytes], store: Store, account_ids: Sequence[str], actor: str, note: str = ""
 ) -> Version:
     what = f"purge of accounts {', '.join(account_ids)}"
-    version = store.quarantine(
-        account_ids=list(account_ids), reason=_reason(what, note), actor=actor
-    )
+    version = store.quarantine(account_ids=account_ids, reason=_reason(what, note), actor=actor)
     return _audited(r, actor, "purge", version, note, accounts=list(account_ids), what=what)
 
 
@@ -68,10 +67,10 @@ def purge_cluster(
 
 def items_in_range(
     store: Store, start: datetime, end: datetime, namespace: str | None = None
-) -> list[str]:
-    """Event ids of live stored items received in [start, end) (event time)."""
+) -> list[EventKey]:
+    """(namespace, event_id) of live stored items received in [start, end) (event time)."""
     return [
-        item.event.event_id
+        (item.event.namespace, item.event.event_id)
         for item in store.iter_rows()
         if start <= item.event.received_at < end
         and (namespace is None or item.event.namespace == namespace)
@@ -94,7 +93,7 @@ def purge_range(
     if not ids:
         version = store.new_version(note=f"quarantine: {_reason(what, note)}", actor=actor)
     else:
-        version = store.quarantine(event_ids=ids, reason=_reason(what, note), actor=actor)
+        version = store.quarantine(ids, reason=_reason(what, note), actor=actor)
     return _audited(
         r,
         actor,
@@ -115,20 +114,23 @@ def restore(
     account_ids: Sequence[str] = (),
     event_ids: Sequence[str] = (),
     note: str = "",
+    namespace: str = "default",
 ) -> Version:
+    """Bring back the quarantined items of `account_ids` (every namespace) and the
+    events `event_ids` of `namespace`."""
     if not account_ids and not event_ids:
         raise ValueError("restore: give account_ids or event_ids")
     what = "restore of " + ", ".join(
         part
         for part in (
             f"accounts {', '.join(account_ids)}" if account_ids else "",
-            f"{len(event_ids)} event(s)" if event_ids else "",
+            f"{len(event_ids)} event(s) of {namespace}" if event_ids else "",
         )
         if part
     )
     version = store.restore(
-        event_ids=list(event_ids),
-        account_ids=list(account_ids),
+        [(namespace, event_id) for event_id in event_ids],
+        account_ids,
         reason=_reason(what, note),
         actor=actor,
     )
@@ -140,5 +142,6 @@ def restore(
         note,
         accounts=list(account_ids),
         events=len(event_ids),
+        namespace=namespace,
         what=what,
     )

@@ -1,5 +1,5 @@
 """Reads shared by writing, exporting and verifying: streamed rows, the live rows of
-a version, current tombstone states and version rows."""
+a version, current tombstone states, version rows and the chain's head."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from feedbackguard.store.errors import StoreError
-from feedbackguard.store.rows import Row
-from feedbackguard.store.schema import items, tombstones, versions_table
+from feedbackguard.store.rows import Head, Row
+from feedbackguard.store.schema import CHAINED, items, tombstones, versions_table
+
+EventKey = tuple[str, str]  # (namespace, event_id): an event id is unique per namespace
 
 STREAM_BATCH = 1000  # rows fetched per round trip when exporting / verifying
 IN_CLAUSE_CHUNK = 500  # ids per `IN (...)` when resolving quarantine targets
@@ -33,13 +35,16 @@ def chunks(values: Sequence[str], size: int) -> Iterator[Sequence[str]]:
 
 def live_query(watermark: int | None, version: int | None) -> sa.Select[Any]:
     """Rows up to `watermark` whose latest tombstone up to `version` is not a quarantine."""
-    conditions = [tombstones.c.event_id == items.c.event_id]
+    conditions = [
+        tombstones.c.namespace == items.c.namespace,
+        tombstones.c.event_id == items.c.event_id,
+    ]
     if version is not None:
         conditions.append(tombstones.c.version <= version)
     latest = (
         sa.select(tombstones.c.action)
         .where(*conditions)
-        .order_by(tombstones.c.id.desc())
+        .order_by(tombstones.c.position.desc())
         .limit(1)
         .correlate(items)
         .scalar_subquery()
@@ -50,18 +55,54 @@ def live_query(watermark: int | None, version: int | None) -> sa.Select[Any]:
     return query.order_by(items.c.id)
 
 
-def current_actions(conn: sa.Connection, event_ids: Sequence[str]) -> dict[str, str]:
+def by_namespace(events: Sequence[EventKey]) -> dict[str, list[str]]:
+    """Event ids grouped by their namespace."""
+    grouped: dict[str, list[str]] = {}
+    for namespace, event_id in events:
+        grouped.setdefault(namespace, []).append(event_id)
+    return grouped
+
+
+def current_actions(conn: sa.Connection, events: Sequence[EventKey]) -> dict[EventKey, str]:
     """The latest tombstone action of each event that has one."""
-    actions: dict[str, str] = {}
-    for chunk in chunks(event_ids, IN_CLAUSE_CHUNK):
-        query = (
-            sa.select(tombstones.c.event_id, tombstones.c.action)
-            .where(tombstones.c.event_id.in_(chunk))
-            .order_by(tombstones.c.id)
-        )
-        for event_id, action in conn.execute(query):
-            actions[event_id] = action
+    actions: dict[EventKey, str] = {}
+    for namespace, event_ids in by_namespace(events).items():
+        for chunk in chunks(event_ids, IN_CLAUSE_CHUNK):
+            query = (
+                sa.select(tombstones.c.event_id, tombstones.c.action)
+                .where(tombstones.c.namespace == namespace, tombstones.c.event_id.in_(chunk))
+                .order_by(tombstones.c.position)
+            )
+            for event_id, action in conn.execute(query):
+                actions[(namespace, event_id)] = action
     return actions
+
+
+def chain_head(conn: sa.Connection) -> Head:
+    """The entry with the highest position in any chained table, as the chain's head."""
+    head = Head()
+    for table in CHAINED:
+        query = sa.select(table.c.position, table.c.signature).order_by(table.c.position.desc())
+        row = conn.execute(query.limit(1)).first()
+        if row is not None and row.position > head.position:
+            head = Head(row.position, row.signature or "")
+    return head
+
+
+def signature_at(conn: sa.Connection, position: int) -> str | None:
+    """The signature of the entry at `position`, None when no entry is there."""
+    for table in CHAINED:
+        query = sa.select(table.c.signature).where(table.c.position == position)
+        row = conn.execute(query).first()
+        if row is not None:
+            return str(row.signature)
+    return None
+
+
+def next_id(conn: sa.Connection, table: sa.Table) -> int:
+    """The id the next entry of `table` gets (ids only grow)."""
+    top: int | None = conn.execute(sa.select(sa.func.max(table.c.id))).scalar()
+    return (top or 0) + 1
 
 
 def latest_version_row(conn: sa.Connection) -> dict[str, Any] | None:

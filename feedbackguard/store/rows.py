@@ -1,10 +1,11 @@
-"""Rows as the store writes and signs them, and back.
+"""Entries as the store writes and signs them, and back.
 
-Each kind of row has one canonical byte form (`signing.canonical`, under its own
-domain tag) that its HMAC signature covers. Row ids are not part of a row's signature
-(they are assigned by the database during the insert); a version's set digest
-(`member_hash`, summed) covers them instead. Rows appended after the latest version
-are covered only by their own signatures until the next version.
+Each kind of entry (row, tombstone, version) has one canonical byte form under its own
+domain tag (`signing.canonical`), which includes its id (or version number). Its
+signature is a link of the store's hash chain (`link`): an HMAC over the entry's
+position on the chain, the previous entry's signature and that canonical form. So a
+signature covers the entry, where it stands and, through the previous signature,
+everything written before it.
 """
 
 from __future__ import annotations
@@ -24,13 +25,11 @@ from feedbackguard.store.errors import NotAdmittedError
 from feedbackguard.store.models import StoredItem, Version
 
 # Domain tags of the signed records (see feedbackguard.store.signing).
-ITEM_DOMAIN = "fg.store.item.v1"
-TOMBSTONE_DOMAIN = "fg.store.tombstone.v1"
-VERSION_DOMAIN = "fg.store.version.v1"
-MEMBER_DOMAIN = b"fg.store.member.v1:"
-
-DIGEST_MODULUS = 1 << 256  # set digests are sums of keyed hashes modulo this
-EMPTY_MEMBERS = f"{0:064x}"
+ITEM_DOMAIN = "fg.store.item.v2"
+TOMBSTONE_DOMAIN = "fg.store.tombstone.v2"
+VERSION_DOMAIN = "fg.store.version.v2"
+LINK_DOMAIN = "fg.store.link.v2"
+GENESIS = "0" * 64  # the "previous signature" of the first entry
 
 Row = Mapping[Any, Any]  # a result row mapping, or a row about to be inserted
 
@@ -95,24 +94,66 @@ def _check_admissible(event_id: str, trail: Sequence[tuple[str, str]]) -> None:
         raise NotAdmittedError(f"event {event_id!r}: trail holds another event's decision")
 
 
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The chain's head: the position of its newest entry and that entry's signature
+    (position 0 and `GENESIS` for an empty store)."""
+
+    position: int = 0
+    digest: str = GENESIS
+
+    def then(self, key: bytes, message: bytes) -> Head:
+        """The head after appending the entry whose canonical form is `message`."""
+        position = self.position + 1
+        return Head(position, link(key, position, self.digest, message))
+
+
+def link(key: bytes, position: int, previous: str, message: bytes) -> str:
+    """The signature of the entry at `position` whose predecessor's signature is
+    `previous`: an HMAC over both and the entry's canonical form."""
+    return signing.sign(key, link_message(position, previous, message))
+
+
+def link_message(position: int, previous: str, message: bytes) -> bytes:
+    """What the signature of a chain entry covers (`link`)."""
+    return signing.canonical(LINK_DOMAIN, position, previous) + message
+
+
 def item_row(
-    key: bytes, event: FeedbackEvent, trail: Sequence[Decision], admitted_at: datetime
+    key: bytes,
+    event: FeedbackEvent,
+    trail: Sequence[Decision],
+    admitted_at: datetime,
+    *,
+    first_id: int = 1,
+    head: Head | None = None,
 ) -> dict[str, Any]:
-    """The signed row for one admitted event (without its id, which the database assigns)."""
-    return signed_rows(key, [admission(event, trail)], admitted_at)[0]
+    """The signed row for one admitted event, as the entry after `head` (default: the
+    first entry of an empty store)."""
+    rows, _ = signed_rows(
+        key, [admission(event, trail)], admitted_at, first_id=first_id, head=head or Head()
+    )
+    return rows[0]
 
 
 def signed_rows(
-    key: bytes, batch: Sequence[Admission], admitted_at: datetime
-) -> list[dict[str, Any]]:
-    """The signed rows of admissions made at `admitted_at` (without their ids, which
-    the database assigns). The admission time is put in canonical form once for all."""
+    key: bytes,
+    batch: Sequence[Admission],
+    admitted_at: datetime,
+    *,
+    first_id: int,
+    head: Head,
+) -> tuple[list[dict[str, Any]], Head]:
+    """The signed rows of admissions made at `admitted_at`, with ids from `first_id`,
+    chained after `head`; and the chain's head after them. The admission time is put
+    in canonical form once for all."""
     admitted_iso = signing.utc_iso(admitted_at)
     rows: list[dict[str, Any]] = []
-    for item in batch:
+    for offset, item in enumerate(batch):
         row: dict[str, Any] = {
-            "event_id": item.event_id,
+            "id": first_id + offset,
             "namespace": item.namespace,
+            "event_id": item.event_id,
             "account_id": item.account_id,
             "item_id": item.item_id,
             "kind": item.kind,
@@ -122,9 +163,10 @@ def signed_rows(
             "event": item.event,
             "decisions": item.decisions,
         }
-        row["signature"] = signing.sign(key, _item_message(row, admitted_iso))
+        head = head.then(key, _item_message(row, admitted_iso))
+        row["position"], row["signature"] = head.position, head.digest
         rows.append(row)
-    return rows
+    return rows, head
 
 
 def item_message(row: Row) -> bytes:
@@ -136,8 +178,9 @@ def _item_message(row: Row, admitted_iso: str) -> bytes:
     """`item_message`, given the row's `admitted_at` already in canonical form."""
     return signing.canonical(
         ITEM_DOMAIN,
-        row["event_id"],
+        row["id"],
         row["namespace"],
+        row["event_id"],
         row["account_id"],
         row["item_id"],
         row["kind"],
@@ -153,6 +196,8 @@ def tombstone_message(row: Row) -> bytes:
     """Canonical bytes of a tombstone's content (its version binds it to one version)."""
     return signing.canonical(
         TOMBSTONE_DOMAIN,
+        row["id"],
+        row["namespace"],
         row["event_id"],
         row["action"],
         row["version"],
@@ -173,16 +218,9 @@ def version_message(row: Row) -> bytes:
         row["quarantined"],
         row["tombstones"],
         row["changed"],
-        row["members"],
         row["note"],
         row["actor"],
     )
-
-
-def member_hash(key: bytes, event_id: str) -> int:
-    """One event id's keyed contribution to a version's set digest."""
-    digest = signing.sign(key, MEMBER_DOMAIN + event_id.encode("utf-8", "surrogatepass"))
-    return int(digest, 16)
 
 
 def parse_item(row: Row, quarantined: bool = False) -> StoredItem:

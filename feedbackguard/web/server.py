@@ -36,6 +36,7 @@ SECRET_KEY_BYTES: Final = 32
 READY_PROBE_EVENT: Final = "__readyz__"
 REDIS_DOWN_MESSAGE: Final = "Redis is unreachable; try again when it is back"
 REDIS_RETRY_AFTER_S: Final = 5
+READY_PROBE_NAMESPACE: Final = "default"
 
 
 def secret_key(settings: Settings) -> str:
@@ -61,7 +62,7 @@ def _prefix(value: str) -> str:
 
 def create_app(runtime: Runtime | None = None) -> Flask:
     """The app with both blueprints, metrics and health endpoints."""
-    rt = runtime if runtime is not None else Runtime.build(Settings())
+    rt = runtime if runtime is not None else Runtime.build(Settings(), create_store=True)
     settings = rt.settings
     app = Flask("feedbackguard")
     app.config.update(
@@ -100,7 +101,7 @@ def create_app(runtime: Runtime | None = None) -> Flask:
         except Exception as exc:
             checks["redis"] = f"error: {type(exc).__name__}"
         try:
-            rt.pipeline.store.get(READY_PROBE_EVENT)
+            rt.pipeline.store.get(READY_PROBE_NAMESPACE, READY_PROBE_EVENT)
             checks["store"] = "ok"
         except Exception as exc:
             checks["store"] = f"error: {type(exc).__name__}"

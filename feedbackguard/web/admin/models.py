@@ -239,6 +239,7 @@ class PurgeRange(_In):
 class RestoreRequest(_In):
     account_ids: list[str] = Field(default_factory=list, max_length=MAX_IDS)
     event_ids: list[str] = Field(default_factory=list, max_length=MAX_IDS)
+    namespace: str = Field("default", pattern=NAME_PATTERN, description="of the event_ids")
     note: str = Note
 
 

@@ -76,6 +76,12 @@ def purge_restore(body: m.RestoreRequest) -> m.VersionOut:
     rt = runtime()
     return _version(
         purging.restore(
-            rt.redis, rt.pipeline.store, actor(), body.account_ids, body.event_ids, body.note
+            rt.redis,
+            rt.pipeline.store,
+            actor(),
+            body.account_ids,
+            body.event_ids,
+            body.note,
+            namespace=body.namespace,
         )
     )
