@@ -9,7 +9,7 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from feedbackguard import inbox_writer
+from feedbackguard import inbox_writer, keys
 from feedbackguard.checks.base import AnalysisContext, Reason, Verdicts
 from feedbackguard.decisions import Decision
 from feedbackguard.events import FeedbackEvent
@@ -168,4 +168,5 @@ def put_in_review(
         )
     pipe = r.pipeline(transaction=True)
     state.apply(pipe, NS, changes, ttl_s=86400)
+    pipe.sadd(keys.namespaces(), NS)  # as capture does
     pipe.execute()
