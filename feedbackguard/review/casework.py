@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 import orjson
+import redis
 
 from feedbackguard import audit, keys
 from feedbackguard.decisions import Decision, json_time
@@ -69,7 +70,7 @@ class CaseAction:
         return len(self.approved) + len(self.rejected)
 
 
-def load_action(r: Any, namespace: str, action_id: str) -> CaseAction | None:
+def load_action(r: redis.Redis[bytes], namespace: str, action_id: str) -> CaseAction | None:
     raw = r.get(keys.case_action(namespace, action_id))
     return CaseAction(**orjson.loads(raw)) if raw else None
 
@@ -249,7 +250,7 @@ def undo(
     return result
 
 
-def over_budget_action(namespace: str, case_id: str) -> str:
+def over_budget_action(case_id: str) -> str:
     """The id of the action that gave a case the safe default."""
     return f"over-{case_id}"
 
@@ -298,7 +299,7 @@ def default(
             if not changes:
                 continue
             done = CaseAction(
-                action_id=over_budget_action(namespace, case_id),
+                action_id=over_budget_action(case_id),
                 case_id=case_id,
                 actor=BUDGET_ACTOR,
                 action="over_budget",
@@ -329,7 +330,7 @@ def _reopen(
     records: state.Records, namespace: str, case_id: str, actor: str, note: str
 ) -> list[str]:
     r = records.r
-    done = load_action(r, namespace, over_budget_action(namespace, case_id))
+    done = load_action(r, namespace, over_budget_action(case_id))
     if done is None:
         raise CaseError(f"case {case_id} was not given the safe default (or is forgotten)")
     now = datetime.now(UTC)
