@@ -172,7 +172,7 @@ def test_a_split_approves_some_members_and_rejects_the_others(
         "ana",
         "split",
         keep_s=KEEP_S,
-        reject_accounts={e.account_id for e in bad},
+        approve_accounts={e.account_id for e in good},
         seen_version=case.version,
     )
     assert sorted(done.approved) == sorted(e.event_id for e in good)

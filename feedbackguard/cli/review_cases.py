@@ -6,7 +6,6 @@ from __future__ import annotations
 import getpass
 import json
 from dataclasses import asdict
-from typing import Any
 
 import click
 
@@ -15,28 +14,7 @@ from feedbackguard.cli.options import namespace_option
 from feedbackguard.cli.review import review_group
 from feedbackguard.pipeline import ledger, namespaces, runtime
 from feedbackguard.review import backlog, cases, casework
-
-
-def case_json(case: cases.Case) -> dict[str, Any]:
-    """A case as the CLI and the API show it."""
-    return {
-        "case_id": case.case_id,
-        "kind": case.kind_name,
-        "label": case.label,
-        "open": case.open,
-        "events": case.events,
-        "accounts": case.accounts,
-        "risk": round(case.risk, 4),
-        "harm": round(case.harm, 4),
-        "expected_harm": round(case.expected_harm, 4),
-        "opened_at": case.opened_at,
-        "oldest_at": case.oldest_at,
-        "codes": case.codes,
-        "why": {"code": case.top_code, "detail": case.top_detail, "score": case.top_score},
-        "version": case.version,
-        "claimed_by": case.holder,
-        "over_budget": case.over_budget,
-    }
+from feedbackguard.review.cases import as_json as case_json
 
 
 @review_group.command("cases")
@@ -121,12 +99,17 @@ def case_command(case_id: str, namespace: str, as_json: bool) -> None:
 @click.argument("action", type=click.Choice(["approve", "reject", "split"]))
 @namespace_option
 @click.option(
-    "--reject-account",
-    "reject_accounts",
+    "--approve-account",
+    "approve_accounts",
     multiple=True,
-    help="split: reject this account's events.",
+    help="split: approve this account's events (the others are rejected).",
 )
-@click.option("--reject-event", "reject_ids", multiple=True, help="split: reject this event.")
+@click.option(
+    "--approve-event",
+    "approve_ids",
+    multiple=True,
+    help="split: approve this event (the others are rejected).",
+)
 @click.option(
     "--seen-version",
     type=int,
@@ -140,8 +123,8 @@ def decide_case_command(
     case_id: str,
     action: str,
     namespace: str,
-    reject_accounts: tuple[str, ...],
-    reject_ids: tuple[str, ...],
+    approve_accounts: tuple[str, ...],
+    approve_ids: tuple[str, ...],
     seen_version: int | None,
     note: str,
     actor: str,
@@ -155,10 +138,10 @@ def decide_case_command(
             namespace,
             case_id,
             actor,
-            action,  # type: ignore[arg-type]
+            casework.ACTIONS[action],
             keep_s=rt.settings.review_undo_s,
-            reject_ids=reject_ids,
-            reject_accounts=reject_accounts,
+            approve_ids=approve_ids,
+            approve_accounts=approve_accounts,
             seen_version=seen_version,
             note=note,
         )

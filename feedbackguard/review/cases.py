@@ -142,6 +142,28 @@ class Page:
     order: ByHarm = "risk"
 
 
+def as_json(case: Case) -> dict[str, Any]:
+    """A case as the CLI and the API show it."""
+    return {
+        "case_id": case.case_id,
+        "kind": case.kind_name,
+        "label": case.label,
+        "open": case.open,
+        "events": case.events,
+        "accounts": case.accounts,
+        "risk": round(case.risk, 4),
+        "harm": round(case.harm, 4),
+        "expected_harm": round(case.expected_harm, 4),
+        "opened_at": case.opened_at,
+        "oldest_at": case.oldest_at,
+        "codes": case.codes,
+        "why": {"code": case.top_code, "detail": case.top_detail, "score": case.top_score},
+        "version": case.version,
+        "claimed_by": case.holder,
+        "over_budget": case.over_budget,
+    }
+
+
 def case_key(
     account_id: str, item_id: str, reasons: Sequence[Mapping[str, Any]]
 ) -> tuple[Kind, str]:

@@ -1,5 +1,5 @@
-"""Deciding a review case in one action: approve it, reject it, or split it (reject the
-members a moderator marked, approve the others); undo such an action; reopen a case
+"""Deciding a review case in one action: approve it, reject it, or split it (approve
+the members a moderator ticked, reject the others); undo such an action; reopen a case
 that was given the safe default for lack of review capacity (`review.budget`).
 
 Every action goes through the state machine (`pipeline.state.apply`) in one MULTI
@@ -30,6 +30,7 @@ from feedbackguard.pipeline import ledger, state
 from feedbackguard.review import cases, moderation
 
 Action = Literal["approve", "reject", "split"]
+ACTIONS: Final[dict[str, Action]] = {"approve": "approve", "reject": "reject", "split": "split"}
 OVER_BUDGET: Final = "review.over_budget"
 """The reason code of events given the safe default for lack of review capacity."""
 BUDGET_ACTOR: Final = "budget"
@@ -91,15 +92,16 @@ def decide(
     action: Action,
     *,
     keep_s: float,
-    reject_ids: Collection[str] = (),
-    reject_accounts: Collection[str] = (),
+    approve_ids: Collection[str] = (),
+    approve_accounts: Collection[str] = (),
     seen_version: int | None = None,
     note: str = "",
 ) -> CaseAction:
     """Decide every event of an open case in one action (see the module docstring).
 
-    `split` rejects the events in `reject_ids` and those of `reject_accounts` and
-    approves the others. A case given the safe default is reopened first (its events
+    `split` approves the events in `approve_ids` and those of `approve_accounts` and
+    rejects the others (approvals are named, so what the moderator did not see is
+    rejected). A case given the safe default is reopened first (its events
     go back to review and are decided now: an approval reaches the store then). The
     action record is kept `keep_s` seconds (the undo window)."""
     r = records.r
@@ -123,7 +125,7 @@ def decide(
             raise CaseError(f"case {case_id} has nothing waiting for review")
         raws = ledger.load_raw(r, namespace, ids)
         decided_at = json_time(datetime.now(UTC))
-        marked = set(reject_ids)
+        chosen = set(approve_ids)
         changes: list[state.Change] = []
         approved: list[str] = []
         rejected: list[str] = []
@@ -132,7 +134,9 @@ def decide(
                 continue
             event = raw.validated().event
             rejects = action == "reject" or (
-                action == "split" and (event_id in marked or event.account_id in reject_accounts)
+                action == "split"
+                and event_id not in chosen
+                and event.account_id not in approve_accounts
             )
             (rejected if rejects else approved).append(event_id)
             changes.append(
