@@ -169,4 +169,6 @@ def put_in_review(
     pipe = r.pipeline(transaction=True)
     state.apply(pipe, NS, changes, ttl_s=86400)
     pipe.sadd(keys.namespaces(), NS)  # as capture does
+    if events:
+        ledger.advance_clock(pipe, NS, max(e.received_at.timestamp() for e in events))
     pipe.execute()

@@ -28,8 +28,9 @@ MAX_MEMBERS_SHOWN = 24
 MAX_ITEMS_SHOWN = 8
 SVG_SIZE = 220
 TIMELINE_W, TIMELINE_H = 320, 90
-TIMELINE_PAD, TIMELINE_AXIS = 6, 18
-"""Left and right margin, and the height under the bars for the time labels."""
+TIMELINE_PAD, TIMELINE_AXIS = 24, 18
+"""Left and right margin (the left one holds the count scale), and the height under
+the bars for the time labels."""
 
 
 @dataclass

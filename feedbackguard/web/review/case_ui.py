@@ -41,9 +41,15 @@ def item_link(item_id: str) -> str | None:
     return template.replace("{item}", quote(item_id, safe="")) if template else None
 
 
+def age_text(seconds: float) -> str:
+    """How long something has waited ("0 s" under a second)."""
+    return span_text(seconds) if seconds >= 1 else "0 s"
+
+
 def register(bp: Blueprint) -> None:
     bp.add_app_template_global(item_link, "item_link")
     bp.add_app_template_filter(span_text, "span")
+    bp.add_app_template_filter(age_text, "age")
 
     @bp.get("/")
     def queue_page() -> Any:
