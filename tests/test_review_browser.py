@@ -234,10 +234,28 @@ def test_one_key_press_decides_a_200_event_cluster_case_and_undo_takes_it_back(
         assert _statuses(r, cluster) == {"review": 200}
         page.keyboard.press("y")
         page.wait_for_selector("#undo-form")
+        assert _statuses(r, cluster) == {"admitted": 200}
+
+        # the next case (same filters): the item's contested feedback; split it by
+        # keyboard: tick the first member, approve it, reject the other two
+        assert page.get_attribute("#case-page", "data-events") == "3"
+        assert "risk_min=0.5" in page.url
+        page.keyboard.press("j")
+        page.keyboard.press("x")
+        page.keyboard.press("s")
+        page.wait_for_selector("#confirm-panel:not([hidden])")
+        assert "approve 1 ticked events, reject the other 2" in page.inner_text("#confirm-text")
+        page.keyboard.press("y")
+        page.wait_for_selector("#undo-form")
         browser.close()
     assert not errors, errors
-    assert _statuses(r, cluster) == {"admitted": 200}
-    assert {item.event.event_id for item in store.iter_rows()} == {e.event_id for e in cluster}
+    assert _statuses(r, contested) == {"admitted": 1, "rejected": 2}
+    admitted = {e.event_id for e in cluster} | {
+        rec.event.event_id
+        for rec in ledger.load(r, NS, [e.event_id for e in contested])
+        if rec and rec.decision.status == "admitted"
+    }
+    assert {item.event.event_id for item in store.iter_rows()} == admitted
 
 
 # Each payload, if it ever ran, would set window.__xss or open a dialog.

@@ -152,3 +152,19 @@ def test_review_status_command_shows_the_budget(
     assert result.exit_code == 0, result.output
     assert '"over_budget_cases": 2' in result.output
     assert '"capacity_per_day": 24.0' in result.output
+
+
+def test_load_counts_cases_opened_and_actions_needed_to_clear_the_queue(
+    r: redis.Redis[bytes], pipeline: Pipeline, make_event: MakeEvent
+) -> None:
+    group = Reason("coordination.lockstep", "lockstep", 0.6, "g:1")
+    put_in_review(r, [make_event(account_id=f"s{i}") for i in range(40)], [group])
+    put_in_review(r, [make_event(account_id="a"), make_event(account_id="a")])
+    put_in_review(r, [make_event(account_id="b")])
+    assert backlog.load(r, NS) == backlog.Load(
+        review_cases=3, review_actions=3, waiting_events=43, over_budget_cases=0
+    )
+    case_id = cases.page(r, NS, cases.Filters(kind="a")).ids[0]
+    casework.decide(pipeline, NS, case_id, "ana", "reject", keep_s=300)
+    found = backlog.load(r, NS)
+    assert (found.review_cases, found.review_actions) == (3, 2)

@@ -339,3 +339,15 @@ def test_a_groups_reasons_carry_one_group_id_that_stays_as_the_group_grows() -> 
     assert len(first) == 1
     assert first == grown
     assert next(iter(first)).startswith(LOCKSTEP + ":")
+
+
+def test_a_moderator_gets_back_their_own_claimed_case_and_can_pass_over_it(
+    r: redis.Redis[bytes], make_event: MakeEvent
+) -> None:
+    put_in_review(r, [make_event(account_id="big") for _ in range(3)])
+    put_in_review(r, [make_event(account_id="small")])
+    first = cases.claim(r, NS, "ana", lease_s=60)
+    assert cases.claim(r, NS, "ana", lease_s=60) == first
+    second = cases.claim(r, NS, "ana", lease_s=60, skip=first or "")
+    assert second not in (None, first)
+    assert cases.claim(r, NS, "bo", lease_s=60) is None  # both are ana's

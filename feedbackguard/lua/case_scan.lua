@@ -5,7 +5,9 @@
 -- KEYS[3] leases (ZSET case -> expiry ms)   KEYS[4] holders (HASH case -> moderator)
 -- ARGV: mode ('page'|'claim'), cursor score ('' = from the top), cursor case, limit,
 --       scan budget, now (ms), lease ms, actor, kind ('' = any), reason code ('' = any),
---       mean risk min, mean risk max
+--       mean risk min, mean risk max, a case to pass over ('' = none)
+-- A claim passes over cases another moderator holds a live lease on (the actor's own
+-- come back to them).
 -- Returns {cases, last score, last case, exhausted (1|0)}.
 local order, counts, leases, holders = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local mode = ARGV[1]
@@ -14,6 +16,7 @@ local limit, budget = tonumber(ARGV[4]), tonumber(ARGV[5])
 local now, lease_ms, actor = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
 local kind, code = ARGV[9], ARGV[10]
 local rmin, rmax = tonumber(ARGV[11]), tonumber(ARGV[12])
+local skip = ARGV[13]
 local claiming = mode == 'claim'
 
 if claiming then
@@ -34,8 +37,11 @@ local function matches(c)
     if mean < rmin or mean > rmax then return false end
   end
   if claiming then
+    if c == skip then return false end
     local until_ms = redis.call('ZSCORE', leases, c)
-    if until_ms and tonumber(until_ms) > now then return false end
+    if until_ms and tonumber(until_ms) > now and redis.call('HGET', holders, c) ~= actor then
+      return false
+    end
   end
   return true
 end

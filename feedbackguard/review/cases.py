@@ -292,6 +292,7 @@ def _scan(
     budget: int,
     lease_ms: int = 0,
     actor: str = "",
+    skip: str = "",
 ) -> Page:
     by = order(r, namespace)
     score, after = _decode_cursor(cursor)
@@ -317,6 +318,7 @@ def _scan(
             filters.reason or "",
             repr(float(filters.risk_min)),
             repr(float(filters.risk_max)),
+            skip,
         ],
     )
     ids = [raw.decode() for raw in found]
@@ -383,12 +385,15 @@ def claim(
     lease_s: float,
     filters: Filters | None = None,
     budget: int = 20_000,
+    skip: str = "",
 ) -> str | None:
-    """Lease the first unleased open case in triage order matching `filters` to `actor`."""
+    """Lease to `actor` the first open case in triage order matching `filters` that no
+    other moderator holds (the actor's own come first in their place), passing over
+    `skip` (the case the moderator moves on from)."""
     chosen = filters or Filters()
     if chosen.account is not None:
         for case_id in page(r, namespace, chosen).ids:
-            if lease(r, namespace, case_id, actor, lease_s):
+            if case_id != skip and lease(r, namespace, case_id, actor, lease_s):
                 return case_id
         return None
     found = _scan(
@@ -401,6 +406,7 @@ def claim(
         budget=budget,
         lease_ms=max(1, int(lease_s * 1000)),
         actor=actor,
+        skip=skip,
     )
     return found.ids[0] if found.ids else None
 

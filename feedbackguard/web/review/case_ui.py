@@ -121,7 +121,11 @@ def register(bp: Blueprint) -> None:
         if not isinstance(principal, auth.Principal):
             return principal
         ui.check_csrf()
-        return _next_case(principal, filters_of(request.form))
+        filters = filters_of(request.form)
+        skip = request.form.get("skip", "")[:100]
+        if skip:  # moving on without deciding: the case is free for the others
+            cases.release(runtime().redis, filters.namespace, skip, principal.name)
+        return _next_case(principal, filters, skip)
 
     @bp.post("/case/<case_id>/decide")
     def decide_case_form(case_id: str) -> Any:
@@ -190,7 +194,7 @@ def register(bp: Blueprint) -> None:
         return redirect(url_for(".case_page", case_id=result.case_id, **filters.query()))
 
 
-def _next_case(principal: auth.Principal, filters: CaseFilterArgs) -> Any:
+def _next_case(principal: auth.Principal, filters: CaseFilterArgs, skip: str = "") -> Any:
     """Claim the next case matching the filters and open it (the queue when none)."""
     rt = runtime()
     cases.catch_up(rt.redis, filters.namespace)
@@ -201,6 +205,7 @@ def _next_case(principal: auth.Principal, filters: CaseFilterArgs) -> Any:
         rt.settings.review_lease_s,
         filters.filters(),
         budget=rt.settings.review_scan_budget,
+        skip=skip,
     )
     if found is None:
         flash("No case left to claim with these filters.")
