@@ -413,14 +413,22 @@ def claim(
 
 def lease(r: redis.Redis[bytes], namespace: str, case_id: str, actor: str, lease_s: float) -> bool:
     """Take (or renew) `actor`'s lease on an open case, unless another moderator holds a
-    live one."""
-    holder = holders(r, namespace, [case_id])[0]
-    if holder not in (None, actor) or r.zscore(keys.case_by_risk(namespace), case_id) is None:
-        return False
-    pipe = r.pipeline(transaction=True)
-    pipe.zadd(keys.case_leases(namespace), {case_id: int((time.time() + lease_s) * 1000)})
-    pipe.hset(keys.case_holders(namespace), case_id, actor)
-    pipe.execute()
+    live one (checked and taken in one transaction: two moderators never both get it)."""
+    leases, names = keys.case_leases(namespace), keys.case_holders(namespace)
+    with r.pipeline(transaction=True) as pipe:
+        try:
+            pipe.watch(leases, names, keys.case_by_risk(namespace))
+            until = pipe.zscore(leases, case_id)
+            holder = pipe.hget(names, case_id)
+            taken = until is not None and until > time.time() * 1000 and holder != actor.encode()
+            if taken or pipe.zscore(keys.case_by_risk(namespace), case_id) is None:
+                return False
+            pipe.multi()
+            pipe.zadd(leases, {case_id: int((time.time() + lease_s) * 1000)})
+            pipe.hset(names, case_id, actor)
+            pipe.execute()
+        except redis.WatchError:
+            return False
     return True
 
 
@@ -533,11 +541,6 @@ def cases_of(r: redis.Redis[bytes], namespace: str, event_ids: Sequence[str]) ->
 
 def open_count(r: redis.Redis[bytes], namespace: str) -> int:
     return int(r.zcard(keys.case_by_risk(namespace)))
-
-
-def reason_codes(r: redis.Redis[bytes], namespace: str) -> list[str]:
-    """Reason codes seen in review (for the filter menu)."""
-    return sorted(raw.decode() for raw in r.smembers(keys.review_codes(namespace)))
 
 
 def forget_closed(r: redis.Redis[bytes], namespace: str, before: float) -> int:

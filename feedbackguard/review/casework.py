@@ -66,10 +66,6 @@ class CaseAction:
     note: str = ""
     undone: bool = False
 
-    @property
-    def events(self) -> int:
-        return len(self.approved) + len(self.rejected)
-
 
 def load_action(r: redis.Redis[bytes], namespace: str, action_id: str) -> CaseAction | None:
     raw = r.get(keys.case_action(namespace, action_id))

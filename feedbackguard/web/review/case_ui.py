@@ -14,7 +14,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 
 from feedbackguard.graph.analysis import span_text
 from feedbackguard.pipeline import ledger
-from feedbackguard.review import cases, casework, evidence
+from feedbackguard.review import cases, casework, evidence, queue
 from feedbackguard.web import auth
 from feedbackguard.web.context import runtime
 from feedbackguard.web.review import ui
@@ -87,7 +87,7 @@ def register(bp: Blueprint) -> None:
             order=order,
             over_view=over_view,
             next_cursor=next_cursor,
-            codes=cases.reason_codes(r, filters.namespace),
+            codes=queue.reason_codes(r, filters.namespace),
             status=status_json(filters.namespace),
             status_clock=ledger.clock(r, filters.namespace),
         )
