@@ -472,15 +472,17 @@ def load(r: redis.Redis[bytes], namespace: str, case_ids: Sequence[str]) -> list
         pipe.hmget(counts, [f"{case_id}:{f}" for f in _FIELDS])
     pipe.zmscore(keys.case_by_age(namespace), list(case_ids))
     pipe.zmscore(keys.case_over(namespace), list(case_ids))
+    pipe.zmscore(keys.case_leases(namespace), list(case_ids))
+    pipe.hmget(keys.case_holders(namespace), list(case_ids))
     replies = pipe.execute()
     metas, per_case = replies[0], replies[1 : 1 + len(case_ids)]
-    ages, over = replies[-2], replies[-1]
+    ages, over, until, names = replies[-4:]
+    now_ms = time.time() * 1000
     code_lists = [orjson.loads(found[5]) if found[5] else [] for found in per_case]
     pipe = r.pipeline(transaction=False)
     for case_id, codes in zip(case_ids, code_lists, strict=True):
         pipe.hmget(counts, [f"{case_id}:c:{code}" for code in codes] or [f"{case_id}:-"])
     code_counts = pipe.execute()
-    held = holders(r, namespace, case_ids)
     out: list[Case | None] = []
     for i, case_id in enumerate(case_ids):
         raw_meta = metas[i]
@@ -509,7 +511,7 @@ def load(r: redis.Redis[bytes], namespace: str, case_ids: Sequence[str]) -> list
                 top_detail=str(meta.get("detail", "")),
                 top_score=float(meta.get("score", 0.0)),
                 version=int(version or 0),
-                holder=held[i],
+                holder=names[i].decode() if names[i] and until[i] and until[i] > now_ms else None,
                 over_budget=over[i] is not None,
             )
         )

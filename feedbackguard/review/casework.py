@@ -263,58 +263,60 @@ def default(
 ) -> int:
     """Give cases the safe default for lack of review capacity: their events are
     rejected (never admitted) with reason `review.over_budget`, decided by `budget`;
-    a moderator can reopen them while their records last. Returns the events decided."""
-    r = records.r
-    policy = records.policies.current().policy
+    a moderator can reopen them while their records last. Cases a moderator holds are
+    left to them. Returns the events decided."""
     total = 0
-    with state.locked(r, namespace):
-        held = cases.holders(r, namespace, case_ids)
-        for case_id, holder in zip(case_ids, held, strict=True):
-            if holder is not None:
-                continue  # a moderator is on it
-            ids = cases.members(r, namespace, case_id)
-            raws = ledger.load_raw(r, namespace, ids)
-            decided_at = json_time(datetime.now(UTC))
-            reason = {"code": OVER_BUDGET, "detail": detail, "score": 0.0, "group": ""}
-            changes: list[state.Change] = []
-            for raw in raws:
-                if raw is None or raw.status != "review":
-                    continue
-                last = raw.trail[-1]
-                final = {
-                    **last,
-                    "status": "rejected",
-                    "decided_at": decided_at,
-                    "decided_by": BUDGET_ACTOR,
-                    "reasons": [*last["reasons"], reason],
-                }
-                event = orjson.loads(raw.event_json)
-                changes.append(
-                    state.change(
-                        raw.then(final),
-                        account_id=str(event["account_id"]),
-                        received_at=datetime.fromisoformat(event["received_at"]).timestamp(),
-                    )
-                )
-            if not changes:
-                continue
-            done = CaseAction(
-                action_id=over_budget_action(case_id),
-                case_id=case_id,
-                actor=BUDGET_ACTOR,
-                action="over_budget",
-                at=time.time(),
-                rejected=[c.event_id for c in changes],
-                note=detail,
-            )
-            pipe = r.pipeline(transaction=True)
-            state.apply(pipe, namespace, changes, ttl_s=policy.outcome_ttl_s)
-            _keep(pipe, namespace, done, policy.outcome_ttl_s)
-            pipe.zadd(keys.case_over(namespace), {case_id: done.at})
-            _audit(pipe, namespace, "review.case.over_budget", done)
-            pipe.execute()
-            total += len(changes)
+    for case_id in case_ids:
+        with state.locked(records.r, namespace):  # per case: never held for long
+            total += _default(records, namespace, case_id, detail)
     return total
+
+
+def _default(records: state.Records, namespace: str, case_id: str, detail: str) -> int:
+    r = records.r
+    if cases.holders(r, namespace, [case_id])[0] is not None:
+        return 0
+    decided_at = json_time(datetime.now(UTC))
+    reason = {"code": OVER_BUDGET, "detail": detail, "score": 0.0, "group": ""}
+    changes: list[state.Change] = []
+    for raw in ledger.load_raw(r, namespace, cases.members(r, namespace, case_id)):
+        if raw is None or raw.status != "review":
+            continue
+        last = raw.trail[-1]
+        final = {
+            **last,
+            "status": "rejected",
+            "decided_at": decided_at,
+            "decided_by": BUDGET_ACTOR,
+            "reasons": [*last["reasons"], reason],
+        }
+        event = orjson.loads(raw.event_json)
+        changes.append(
+            state.change(
+                raw.then(final),
+                account_id=str(event["account_id"]),
+                received_at=datetime.fromisoformat(event["received_at"]).timestamp(),
+            )
+        )
+    if not changes:
+        return 0
+    done = CaseAction(
+        action_id=over_budget_action(case_id),
+        case_id=case_id,
+        actor=BUDGET_ACTOR,
+        action="over_budget",
+        at=time.time(),
+        rejected=[c.event_id for c in changes],
+        note=detail,
+    )
+    ttl = records.policies.current().policy.outcome_ttl_s
+    pipe = r.pipeline(transaction=True)
+    state.apply(pipe, namespace, changes, ttl_s=ttl)
+    _keep(pipe, namespace, done, ttl)
+    pipe.zadd(keys.case_over(namespace), {case_id: done.at})
+    _audit(pipe, namespace, "review.case.over_budget", done)
+    pipe.execute()
+    return len(changes)
 
 
 def reopen(
