@@ -42,10 +42,13 @@ end
 local function leave(id)
   local c = redis.call('ZSCORE', members, id)
   if not c then return end
-  local info = cjson.decode(redis.call('HGET', events, id))
+  local raw = redis.call('HGET', events, id)
   redis.call('ZREM', members, id)
   redis.call('HDEL', events, id)
   redis.call('HINCRBY', counts, c .. ':n', -1)
+  touched[c] = true
+  if not raw then return end  -- what it counted is unknown: only its place is given back
+  local info = cjson.decode(raw)
   redis.call('HINCRBYFLOAT', counts, c .. ':r', -info.r)
   redis.call('HINCRBYFLOAT', counts, c .. ':h', -info.h)
   if redis.call('HINCRBY', counts, c .. ':a:' .. info.a, -1) <= 0 then
@@ -58,7 +61,6 @@ local function leave(id)
       code_list(c, code, false)
     end
   end
-  touched[c] = true
 end
 
 local function join(c, e)
@@ -80,9 +82,10 @@ local function join(c, e)
   end
   redis.call('ZADD', by_age, 'LT', t, c)
   local best = tonumber(redis.call('HGET', counts, c .. ':w') or '-1')
-  if top_code ~= '' and top_score > best then
+  local raw = redis.call('HGET', meta, c)
+  if top_code ~= '' and top_score > best and raw then
     redis.call('HSET', counts, c .. ':w', top_score)
-    local m = cjson.decode(redis.call('HGET', meta, c))
+    local m = cjson.decode(raw)
     m.code, m.detail, m.score = top_code, top_detail, top_score
     redis.call('HSET', meta, c, cjson.encode(m))
   end
@@ -109,7 +112,7 @@ local function enter(e)
   else
     c = redis.call('HGET', open, key)
   end
-  if not c then
+  if not c or redis.call('HEXISTS', meta, c) == 0 then
     c = tostring(redis.call('INCR', seq))
     redis.call('HSET', meta, c, cjson.encode({kind = kind, label = label, opened = e[3]}))
   end
@@ -129,9 +132,12 @@ for _, e in ipairs(ops.j) do enter(e) end
 for c in pairs(touched) do
   local n = tonumber(redis.call('HGET', counts, c .. ':n') or '0')
   if n <= 0 then
-    local m = cjson.decode(redis.call('HGET', meta, c))
-    local key = m.kind .. ':' .. m.label
-    if redis.call('HGET', open, key) == c then redis.call('HDEL', open, key) end
+    local raw = redis.call('HGET', meta, c)
+    if raw then
+      local m = cjson.decode(raw)
+      local key = m.kind .. ':' .. m.label
+      if redis.call('HGET', open, key) == c then redis.call('HDEL', open, key) end
+    end
     redis.call('HDEL', counts, c .. ':n', c .. ':r', c .. ':h', c .. ':na', c .. ':k', c .. ':w',
       c .. ':cl')
     redis.call('ZREM', by_harm, c)
