@@ -128,23 +128,14 @@ def decide(
         for event_id, raw in zip(ids, raws, strict=True):
             if raw is None or raw.status != "review":
                 continue
-            event = raw.validated().event
+            account, received = _who_and_when(raw)
             rejects = action == "reject" or (
-                action == "split"
-                and event_id not in chosen
-                and event.account_id not in approve_accounts
+                action == "split" and event_id not in chosen and account not in approve_accounts
             )
             (rejected if rejects else approved).append(event_id)
+            status = "rejected" if rejects else "admitted"
             changes.append(
-                moderation.decided(
-                    raw,
-                    "rejected" if rejects else "admitted",
-                    actor,
-                    decided_at,
-                    note,
-                    event.account_id,
-                    event.received_at,
-                )
+                moderation.decided(raw, status, actor, decided_at, note, account, received)
             )
         done = CaseAction(
             action_id=str(r.incr(keys.case_action_seq(namespace))),
@@ -167,6 +158,13 @@ def decide(
         _audit(pipe, namespace, f"review.case.{action}", done)
         pipe.execute()
     return done
+
+
+def _who_and_when(raw: ledger.RawRecord) -> tuple[str, float]:
+    """The account and received_at of a record's event, read from its JSON (what
+    feedbackguard wrote itself: no model needed)."""
+    event = orjson.loads(raw.event_json)
+    return str(event["account_id"]), datetime.fromisoformat(event["received_at"]).timestamp()
 
 
 def _audit(pipe: Any, namespace: str, what: str, done: CaseAction) -> None:
@@ -290,14 +288,8 @@ def _default(records: state.Records, namespace: str, case_id: str, detail: str) 
             "decided_by": BUDGET_ACTOR,
             "reasons": [*last["reasons"], reason],
         }
-        event = orjson.loads(raw.event_json)
-        changes.append(
-            state.change(
-                raw.then(final),
-                account_id=str(event["account_id"]),
-                received_at=datetime.fromisoformat(event["received_at"]).timestamp(),
-            )
-        )
+        account, received = _who_and_when(raw)
+        changes.append(state.change(raw.then(final), account_id=account, received_at=received))
     if not changes:
         return 0
     done = CaseAction(

@@ -76,7 +76,15 @@ def moderate(
                 continue
             event = raw.validated().event
             changes.append(
-                decided(raw, status, actor, decided_at, note, event.account_id, event.received_at)
+                decided(
+                    raw,
+                    status,
+                    actor,
+                    decided_at,
+                    note,
+                    event.account_id,
+                    event.received_at.timestamp(),
+                )
             )
         ttl = records.policies.current().policy.outcome_ttl_s
         pipe = r.pipeline(transaction=True)
@@ -104,7 +112,7 @@ def decided(
     decided_at: str,
     note: str,
     account_id: str,
-    received_at: datetime,
+    received_at: float,
 ) -> state.Change:
     """The change of an item in review to `status` by moderator `actor`: the last
     decision's reasons and risk, and the moderator's note (kept in the trail, so it
@@ -116,7 +124,7 @@ def decided(
         "decided_by": state.MODERATOR_PREFIX + actor,
         "note": note[:NOTE_MAX],
     }
-    return state.change(raw.then(final), account_id=account_id, received_at=received_at.timestamp())
+    return state.change(raw.then(final), account_id=account_id, received_at=received_at)
 
 
 def back_to_review(
