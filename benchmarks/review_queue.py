@@ -1,7 +1,18 @@
-"""Review queue latency with 100,000 items waiting: list, claim, bulk reject.
+"""Review queue latency with 100,000 items waiting in 5,000 cases: list, claim, decide.
 
 Fills a namespace's review queue the way the pipeline does when it sends items to
-review (records, the review set, and `queue.index` for each item), then measures:
+review (`state.apply`: records, the review set, `queue.index` and the case index for
+each item): one 5,000-event group case (500 accounts) and 4,999 account cases of ~19
+events each, every event with a harm estimate. Then measures, for cases:
+
+- case list: one page of 50 cases as the API builds it (`cases.page` in triage order +
+  `cases.load` of the 50), from the top and from random cursors; by reason code, by
+  kind and by mean risk; and the JSON endpoint end to end (Flask test client);
+- case claim: `cases.claim` of the next case by one of 20 moderators in turn;
+- deciding the 5,000-event group case in one action (`casework.decide`, reject) and
+  undoing it (`casework.undo`);
+
+and, as before cases, for single events:
 
 - list: one page of 50 as the API builds it (`queue.page` + loading the 50 records +
   their lease holders), from the head and from random cursors deep in the queue;
@@ -10,7 +21,8 @@ review (records, the review set, and `queue.index` for each item), then measures
 - claim: `queue.claim` of one item by one of 20 moderators in turn (leases accumulate);
 - bulk reject: every item in review of a 5,000-item cluster (500 accounts):
   `queue.all_ids` (cluster filter) + `moderation.moderate(..., approve=False)`;
-- lazy catch-up: `ensure_indexed` on a queue of 100,000 never indexed (no hook).
+- lazy catch-up: `ensure_indexed` and `cases.catch_up` on a queue of 100,000 never
+  indexed (no hook).
 
 Runs on a private Redis (embedded unless --redis-url; that database is FLUSHED) and a
 SQLite store in a temporary directory.
@@ -33,6 +45,7 @@ from pathlib import Path
 import numpy as np
 import redis
 from flask import Flask
+from flask.testing import FlaskClient
 
 from feedbackguard import accounts, keys
 from feedbackguard.decisions import Decision
@@ -43,7 +56,7 @@ from feedbackguard.pipeline.engine import Pipeline
 from feedbackguard.pipeline.runtime import Runtime
 from feedbackguard.policy.store import PolicyStore
 from feedbackguard.reasons import Reason
-from feedbackguard.review import moderation, queue
+from feedbackguard.review import cases, casework, moderation, queue
 from feedbackguard.settings import Settings
 from feedbackguard.store import Store
 from feedbackguard.web import auth
@@ -51,7 +64,16 @@ from feedbackguard.web.context import init_runtime
 from feedbackguard.web.review import create_review_blueprint
 
 NS = "bench"
-CODES = ["coordination.lockstep", "sybil.dense", "consistency.model", "outlier", "trigger.known"]
+# Account-level codes (no item case): 4,999 account cases and the group's.
+CODES = [
+    "coordination.lockstep",
+    "sybil.trust",
+    "consistency.reputation",
+    "outlier",
+    "trigger.known",
+]
+GROUP = "coordination.lockstep:bench"
+ACCOUNT_CASES = 4999
 PAGE = 50
 CLUSTER_ITEMS = 5000
 CLUSTER_ACCOUNTS = 500
@@ -70,7 +92,7 @@ def fill(r: redis.Redis[bytes], items: int, hook: bool, seed: int = 7) -> list[s
             if n < CLUSTER_ITEMS:
                 account = f"swarm-{n % CLUSTER_ACCOUNTS}"
             else:
-                account = f"acct-{rng.randrange(items // 3)}"
+                account = f"acct-{n % ACCOUNT_CASES}"
             event = FeedbackEvent.model_validate(
                 {
                     "event_id": f"ev-{n:07d}",
@@ -83,11 +105,13 @@ def fill(r: redis.Redis[bytes], items: int, hook: bool, seed: int = 7) -> list[s
                 }
             )
             score = rng.uniform(0.5, 0.89)
+            group = GROUP if n < CLUSTER_ITEMS else ""
             decision = Decision(
                 event_id=event.event_id,
                 status="review",
                 risk=score,
-                reasons=(Reason(code=CODES[n % len(CODES)], detail="bench", score=score),),
+                harm=rng.uniform(0.0, 1.0),
+                reasons=(Reason(CODES[n % len(CODES)], "bench", score, group),),
                 policy_version=1,
             )
             record = ledger.RawRecord(event.to_json(), [decision.model_dump(mode="json")])
@@ -98,8 +122,9 @@ def fill(r: redis.Redis[bytes], items: int, hook: bool, seed: int = 7) -> list[s
         pipe = r.pipeline(transaction=False)
         state.apply(pipe, NS, changes, ttl_s=86400)
         pipe.execute()
-    if not hook:  # no index yet, only the review set: ensure_indexed catches up
+    if not hook:  # no index nor cases yet, only the review set: they catch up
         index_keys = list(r.scan_iter(match=keys.review_indexed(NS).rsplit(":", 1)[0] + ":*"))
+        index_keys += list(r.scan_iter(match=keys.ns(NS, "case", "*")))
         for start in range(0, len(index_keys), 1000):
             r.delete(*index_keys[start : start + 1000])
     return ids
@@ -119,6 +144,73 @@ def list_page(r: redis.Redis[bytes], filters: queue.Filters, cursor: str | None)
     ledger.load(r, NS, found.ids)
     queue.holders(r, NS, found.ids)
     assert len(found.ids) == PAGE, (filters, len(found.ids))
+
+
+def case_page(r: redis.Redis[bytes], filters: cases.Filters, cursor: str | None) -> None:
+    found = cases.page(r, NS, filters, cursor=cursor, limit=PAGE)
+    loaded = cases.load(r, NS, found.ids)
+    assert len(loaded) == PAGE, (filters, len(loaded))
+
+
+def measure_cases(
+    r: redis.Redis[bytes],
+    pipeline: Pipeline,
+    client: FlaskClient,
+    headers: dict[str, str],
+    runs: int,
+    results: dict[str, object],
+) -> None:
+    """List, claim, and decide and undo the group case in one action."""
+    rng = random.Random(2)
+    ranked = r.zrevrange(keys.case_by_harm(NS), 0, -1, withscores=True)
+
+    def random_cursor() -> str:
+        case_id, score = ranked[rng.randrange(len(ranked) - 2 * PAGE)]
+        return f"{score!r}|{case_id.decode()}"
+
+    top = cases.Filters()
+    results["case_list_p99_ms"] = max(
+        p99_ms(lambda: case_page(r, top, None), runs),
+        p99_ms(lambda: case_page(r, top, random_cursor()), runs),
+    )
+    by_reason = cases.Filters(reason=CODES[1])
+    by_risk = cases.Filters(risk_min=0.7)
+    by_kind = cases.Filters(kind="a")
+    results["case_list_filtered_p99_ms"] = max(
+        p99_ms(lambda: case_page(r, by_reason, None), runs),
+        p99_ms(lambda: case_page(r, by_risk, None), runs),
+        p99_ms(lambda: case_page(r, by_kind, random_cursor()), runs),
+    )
+    results["case_list_account_p99_ms"] = p99_ms(
+        lambda: cases.page(r, NS, cases.Filters(account="swarm-7"), limit=PAGE), runs
+    )
+
+    def api_list() -> None:
+        resp = client.get(f"/review/api/cases?namespace={NS}&limit={PAGE}", headers=headers)
+        assert resp.status_code == 200
+        assert len(resp.get_json()["cases"]) == PAGE
+
+    results["case_list_api_p99_ms"] = p99_ms(api_list, min(runs, 300))
+
+    moderators = [f"mod-{k}" for k in range(20)]
+    turn = iter(range(10**9))
+
+    def claim() -> None:
+        who = moderators[next(turn) % len(moderators)]
+        assert cases.claim(r, NS, who, lease_s=300) is not None
+
+    results["case_claim_p99_ms"] = p99_ms(claim, runs)
+    r.delete(keys.case_leases(NS), keys.case_holders(NS))
+    group = cases.page(r, NS, cases.Filters(kind="g")).ids[0]
+    t = time.perf_counter()
+    done = casework.decide(pipeline, NS, group, "bench", "reject", keep_s=3600)
+    results["case_decide_5000_s"] = round(time.perf_counter() - t, 3)
+    assert len(done.rejected) == CLUSTER_ITEMS, len(done.rejected)
+    t = time.perf_counter()
+    undone = casework.undo(pipeline, NS, done.action_id, "bench", window_s=3600)
+    results["case_undo_5000_s"] = round(time.perf_counter() - t, 3)
+    assert len(undone.undone) == CLUSTER_ITEMS
+    assert cases.check(r, NS) == []
 
 
 def main() -> None:
@@ -142,8 +234,14 @@ def main() -> None:
     t = time.perf_counter()
     queue.ensure_indexed(r, NS, sync_s=5, force=True)
     results["sync_check_in_step_ms"] = round((time.perf_counter() - t) * 1000, 1)
+    t = time.perf_counter()
+    cases.catch_up(r, NS)
+    results["cases_catch_up_s"] = round(time.perf_counter() - t, 2)
     r.flushdb()
+    t = time.perf_counter()
     fill(r, args.items, hook=True)
+    results["fill_with_index_s"] = round(time.perf_counter() - t, 2)
+    results["cases"] = cases.open_count(r, NS)
 
     rng = random.Random(1)
     all_ids = [raw.decode() for raw in r.zrange(keys.review(NS), 0, -1, withscores=False)]
@@ -199,6 +297,7 @@ def main() -> None:
             assert len(queue.claim(r, NS, who, lease_s=300)) == 1
 
         results["claim_p99_ms"] = p99_ms(claim, args.runs)
+        measure_cases(r, pipeline, client, headers, args.runs, results)
 
         accounts.replace_findings(
             r,

@@ -18,6 +18,9 @@ from feedbackguard.reasons import Reason
 Status = Literal["pending", "admitted", "review", "rejected", "quarantined"]
 FINAL_STATUSES: frozenset[str] = frozenset({"admitted", "rejected", "quarantined"})
 
+NOTE_MAX = 2000
+"""The longest moderator's note a decision keeps."""
+
 _TIME = TypeAdapter(datetime)
 
 
@@ -36,6 +39,8 @@ class Decision(BaseModel):
     policy_version: int
     decided_at: datetime = Field(default_factory=utcnow)
     decided_by: str = "auto"
+    # Why a moderator decided so (kept in the trail, so the store's export carries it).
+    note: str = Field(default="", max_length=NOTE_MAX)
 
 
 def json_time(at: datetime) -> str:

@@ -264,6 +264,93 @@ def review_codes(namespace: str) -> str:
     return ns(namespace, "rq", "codes")
 
 
+# -- review cases (feedbackguard/review/cases.py) ----------------------------------------
+
+
+def case_members(namespace: str) -> str:
+    """Sorted set: id in review -> the number of the case it is in."""
+    return ns(namespace, "case", "members")
+
+
+def case_events(namespace: str) -> str:
+    """Hash: id in review -> what its case counts of it (risk, harm, account, codes)."""
+    return ns(namespace, "case", "ev")
+
+
+def case_open(namespace: str) -> str:
+    """Hash: case key ("a:<account>", "i:<item>", "g:<group>") -> its open case."""
+    return ns(namespace, "case", "open")
+
+
+def case_seq(namespace: str) -> str:
+    """The last case number given."""
+    return ns(namespace, "case", "seq")
+
+
+def case_meta(namespace: str) -> str:
+    """Hash: case -> what does not change as events come and go (JSON: kind, label,
+    when it opened, the strongest reason seen)."""
+    return ns(namespace, "case", "meta")
+
+
+def case_counts(namespace: str) -> str:
+    """Hash: "<case>:<field>" -> an open case's running counts (events, risk and harm
+    sums, accounts, kind, codes), "<case>:c:<code>" and "<case>:a:<account>" -> events."""
+    return ns(namespace, "case", "counts")
+
+
+def case_by_harm(namespace: str) -> str:
+    """Sorted set: open case -> expected harm (harm sum x mean risk)."""
+    return ns(namespace, "case", "by-harm")
+
+
+def case_by_risk(namespace: str) -> str:
+    """Sorted set: open case -> risk sum (mean risk x events): the order while no
+    event carries a harm estimate."""
+    return ns(namespace, "case", "by-risk")
+
+
+def case_by_age(namespace: str) -> str:
+    """Sorted set: open case -> received_at of its oldest event."""
+    return ns(namespace, "case", "by-age")
+
+
+def case_closed(namespace: str) -> str:
+    """Sorted set: closed case -> when it closed (wall time), until forgotten."""
+    return ns(namespace, "case", "closed")
+
+
+def case_over(namespace: str) -> str:
+    """Sorted set: case given the safe default for lack of review capacity -> when."""
+    return ns(namespace, "case", "over")
+
+
+def case_leases(namespace: str) -> str:
+    """Sorted set: case -> lease expiry (ms)."""
+    return ns(namespace, "case", "leases")
+
+
+def case_holders(namespace: str) -> str:
+    """Hash: case -> the moderator holding its lease."""
+    return ns(namespace, "case", "holders")
+
+
+def case_action(namespace: str, action_id: str) -> str:
+    """One decision on a case (JSON: who, when, the events approved and rejected), kept
+    for undo and to reopen a case given the safe default."""
+    return ns(namespace, "case", "act", action_id)
+
+
+def case_action_seq(namespace: str) -> str:
+    """The last action number given."""
+    return ns(namespace, "case", "act-seq")
+
+
+def case_decided(namespace: str) -> str:
+    """Sorted set: moderators' case actions -> when (wall time): decided per day."""
+    return ns(namespace, "case", "decided")
+
+
 # -- policy, audit, auth, metrics --------------------------------------------------------
 
 

@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 
 from feedbackguard import keys
 from feedbackguard.pipeline.namespaces import info, known
+from feedbackguard.review import backlog
 
 STATUSES: Final = ("pending", "admitted", "review", "rejected", "quarantined")
 TIMINGS: Final = ("batch", "analysis")
@@ -104,6 +105,29 @@ class RedisCollector(Collector):
         locked = GaugeMetricFamily(
             "feedbackguard_lockdown", "1 while the namespace is locked down", labels=["namespace"]
         )
+        review = {
+            "cases": GaugeMetricFamily(
+                "feedbackguard_review_cases",
+                "Open review cases (the backlog)",
+                labels=["namespace"],
+            ),
+            "oldest": GaugeMetricFamily(
+                "feedbackguard_review_oldest_case_age_seconds",
+                "Event time since the oldest open case's oldest event",
+                labels=["namespace"],
+            ),
+            "decided": GaugeMetricFamily(
+                "feedbackguard_review_cases_decided_last_day",
+                "Review cases moderators decided in the last 24 hours",
+                labels=["namespace"],
+            ),
+            "over": GaugeMetricFamily(
+                "feedbackguard_review_cases_over_budget",
+                "Review cases given the safe default (rejected) for lack of review "
+                "capacity, not reopened",
+                labels=["namespace"],
+            ),
+        }
         hists = {
             name: HistogramMetricFamily(
                 f"feedbackguard_{name}_duration_seconds",
@@ -128,6 +152,11 @@ class RedisCollector(Collector):
                 depth.add_metric([ns, queue], n)
             lag.add_metric([ns], found.lag_s or 0.0)
             locked.add_metric([ns], 1.0 if found.lockdown else 0.0)
+            behind = backlog.status(self.r, ns)
+            review["cases"].add_metric([ns], behind.open_cases)
+            review["oldest"].add_metric([ns], behind.oldest_case_age_s)
+            review["decided"].add_metric([ns], behind.decided_last_day)
+            review["over"].add_metric([ns], behind.over_budget_cases)
             for code, n in self.r.hgetall(keys.reasons(ns)).items():
                 reasons.add_metric([ns, code.decode()], int(n))
             for name, family in hists.items():
@@ -146,6 +175,7 @@ class RedisCollector(Collector):
             depth,
             lag,
             locked,
+            *review.values(),
             *hists.values(),
             jobs,
         )

@@ -26,6 +26,11 @@ class Reason:
     code: str
     detail: str
     score: Annotated[float, Field(ge=0.0, le=1.0)]
+    group: str = ""
+    """The group the finding is about, for findings about a group of accounts (a
+    lockstep group, a dense block, an infrastructure cluster): a stable id, the same
+    for every member and from one analysis run to the next while the group lasts.
+    The review queue gathers a group's events into one case by it. Empty otherwise."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.score <= 1.0:

@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     review_page_size: int = Field(50, gt=0, le=1000)
     review_scan_budget: int = Field(20_000, gt=0)  # ids examined per filtered page at most
     review_cluster_cache_s: float = Field(5.0, gt=0)  # cluster filter's cached union
+    # Where the product shows an item, e.g. "https://product.example/posts/{item}"
+    # (see config/settings.toml); "" shows no link.
+    review_item_url: str = Field("", max_length=2000, pattern=r"^(https?://[^\s]*\{item\}[^\s]*)?$")
     # Web server and admin API (see config/settings.toml).
     secret_key: SecretStr | None = None  # Flask session key; generated under home if unset
     session_cookie_secure: bool = False  # True behind HTTPS: the session cookie is HTTPS-only

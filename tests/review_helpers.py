@@ -9,9 +9,11 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from feedbackguard import inbox_writer
+from feedbackguard import inbox_writer, keys
 from feedbackguard.checks.base import AnalysisContext, Reason, Verdicts
+from feedbackguard.decisions import Decision
 from feedbackguard.events import FeedbackEvent
+from feedbackguard.pipeline import ledger, state
 from feedbackguard.pipeline.engine import Pipeline
 from feedbackguard.pipeline.runtime import Runtime
 from feedbackguard.settings import Settings
@@ -134,3 +136,39 @@ def rt(r: redis.Redis[bytes], settings: Settings) -> Iterator[Runtime]:
 @pytest.fixture
 def client(rt: Runtime) -> FlaskClient:
     return create_app(rt).test_client()
+
+
+def put_in_review(
+    r: redis.Redis[bytes],
+    events: Sequence[FeedbackEvent],
+    reasons: Sequence[Reason] = (Reason("outlier", "test", 0.6),),
+    *,
+    risk: float = 0.6,
+    harm: float = 0.0,
+) -> None:
+    """Write `events` straight into review through the state machine, each decided with
+    `reasons`, `risk` and `harm` (as ingest would, without the checks)."""
+    changes = []
+    for event in events:
+        decision = Decision(
+            event_id=event.event_id,
+            status="review",
+            risk=risk,
+            harm=harm,
+            reasons=tuple(reasons),
+            policy_version=1,
+        )
+        record = ledger.RawRecord(event.to_json(), [decision.model_dump(mode="json")])
+        changes.append(
+            state.change(
+                record,
+                account_id=event.account_id,
+                received_at=event.received_at.timestamp(),
+            )
+        )
+    pipe = r.pipeline(transaction=True)
+    state.apply(pipe, NS, changes, ttl_s=86400)
+    pipe.sadd(keys.namespaces(), NS)  # as capture does
+    if events:
+        ledger.advance_clock(pipe, NS, max(e.received_at.timestamp() for e in events))
+    pipe.execute()

@@ -41,10 +41,12 @@ def test_keys_revoke_unknown_key_fails(env: Settings, r: redis.Redis[bytes]) -> 
 
 def test_users_add_reads_password_from_stdin(env: Settings, r: redis.Redis[bytes]) -> None:
     done = CliRunner().invoke(
-        main, ["users", "add", "mo", "--role", "moderator", "--password-stdin"], input="s3cret\n"
+        main,
+        ["users", "add", "mo", "--role", "moderator", "--password-stdin"],
+        input="s3cret s3cret\n",
     )
     assert done.exit_code == 0, done.output
-    assert auth.verify_password(r, "mo", "s3cret") is not None
+    assert auth.verify_password(r, "mo", "s3cret s3cret") is not None
     assert audit.entries(r, 1)[0]["action"] == "user.add"
 
 

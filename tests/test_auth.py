@@ -88,8 +88,8 @@ def test_password_verifies_and_is_hashed_with_scrypt(r: redis.Redis[bytes]) -> N
 
 
 def test_same_password_gets_different_salts(r: redis.Redis[bytes]) -> None:
-    auth.add_user(r, "a", "viewer", "pw")
-    auth.add_user(r, "b", "viewer", "pw")
+    auth.add_user(r, "a", "viewer", "twelve chars pw")
+    auth.add_user(r, "b", "viewer", "twelve chars pw")
     assert r.get(keys.auth_user("a")) != r.get(keys.auth_user("b"))
 
 
@@ -119,7 +119,7 @@ def test_x_api_key_header_is_accepted(client: FlaskClient, r: redis.Redis[bytes]
 
 
 def test_session_user_is_a_principal(client: FlaskClient, r: redis.Redis[bytes]) -> None:
-    auth.add_user(r, "mo", "admin", "pw")
+    auth.add_user(r, "mo", "admin", "twelve chars pw")
     with client.session_transaction() as sess:
         sess[auth.SESSION_USER] = "mo"
         sess[auth.SESSION_GENERATION] = auth.session_generation(r, "mo")
@@ -218,7 +218,9 @@ def test_session_cookie_is_refused_after_users_add_resets_the_password(
     monkeypatch.setenv("FEEDBACKGUARD_REDIS_URL", str(settings.redis_url))
     monkeypatch.setenv("FEEDBACKGUARD_HOME", str(settings.home))
     done = CliRunner().invoke(
-        main, ["users", "add", "ana", "--role", "moderator", "--password-stdin"], input="new pw\n"
+        main,
+        ["users", "add", "ana", "--role", "moderator", "--password-stdin"],
+        input="a new password\n",
     )
     assert done.exit_code == 0, done.output
     assert _whoami(client) == 401
@@ -418,3 +420,21 @@ def test_bad_key_is_401_then_429_on_redis_6_2(settings: Settings, redis_62_url: 
         assert 0 < rt.redis.ttl(keys.auth_failures(client_key)) <= 60
     finally:
         rt.close()
+
+
+def test_a_password_shorter_than_the_minimum_is_refused(r: redis.Redis[bytes]) -> None:
+    with pytest.raises(ValueError, match="at least 12 characters"):
+        auth.add_user(r, "shorty", "moderator", "x" * (auth.PASSWORD_MIN_CHARS - 1))
+    assert auth.verify_password(r, "shorty", "x" * (auth.PASSWORD_MIN_CHARS - 1)) is None
+
+
+def test_users_add_refuses_a_short_password(
+    r: redis.Redis[bytes], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FEEDBACKGUARD_REDIS_URL", str(settings.redis_url))
+    monkeypatch.setenv("FEEDBACKGUARD_HOME", str(settings.home))
+    done = CliRunner().invoke(
+        main, ["users", "add", "ana", "--role", "moderator", "--password-stdin"], input="short\n"
+    )
+    assert done.exit_code != 0
+    assert "at least 12 characters" in done.output

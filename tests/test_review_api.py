@@ -12,8 +12,9 @@ from feedbackguard import accounts
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import ledger
 from feedbackguard.pipeline.engine import Pipeline
+from feedbackguard.reasons import Reason
 from feedbackguard.store import Store
-from tests.review_helpers import NS, key_headers, log_in, send_to_review
+from tests.review_helpers import NS, key_headers, log_in, put_in_review, send_to_review
 
 MakeEvent = Callable[..., FeedbackEvent]
 
@@ -184,3 +185,66 @@ def test_any_valid_event_id_opens_through_the_api(
         )
         assert resp.status_code == 200, (event.event_id, resp.data)
         assert resp.get_json()["event"]["event_id"] == event.event_id
+
+
+def test_cases_api_lists_claims_decides_and_undoes_a_case(
+    review_client: FlaskClient, r: redis.Redis[bytes], store: Store, make_event: MakeEvent
+) -> None:
+    group = Reason("coordination.lockstep", "in lockstep", 0.6, "g:7")
+    swarm = [make_event(account_id=f"b{i % 4}") for i in range(8)]
+    put_in_review(r, swarm, [group])
+    put_in_review(r, [make_event(account_id="solo")])
+    viewer = key_headers(r, "dash", "viewer")
+    listed = review_client.get("/review/api/cases", headers=viewer).get_json()
+    assert listed["order"] == "risk"
+    assert [(c["kind"], c["events"]) for c in listed["cases"]] == [("group", 8), ("account", 1)]
+    assert listed["status"]["open_cases"] == 2
+    mod = key_headers(r, "ana", "moderator")
+    claimed = review_client.post("/review/api/cases/claim", json={}, headers=mod).get_json()
+    case = claimed["case"]
+    assert case["claimed_by"] == "ana"
+    other = key_headers(r, "bo", "moderator")
+    busy = review_client.post(
+        f"/review/api/cases/{case['case_id']}/decide", json={"action": "reject"}, headers=other
+    )
+    assert busy.status_code == 409
+    done = review_client.post(
+        f"/review/api/cases/{case['case_id']}/decide",
+        json={"action": "approve", "version": case["version"], "note": "real fans"},
+        headers=mod,
+    ).get_json()
+    assert len(done["approved"]) == 8
+    assert store.count() == 8
+    undone = review_client.post(
+        "/review/api/cases/undo", json={"action_id": done["action_id"]}, headers=mod
+    ).get_json()
+    assert len(undone["undone"]) == 8
+    one = review_client.get(f"/review/api/cases/{case['case_id']}", headers=viewer).get_json()
+    assert (one["open"], len(one["event_ids"])) == (True, 8)
+
+
+def test_cases_api_refuses_an_approval_on_a_stale_version(
+    review_client: FlaskClient, r: redis.Redis[bytes], make_event: MakeEvent
+) -> None:
+    put_in_review(r, [make_event(account_id="eve")])
+    mod = key_headers(r, "ana", "moderator")
+    case = review_client.get("/review/api/cases", headers=mod).get_json()["cases"][0]
+    put_in_review(r, [make_event(account_id="eve")])
+    resp = review_client.post(
+        f"/review/api/cases/{case['case_id']}/decide",
+        json={"action": "approve", "version": case["version"]},
+        headers=mod,
+    )
+    assert resp.status_code == 409
+    assert "changed since it was shown" in resp.get_json()["message"]
+
+
+def test_review_status_api_shows_the_backlog(
+    review_client: FlaskClient, r: redis.Redis[bytes], make_event: MakeEvent
+) -> None:
+    put_in_review(r, [make_event(), make_event()])
+    found = review_client.get(
+        "/review/api/status", headers=key_headers(r, "dash", "viewer")
+    ).get_json()
+    assert (found["open_cases"], found["waiting_events"]) == (2, 2)
+    assert found["capacity_per_day"] == 0

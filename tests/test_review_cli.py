@@ -50,3 +50,36 @@ def test_review_list_filters_by_reason_and_account_and_reject_works(
     record = ledger.load(r, NS, [lock.event_id])[0]
     assert record is not None
     assert record.decision.status == "rejected"
+
+
+def test_review_cases_lists_cases_and_one_command_decides_and_undoes_a_case(
+    r: redis.Redis[bytes], fresh_runtime: Runtime, make_event: MakeEvent
+) -> None:
+    swarm = [make_event(account_id=f"s{i}") for i in range(5)]
+    send_to_review(
+        fresh_runtime.pipeline,
+        r,
+        swarm,
+        per_event={e.event_id: [Reason("coordination.lockstep", "", 0.6, "g:1")] for e in swarm},
+    )
+    runner = CliRunner()
+    listed = runner.invoke(main, ["review", "cases", "--json"])
+    assert listed.exit_code == 0, listed.output
+    (case,) = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert (case["kind"], case["events"], case["accounts"]) == ("group", 5, 5)
+    decided = runner.invoke(
+        main, ["review", "decide-case", case["case_id"], "reject", "--actor", "cli"]
+    )
+    assert decided.exit_code == 0, decided.output
+    assert "rejected 5" in decided.output
+    statuses = {
+        rec.decision.status for rec in ledger.load(r, NS, [e.event_id for e in swarm]) if rec
+    }
+    assert statuses == {"rejected"}
+    action = decided.output.split("(action ")[1].split(";")[0]
+    undone = runner.invoke(main, ["review", "undo-case", action, "--actor", "cli"])
+    assert undone.exit_code == 0, undone.output
+    statuses = {
+        rec.decision.status for rec in ledger.load(r, NS, [e.event_id for e in swarm]) if rec
+    }
+    assert statuses == {"review"}

@@ -16,9 +16,11 @@ from feedbackguard.web import auth
 
 pytestmark = pytest.mark.slow
 
-POSTS = ("claim", "release", "decide", "bulk", "undo")
+POSTS = ("claim", "release", "decide", "bulk", "undo", "cases/claim", "cases/undo",
+         "cases/1/decide", "cases/x/decide")  # fmt: skip
 FIELDS = ("namespace", "ids", "action", "note", "count", "account", "cluster", "reason",
-          "risk_min", "risk_max", "event_id", "cursor", "limit")  # fmt: skip
+          "risk_min", "risk_max", "event_id", "cursor", "limit", "kind", "version",
+          "approve_ids", "approve_accounts", "action_id")  # fmt: skip
 text = st.text(st.characters(codec="utf-8"), max_size=40) | st.sampled_from(
     ["", "default", "approve", "reject", "\x00", "../../etc", "<script>", "9" * 400, "NaN"]
 )
@@ -68,7 +70,9 @@ def test_any_raw_body_gets_no_server_error(
 def test_any_query_gets_no_server_error(
     client: FlaskClient, moderator: dict[str, str], query: dict[str, str], event_id: str
 ) -> None:
-    assert client.get("/review/api/items", query_string=query, headers=moderator).status_code < 500
+    for listing in ("items", "cases", "cases/over-budget", "status", "cases/1"):
+        found = client.get(f"/review/api/{listing}", query_string=query, headers=moderator)
+        assert found.status_code < 500
     path = f"/review/api/items/{quote(event_id, safe='')}"
     resp = client.get(path, query_string=query, headers=moderator)
     assert resp.status_code < 500

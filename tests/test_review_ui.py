@@ -16,6 +16,7 @@ from feedbackguard import accounts
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import ledger
 from feedbackguard.pipeline.engine import Pipeline
+from feedbackguard.review import cases
 from feedbackguard.store import Store
 from tests.review_helpers import NS, PASSWORD, csrf_of, hostile_event, log_in, send_to_review
 
@@ -178,9 +179,12 @@ def test_attacker_text_in_every_field_renders_inert(
         ],
     )
     log_in(review_client)
+    case_id = cases.cases_of(r, NS, [event.event_id])[0]
     pages = [
         review_client.get("/review/"),
+        review_client.get("/review/events"),
         review_client.get(f"/review/item/{event.event_id}"),
+        review_client.get(f"/review/case/{case_id}"),
     ]
     for page in pages:
         assert page.status_code == 200
@@ -205,7 +209,7 @@ def test_any_valid_event_id_opens_from_the_queue_page(
     events = [make_event(event_id=i) for i in ODD_IDS]
     send_to_review(pipeline, r, events)
     log_in(review_client)
-    queue_html = review_client.get("/review/").get_data(as_text=True)
+    queue_html = review_client.get("/review/events").get_data(as_text=True)
     links = re.findall(r'class="open" href="([^"]+)"', queue_html)
     assert len(links) == len(events)
     for link in links:
@@ -264,7 +268,13 @@ def test_bidi_controls_in_attacker_text_are_shown_escaped(
         ],
     )
     log_in(review_client)
-    for url in ("/review/", f"/review/item/{quote(event.event_id, safe='/')}"):
+    case_id = cases.cases_of(r, NS, [event.event_id])[0]
+    for url in (
+        "/review/",
+        "/review/events",
+        f"/review/item/{quote(event.event_id, safe='/')}",
+        f"/review/case/{case_id}",
+    ):
         page = review_client.get(url)
         assert page.status_code == 200
         shown = visible_text(page.get_data(as_text=True))

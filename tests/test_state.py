@@ -23,6 +23,7 @@ from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import ledger, state
 from feedbackguard.pipeline.engine import Pipeline
 from feedbackguard.policy.store import PolicyStore
+from feedbackguard.review import cases
 from feedbackguard.review.moderation import moderate, undo
 from feedbackguard.store import Store
 
@@ -122,6 +123,7 @@ def assert_consistent(
     assert _ids(r, keys.review_indexed(NS)) == review
     assert {raw.decode() for raw in r.hkeys(keys.review_meta(NS))} == review
     assert _ids(r, keys.review_risk(NS)) == review
+    assert cases.check(r, NS) == []
     for account in ACCOUNTS:
         mine = {i for i in review if events[i].account_id == account}
         assert _ids(r, keys.review_account(NS, account)) == mine

@@ -179,8 +179,16 @@ def trim_window(r: redis.Redis[bytes], namespace: str, start: float, policy: Gra
 
 
 def _reasons(raw: bytes) -> list[Reason]:
-    found = orjson.loads(raw)
-    return [Reason(code, detail, score) for code, detail, score in found["reasons"]]
+    return _reasons_of(orjson.loads(raw))
+
+
+def _reasons_of(found: dict[str, Any]) -> list[Reason]:
+    """An account's cached reasons, each with its group (`Reason.group`)."""
+    groups = found.get("groups", {})
+    return [
+        Reason(code, detail, score, groups.get(code, ""))
+        for code, detail, score in found["reasons"]
+    ]
 
 
 class GraphCheck:
@@ -285,7 +293,7 @@ class GraphAnalyser:
         verdicts: Verdicts = {}
         for event_id, account in zip(rows.event_id, rows.account, strict=True):
             if account in changed:
-                verdicts[event_id] = [Reason(*x) for x in findings[account]["reasons"]]
+                verdicts[event_id] = _reasons_of(findings[account])
         for burst in bursts:
             reason = _burst_reason(window, burst, policy.detect.reports.action_reports)
             for e in burst.events.tolist():
@@ -325,13 +333,16 @@ def _burst_reason(window: EventWindow, burst: ReportBurst, action: int) -> Reaso
         f"{burst.independent} independently ({burst.without_history} without history "
         f"before the burst, largest cohort {largest}); {action} reports act on an item"
     )
-    return Reason(CORRELATED, detail, round(burst.harm, SCORE_DIGITS))
+    # One case per reported item: the burst on an item is what a moderator judges.
+    group = f"reports:{window.item_ids[burst.item]}"
+    return Reason(CORRELATED, detail, round(burst.harm, SCORE_DIGITS), group)
 
 
 def _risk_json(found: AccountRisk) -> dict[str, Any]:
     return {
         "risk": round(found.risk, SCORE_DIGITS),
         "reasons": [[x.code, x.detail, round(x.score, SCORE_DIGITS)] for x in found.reasons],
+        "groups": {x.code: x.group for x in found.reasons if x.group},
         "clusters": list(found.clusters),
     }
 

@@ -20,6 +20,7 @@ from feedbackguard.cli.purge import purge_group
 from feedbackguard.cli.redis import redis_group
 from feedbackguard.cli.replay import replay_command
 from feedbackguard.cli.review import review_group
+from feedbackguard.cli.review_cases import cases_command as _registers_review_cases
 from feedbackguard.cli.serve import serve
 from feedbackguard.cli.simulate import simulate_command
 from feedbackguard.cli.spool import spool_group
@@ -60,7 +61,8 @@ def main() -> None:
 main.add_command(demo)
 main.add_command(status)
 main.add_command(accounts_group)
-main.add_command(review_group)
+main.add_command(review_group)  # with the case commands (`cli.review_cases`)
+assert _registers_review_cases.name in review_group.commands
 main.add_command(policy_group)
 main.add_command(purge_group)
 main.add_command(worker)

@@ -9,6 +9,7 @@ needs: its members, the items they share and the timeline of their activity.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -85,22 +86,40 @@ class AnalysisResult:
 
 @dataclass
 class _Findings:
-    """Per-account best score and cluster per reason code, while combining."""
+    """Per-account best score, its detail and group, and clusters per reason code,
+    while combining."""
 
     n: int
+    names: tuple[str, ...] = ()
+    first_seen: FloatArray = field(default_factory=lambda: np.zeros(0))
     score: dict[str, FloatArray] = field(default_factory=dict)
     detail: dict[str, dict[int, str]] = field(default_factory=dict)
+    group: dict[str, dict[int, str]] = field(default_factory=dict)
     clusters: dict[int, list[str]] = field(default_factory=dict)
 
     def add(self, code: str, members: IntArray, score: float, detail: str, cid: str) -> None:
         current = self.score.setdefault(code, np.zeros(self.n))
         details = self.detail.setdefault(code, {})
+        groups = self.group.setdefault(code, {})
+        group = self.group_id(code, members)
         better = members[current[members] < score]
         current[better] = score
         for m in better.tolist():
             details[m] = detail
+            groups[m] = group
         for m in members.tolist():
             self.clusters.setdefault(m, []).append(cid)
+
+    def group_id(self, code: str, members: IntArray) -> str:
+        """A group's id for its reasons (`Reason.group`): the code and a digest of its
+        earliest member (first seen in the window, then by name). Cluster ids number
+        a run's findings in order; this stays the same from one run to the next while
+        the group grows."""
+        if members.size == 0 or not self.names:
+            return ""
+        first = min(members.tolist(), key=lambda m: (self.first_seen[m], self.names[m]))
+        digest = hashlib.blake2b(self.names[first].encode(), digest_size=6).hexdigest()
+        return f"{code}:{digest}"
 
 
 def _timed(timings: dict[str, float], name: str, fn: Callable[[], T]) -> T:
@@ -136,7 +155,21 @@ def _names(window: EventWindow, accounts: IntArray) -> tuple[str, ...]:
 
 
 def _hours(start: float, end: float) -> str:
-    return f"{(end - start) / 3600:.1f} h"
+    """A span as people read it: seconds, minutes, hours or days (never "0.0 h")."""
+    return span_text(end - start)
+
+
+def span_text(seconds: float) -> str:
+    """`seconds` in the largest unit that keeps it at least 1 (whole seconds under a
+    minute, at least 1: "within 1 s" is true of anything shorter)."""
+    s = max(0.0, seconds)
+    if s < 60:
+        return f"{max(1, round(s))} s"
+    if s < 3600:
+        return f"{s / 60:.1f} min"
+    if s < 86400:
+        return f"{s / 3600:.1f} h"
+    return f"{s / 86400:.1f} days"
 
 
 def _lockstep_clusters(
@@ -380,7 +413,7 @@ def analyse(
     timings: dict[str, float] = {}
     started = time.perf_counter()
     young = window.young(pol.young_account_age_s)
-    found = _Findings(window.n_accounts)
+    found = _Findings(window.n_accounts, window.account_ids, window.first_seen())
     groups, pairs = _timed(
         timings, "lockstep", lambda: detect_lockstep(window, pol.lockstep, young)
     )
@@ -409,7 +442,12 @@ def analyse(
     accounts: dict[str, AccountRisk] = {}
     for a in np.flatnonzero(risk > 0).tolist():
         reasons = tuple(
-            Reason(code, found.detail[code].get(a, ""), float(found.score[code][a]))
+            Reason(
+                code,
+                found.detail[code].get(a, ""),
+                float(found.score[code][a]),
+                found.group.get(code, {}).get(a, ""),
+            )
             for code in CODES
             if code in found.score and found.score[code][a] > 0
         )

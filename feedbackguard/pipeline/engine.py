@@ -7,7 +7,8 @@ ingest:  inbox batch -> parse and dedupe (event_id) -> checks and decide -> one 
 release: pending items whose probation ended (event time) -> admitted (retraining
          store, then records). The store write is idempotent on event_id, so a
          release that crashes half way is simply done again.
-analyse: every analyser over the namespace's window -> events re-decided.
+analyse: every analyser over the namespace's window -> events re-decided; review cases
+         the team cannot reach in time get the safe default (`review.budget`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from feedbackguard.pipeline import inbox, ledger, state
 from feedbackguard.pipeline.decide import decide
 from feedbackguard.policy import Policy
 from feedbackguard.policy.store import PolicyStore, PolicyVersion
+from feedbackguard.review import budget
 from feedbackguard.store import Store
 
 log = logging.getLogger(__name__)
@@ -328,6 +330,7 @@ class Pipeline:
             for event_id, reasons in found.items():
                 verdicts.setdefault(event_id, []).extend(reasons)
         outcome = self.redecide(namespace, verdicts, actor="analysis")
+        budget.enforce(self, namespace, now)
         self.r.set(keys.analysed(namespace), repr(now))
         took = time.perf_counter() - started
         metrics.observe(self.r, namespace, "analysis", took)
@@ -406,7 +409,9 @@ class Pipeline:
 def _merge(last: Sequence[Mapping[str, Any]], found: Sequence[Reason]) -> list[Reason] | None:
     """The last decision's reasons (JSON form) with `found` added (a code found again
     takes the new score); None when nothing changes."""
-    reasons = {r["code"]: Reason(r["code"], r["detail"], r["score"]) for r in last}
+    reasons = {
+        r["code"]: Reason(r["code"], r["detail"], r["score"], r.get("group", "")) for r in last
+    }
     changed = False
     for reason in found:
         old = reasons.get(reason.code)

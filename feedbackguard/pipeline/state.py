@@ -4,11 +4,11 @@ that applies them.
 An event's status is the last decision of its record (`ledger`). Besides the record,
 a status lives in several places that must agree with it: the pending set (scored by
 the end of probation) and the releasing set (pending ids a release has claimed), the
-review set and the review queue's indexes (`review.queue`), the namespace's counters,
-the moderator outcomes per account (`accounts`), the flagged-reason metrics and, for
-`admitted`, the retraining store. `apply` is the only writer of all of them, for
-ingest, release, re-decision by analysis, moderation and undo alike
-(docs/architecture.md, "Record states").
+review set, the review queue's indexes (`review.queue`) and its cases (`review.cases`),
+the namespace's counters, the moderator outcomes per account (`accounts`), the
+flagged-reason metrics and, for `admitted`, the retraining store. `apply` is the only
+writer of all of them, for ingest, release, re-decision by analysis, moderation and
+undo alike (docs/architecture.md, "Record states").
 
     new event ──► pending | review | rejected                  (ingest)
     pending   ──► admitted                                     (release)
@@ -34,7 +34,7 @@ import redis
 from feedbackguard import accounts, keys, metrics
 from feedbackguard.pipeline import ledger
 from feedbackguard.policy.store import PolicyStore
-from feedbackguard.review import queue
+from feedbackguard.review import cases, queue
 from feedbackguard.store import Admission, EventKey, Store, admission_from_json
 
 WAITING: Final = frozenset({"pending", "review"})
@@ -98,6 +98,9 @@ class Change(NamedTuple):
     account_id: str
     received_at: float
     due: float
+    case: str = ""
+    """The review case an event sent back to review rejoins (an undo, a reopen; set by
+    the caller with `_replace`), or "": the case of its key (`review.cases`)."""
 
 
 def change(
@@ -217,6 +220,12 @@ def apply(
             risk=c.risk,
             codes=c.codes,
         )
+    cases.update(
+        pipe,
+        namespace,
+        [cases.join(c.event_id, c.account_id, c.received_at, c.record, c.case) for c in indexed],
+        [event_id for event_id, _, _ in left_review],
+    )
     for c in outcomes:
         _count_outcome(pipe, namespace, c)
     ledger.write_records(pipe, namespace, waiting, None)

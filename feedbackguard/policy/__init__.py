@@ -28,6 +28,7 @@ MAX_TEXT_TRIGGERS = 200
 MAX_TRIGGER_CHARS = 1000
 MAX_FEATURE_RULES = 200
 MAX_TRIGGER_SCAN_BYTES = 64 * 1024
+MAX_REVIEW_NAMESPACES = 1000
 
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False  # a refused pattern is reported by the ValueError
@@ -302,6 +303,27 @@ class Consistency(_Section):
     export_max_share: float | None = Field(0.1, gt=0, le=1)
 
 
+class Review(_Section):
+    """The review team's capacity, in cases a day (`review.budget`): `cases_per_day`
+    for every namespace, or its entry in `namespaces`; 0 means no limit (every case
+    waits for a moderator). Cases the team cannot reach, in triage order, before their
+    oldest event's probation would have ended get the safe default: rejected with
+    reason `review.over_budget` (a moderator can still reopen and decide them)."""
+
+    cases_per_day: float = Field(0.0, ge=0)
+    namespaces: dict[str, float] = Field(default_factory=dict, max_length=MAX_REVIEW_NAMESPACES)
+
+    @model_validator(mode="after")
+    def _non_negative(self) -> Self:
+        if any(n < 0 for n in self.namespaces.values()):
+            raise ValueError("review.namespaces: cases per day must be >= 0")
+        return self
+
+    def capacity(self, namespace: str) -> float:
+        """Cases a day the team decides in `namespace` (0: no limit)."""
+        return self.namespaces.get(namespace, self.cases_per_day)
+
+
 class Policy(_Section):
     probation_s: float = Field(6 * 3600, ge=0)
     outcome_ttl_s: float = Field(30 * 86400, gt=0)
@@ -311,6 +333,7 @@ class Policy(_Section):
     analysis: Analysis = Analysis()
     graph: Graph = Graph()
     consistency: Consistency = Consistency()
+    review: Review = Review()
 
     @model_validator(mode="after")
     def _skew_within_ttl(self) -> Self:

@@ -2,20 +2,20 @@
 
 Both go through the state machine (`pipeline.state`) like every automatic decision:
 approval admits to the store with the whole decision trail, the last decision by
-`moderator:<name>`. Both outcomes are final, audited with who, when and why, and
-counted as the account's moderator outcomes (`accounts`): the graph's trust seeds and
-the account's weight in the consensus.
+`moderator:<name>` with the moderator's note. Both outcomes are final, audited with
+who, when and why, and counted as the account's moderator outcomes (`accounts`): the
+graph's trust seeds and the account's weight in the consensus.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from feedbackguard import audit, keys
-from feedbackguard.decisions import Decision, json_time
+from feedbackguard.decisions import NOTE_MAX, Decision, json_time
 from feedbackguard.pipeline import ledger, state
 from feedbackguard.review import queue
 
@@ -75,17 +75,15 @@ def moderate(
                 result.claimed_by_other.append(event_id)
                 continue
             event = raw.validated().event
-            final = {
-                **raw.trail[-1],
-                "status": status,
-                "decided_at": decided_at,
-                "decided_by": state.MODERATOR_PREFIX + actor,
-            }
             changes.append(
-                state.change(
-                    raw.then(final),
-                    account_id=event.account_id,
-                    received_at=event.received_at.timestamp(),
+                decided(
+                    raw,
+                    status,
+                    actor,
+                    decided_at,
+                    note,
+                    event.account_id,
+                    event.received_at.timestamp(),
                 )
             )
         ttl = records.policies.current().policy.outcome_ttl_s
@@ -105,6 +103,63 @@ def moderate(
         pipe.execute()
     (result.approved if approve else result.rejected).extend(done)
     return result
+
+
+def decided(
+    raw: ledger.RawRecord,
+    status: str,
+    actor: str,
+    decided_at: str,
+    note: str,
+    account_id: str,
+    received_at: float,
+) -> state.Change:
+    """The change of an item in review to `status` by moderator `actor`: the last
+    decision's reasons and risk, and the moderator's note (kept in the trail, so it
+    reaches the store and its exports)."""
+    final = {
+        **raw.trail[-1],
+        "status": status,
+        "decided_at": decided_at,
+        "decided_by": state.MODERATOR_PREFIX + actor,
+        "note": note[:NOTE_MAX],
+    }
+    return state.change(raw.then(final), account_id=account_id, received_at=received_at)
+
+
+def back_to_review(
+    raw: ledger.RawRecord | None,
+    by: str,
+    allowed: Callable[[Decision], bool],
+    now: datetime,
+    note: str = "",
+) -> state.Change | None:
+    """The change sending an item back to review with the reasons that put it there,
+    decided by `by`, when its current decision passes `allowed` (else None)."""
+    record = raw.validated() if raw is not None else None
+    if raw is None or record is None or not allowed(record.decision):
+        return None
+    again = _last_review(record).model_copy(
+        update={"status": "review", "decided_at": now, "decided_by": by, "note": note[:NOTE_MAX]}
+    )
+    return state.change(
+        raw.then(again.model_dump(mode="json")),
+        account_id=record.event.account_id,
+        received_at=record.event.received_at.timestamp(),
+    )
+
+
+def undoable(by: str, now: datetime, window_s: float) -> Callable[[Decision], bool]:
+    """Whether a decision is one `by` made (approve or reject) less than `window_s` ago."""
+
+    def check(decision: Decision) -> bool:
+        return (
+            decision.status in ("admitted", "rejected")
+            and decision.decided_by == by
+            and (now - decision.decided_at).total_seconds() <= window_s
+        )
+
+    return check
 
 
 def undo(
@@ -127,28 +182,14 @@ def undo(
         ids = list(dict.fromkeys(event_ids))
         raws = ledger.load_raw(r, namespace, ids)
         now = datetime.now(UTC)
+        allowed = undoable(by, now, window_s)
         changes: list[state.Change] = []
         for event_id, raw in zip(ids, raws, strict=True):
-            record = raw.validated() if raw is not None else None
-            if (
-                raw is None
-                or record is None
-                or record.decision.status not in ("admitted", "rejected")
-                or record.decision.decided_by != by
-                or (now - record.decision.decided_at).total_seconds() > window_s
-            ):
+            found = back_to_review(raw, by, allowed, now)
+            if found is None:
                 result.refused.append(event_id)
-                continue
-            again = _last_review(record).model_copy(
-                update={"status": "review", "decided_at": now, "decided_by": by}
-            )
-            changes.append(
-                state.change(
-                    raw.then(again.model_dump(mode="json")),
-                    account_id=record.event.account_id,
-                    received_at=record.event.received_at.timestamp(),
-                )
-            )
+            else:
+                changes.append(found)
         pipe = r.pipeline(transaction=True)
         state.apply(
             pipe,

@@ -98,6 +98,12 @@ def _check_role(role: str) -> Role:
     return cast(Role, role)
 
 
+PASSWORD_MIN_CHARS: Final = 12
+"""The shortest password a user may be given. Guessing is also slowed by scrypt and the
+login attempt limits; length is what a guesser cannot shortcut (NIST SP 800-63B asks
+for at least 8; these accounts can admit training data)."""
+
+
 def _check_name(name: str) -> str:
     if not name or len(name) > NAME_MAX or not name.isprintable() or ":" in name:
         raise ValueError(f"invalid name {name!r} (1-{NAME_MAX} printable chars, no ':')")
@@ -126,8 +132,8 @@ def add_user(
     """Create or replace user `name` with `role` and `password` (audited)."""
     _check_name(name)
     checked = _check_role(role)
-    if not password:
-        raise ValueError("empty password")
+    if len(password) < PASSWORD_MIN_CHARS:
+        raise ValueError(f"password too short: at least {PASSWORD_MIN_CHARS} characters")
     salt = secrets.token_bytes(SALT_BYTES)
     record = {
         "role": checked,

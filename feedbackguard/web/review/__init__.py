@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from feedbackguard.web.review import api, routing, security, ui
+from feedbackguard.web.review import api, case_api, case_ui, routing, security, ui
 
 
 def create_review_blueprint() -> Blueprint:
-    """The review blueprint: queue, item pages and the moderation JSON API."""
+    """The review blueprint: the queue of cases, case and item pages, and the
+    moderation JSON API."""
     bp = Blueprint(
         "review",
         __name__,
@@ -29,5 +30,7 @@ def create_review_blueprint() -> Blueprint:
     bp.record_once(routing.install)  # before the routes that use the converter
     bp.after_request(security.secure_headers)
     api.register(bp)
+    case_api.register(bp)
     ui.register(bp)
+    case_ui.register(bp)
     return bp

@@ -85,22 +85,22 @@ class IdsBody(BaseModel):
     note: str = Field("", max_length=2000)
 
 
-def _error(status: int, code: str, message: str, **extra: Any) -> tuple[Response, int]:
+def error_response(status: int, code: str, message: str, **extra: Any) -> tuple[Response, int]:
     return jsonify({"error": code, "message": message, **extra}), status
 
 
-def _principal() -> Principal:
+def principal() -> Principal:
     found: Principal = g.principal
     return found
 
 
-def _body(model: type[pydantic.BaseModel]) -> Any:
+def parse_body(model: type[pydantic.BaseModel]) -> Any:
     return model.model_validate(request.get_json(silent=True) or {})
 
 
-def _csrf_refused() -> tuple[Response, int] | None:
-    if _principal().via == "session" and not security.csrf_ok():
-        return _error(403, "csrf", "missing or wrong CSRF token")
+def csrf_refused() -> tuple[Response, int] | None:
+    if principal().via == "session" and not security.csrf_ok():
+        return error_response(403, "csrf", "missing or wrong CSRF token")
     return None
 
 
@@ -144,7 +144,7 @@ def register(bp: Blueprint) -> None:
 
     @bp.errorhandler(pydantic.ValidationError)
     def invalid(exc: pydantic.ValidationError) -> tuple[Response, int]:
-        return _error(
+        return error_response(
             400,
             "invalid",
             "invalid request",
@@ -168,7 +168,7 @@ def register(bp: Blueprint) -> None:
                 cluster_cache_s=rt.settings.review_cluster_cache_s,
             )
         except ValueError:
-            return _error(400, "invalid", "bad cursor")
+            return error_response(400, "invalid", "bad cursor")
         records = ledger.load(rt.redis, args.namespace, found.ids)
         held = queue.holders(rt.redis, args.namespace, found.ids)
         items = [
@@ -183,21 +183,21 @@ def register(bp: Blueprint) -> None:
         rt = runtime()
         record = ledger.load(rt.redis, namespace, [event_id])[0]
         if record is None:
-            return _error(404, "not_found", "no such event")
+            return error_response(404, "not_found", "no such event")
         return jsonify(item_json(record, queue.holders(rt.redis, namespace, [event_id])[0]))
 
     @bp.post("/api/claim")
     @require_role("moderator")
     def claim() -> Any:
-        if refused := _csrf_refused():
+        if refused := csrf_refused():
             return refused
-        body = _body(ClaimBody)
+        body = parse_body(ClaimBody)
         rt = runtime()
         queue.ensure_indexed(rt.redis, body.namespace, rt.settings.review_sync_s)
         ids = queue.claim(
             rt.redis,
             body.namespace,
-            _principal().name,
+            principal().name,
             rt.settings.review_lease_s,
             body.filters(),
             count=body.count,
@@ -207,7 +207,7 @@ def register(bp: Blueprint) -> None:
         records = ledger.load(rt.redis, body.namespace, ids)
         return jsonify(
             {
-                "items": [item_json(rec, _principal().name) for rec in records if rec is not None],
+                "items": [item_json(rec, principal().name) for rec in records if rec is not None],
                 "lease_s": rt.settings.review_lease_s,
             }
         )
@@ -215,24 +215,24 @@ def register(bp: Blueprint) -> None:
     @bp.post("/api/release")
     @require_role("moderator")
     def release() -> Any:
-        if refused := _csrf_refused():
+        if refused := csrf_refused():
             return refused
-        body = _body(IdsBody)
-        count = queue.release(runtime().redis, body.namespace, body.ids, _principal().name)
+        body = parse_body(IdsBody)
+        count = queue.release(runtime().redis, body.namespace, body.ids, principal().name)
         return jsonify({"released": count})
 
     @bp.post("/api/decide")
     @require_role("moderator")
     def decide() -> Any:
-        if refused := _csrf_refused():
+        if refused := csrf_refused():
             return refused
-        body = _body(DecideBody)
+        body = parse_body(DecideBody)
         result = moderation.moderate(
             runtime().pipeline,
             body.namespace,
             body.ids,
             approve=body.action == "approve",
-            actor=_principal().name,
+            actor=principal().name,
             note=body.note,
         )
         return jsonify(result_json(result))
@@ -240,17 +240,17 @@ def register(bp: Blueprint) -> None:
     @bp.post("/api/bulk")
     @require_role("moderator")
     def bulk() -> Any:
-        if refused := _csrf_refused():
+        if refused := csrf_refused():
             return refused
-        body = _body(BulkBody)
+        body = parse_body(BulkBody)
         if not body.ids and not body.account and not body.cluster:
-            return _error(400, "invalid", "give ids, account or cluster")
+            return error_response(400, "invalid", "give ids, account or cluster")
         result = moderation.moderate(
             runtime().pipeline,
             body.namespace,
             bulk_ids(body),
             approve=body.action == "approve",
-            actor=_principal().name,
+            actor=principal().name,
             note=body.note,
         )
         return jsonify(result_json(result))
@@ -258,15 +258,15 @@ def register(bp: Blueprint) -> None:
     @bp.post("/api/undo")
     @require_role("moderator")
     def undo() -> Any:
-        if refused := _csrf_refused():
+        if refused := csrf_refused():
             return refused
-        body = _body(IdsBody)
+        body = parse_body(IdsBody)
         rt = runtime()
         result = moderation.undo(
             rt.pipeline,
             body.namespace,
             body.ids,
-            actor=_principal().name,
+            actor=principal().name,
             window_s=rt.settings.review_undo_s,
             note=body.note,
         )

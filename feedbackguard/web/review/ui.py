@@ -1,6 +1,7 @@
-"""The review web pages: login, the queue, an item with its evidence, and the plain
-form posts behind approve / reject / claim / bulk / undo (they work without JS; the
-static script only adds keyboard shortcuts on top)."""
+"""The review web pages: login, the list of events in review, an item with its
+evidence, and the plain form posts behind approve / reject / claim / bulk / undo of
+events (they work without JS; the static script only adds keyboard shortcuts on top).
+The queue of cases and case pages are `case_ui`."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from feedbackguard import keys
 from feedbackguard.pipeline import ledger
-from feedbackguard.review import evidence, moderation, queue
+from feedbackguard.review import cases, evidence, moderation, queue
 from feedbackguard.web import auth
 from feedbackguard.web.context import runtime
 from feedbackguard.web.review import security, text
@@ -37,7 +38,7 @@ def _namespace() -> str:
     return (request.values.get("namespace") or "default")[:200]
 
 
-def _principal(role: auth.Role) -> auth.Principal | WerkzeugResponse:
+def principal_or_login(role: auth.Role) -> auth.Principal | WerkzeugResponse:
     """The logged-in user with at least `role`, or a redirect to the login page."""
     principal = auth.current_principal()
     if principal is None:
@@ -68,7 +69,7 @@ def _safe_next(target: str | None, fallback: str) -> str:
     return target
 
 
-def _check_csrf() -> None:
+def check_csrf() -> None:
     if not security.csrf_ok():
         abort(403, description="missing or wrong CSRF token")
 
@@ -88,7 +89,7 @@ def register(bp: Blueprint) -> None:
     def login_post() -> Any:
         """Count the attempt (per client and per account name) before the password is
         checked, so parallel guesses past the limit never reach scrypt."""
-        _check_csrf()
+        check_csrf()
         rt = runtime()
         r = rt.redis
         name = request.form.get("username", "")[:200]
@@ -125,16 +126,16 @@ def register(bp: Blueprint) -> None:
     @bp.post("/logout")
     def logout() -> Any:
         """End this session and every other session of the same user."""
-        _check_csrf()
+        check_csrf()
         principal = auth.current_principal()
         if principal is not None and principal.via == "session":
             auth.revoke_sessions(runtime().redis, principal.name)
         auth.end_session()
         return redirect(url_for(".login"))
 
-    @bp.get("/")
-    def queue_page() -> Any:
-        principal = _principal("viewer")
+    @bp.get("/events")
+    def events_page() -> Any:
+        principal = principal_or_login("viewer")
         if not isinstance(principal, auth.Principal):
             return principal
         settings = runtime().settings
@@ -162,7 +163,7 @@ def register(bp: Blueprint) -> None:
         held = queue.holders(r, parsed.namespace, found.ids)
         rows = [(rec, who) for rec, who in zip(records, held, strict=True) if rec is not None]
         return render_template(
-            "review/queue.html",
+            "review/events.html",
             principal=principal,
             rows=rows,
             filters=parsed,
@@ -175,7 +176,7 @@ def register(bp: Blueprint) -> None:
 
     @bp.get("/item/<event_id:event_id>", merge_slashes=False)
     def item_page(event_id: str) -> Any:
-        principal = _principal("viewer")
+        principal = principal_or_login("viewer")
         if not isinstance(principal, auth.Principal):
             return principal
         namespace = _namespace()
@@ -193,19 +194,21 @@ def register(bp: Blueprint) -> None:
             ev=found,
             event=record.event,
             namespace=namespace,
+            case_id=cases.cases_of(r, namespace, [event_id])[0],
             next_id=next_id,
             here=request.full_path,
             svg_size=evidence.SVG_SIZE,
             tl_w=evidence.TIMELINE_W,
             tl_h=evidence.TIMELINE_H,
+            tl_axis=evidence.TIMELINE_AXIS,
         )
 
     @bp.post("/claim")
     def claim_form() -> Any:
-        principal = _principal("moderator")
+        principal = principal_or_login("moderator")
         if not isinstance(principal, auth.Principal):
             return principal
-        _check_csrf()
+        check_csrf()
         namespace = _namespace()
         rt = runtime()
         queue.ensure_indexed(rt.redis, namespace, rt.settings.review_sync_s)
@@ -217,10 +220,10 @@ def register(bp: Blueprint) -> None:
 
     @bp.post("/decide")
     def decide_form() -> Any:
-        principal = _principal("moderator")
+        principal = principal_or_login("moderator")
         if not isinstance(principal, auth.Principal):
             return principal
-        _check_csrf()
+        check_csrf()
         namespace = _namespace()
         ids = [i for i in request.form.getlist("event_id") if i][:10_000]
         action = request.form.get("action")
@@ -241,16 +244,19 @@ def register(bp: Blueprint) -> None:
 
     @bp.post("/bulk")
     def bulk_form() -> Any:
-        principal = _principal("moderator")
+        principal = principal_or_login("moderator")
         if not isinstance(principal, auth.Principal):
             return principal
-        _check_csrf()
+        check_csrf()
         namespace = _namespace()
         action = request.form.get("action")
         scope = request.form.get("scope")
         target = request.form.get("target", "")[:500]
         if action not in ("approve", "reject") or scope not in ("account", "cluster") or not target:
             abort(400, description="bulk needs an action, a scope and a target")
+        if action == "approve" and request.form.get("confirm") != "yes":
+            flash("Tick the confirmation to approve them all: they reach the training data.")
+            return redirect(_safe_next(request.form.get("next"), url_for(".queue_page")))
         rt = runtime()
         queue.ensure_indexed(rt.redis, namespace, rt.settings.review_sync_s)
         filters = queue.Filters(
@@ -273,10 +279,10 @@ def register(bp: Blueprint) -> None:
 
     @bp.post("/undo")
     def undo_form() -> Any:
-        principal = _principal("moderator")
+        principal = principal_or_login("moderator")
         if not isinstance(principal, auth.Principal):
             return principal
-        _check_csrf()
+        check_csrf()
         namespace = _namespace()
         ids = [i for i in request.form.getlist("event_id") if i][:10_000]
         rt = runtime()
