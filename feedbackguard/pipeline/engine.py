@@ -3,7 +3,9 @@
 ingest:  inbox batch -> parse and dedupe (event_id) -> checks and decide -> one MULTI
          writing the new records' states (`state.apply`), the counters, the event
          clock and the XACK. Either all of a batch's outcomes are written and
-         acknowledged, or none are and the batch is delivered again.
+         acknowledged, or none are and the batch is delivered again. The MULTI
+         WATCHes the batch's records: when another reader decided some of its events
+         meanwhile, it fails and the batch is parsed again.
 release: pending items whose probation ended (event time) -> admitted (retraining
          store, then records). The store write is idempotent on event_id, so a
          release that crashes half way is simply done again.
@@ -108,38 +110,60 @@ class Pipeline:
     def ingest_batch(
         self, namespace: str, consumer: str, block_ms: int | None = None
     ) -> BatchOutcome:
-        """Read, check, decide and acknowledge one batch of the namespace's inbox."""
+        """Read, check, decide and acknowledge one batch of the namespace's inbox.
+
+        A worker stalled longer than `claim_idle_ms` has its batch reclaimed by another
+        reader (`inbox.read_batch`) while it still works on it. Whichever of the two
+        writes second finds the events decided: when it parses the batch (duplicates),
+        or, when it parsed before the other wrote, when its MULTI fails because the
+        records it watched were written; it then parses the batch again.
+        """
         inbox.ensure_group(self.r, namespace)
         entries = inbox.read_batch(
             self.r, namespace, consumer, self.batch_size, block_ms, self.claim_idle_ms
         )
-        outcome = BatchOutcome(entries=len(entries))
         if not entries:
-            return outcome
+            return BatchOutcome()
+        while True:
+            try:
+                return self._ingest(namespace, entries)
+            except redis.WatchError:
+                log.info("%s: events of a batch were decided by another reader", namespace)
+
+    def _ingest(self, namespace: str, entries: Sequence[inbox.Entry]) -> BatchOutcome:
+        outcome = BatchOutcome(entries=len(entries))
         started = time.perf_counter()
         current = self.policies.current()
-        batch = self._parse(namespace, entries, current.policy)
-        changes = self._decide(namespace, batch, current)
-        pipe = self.r.pipeline(transaction=True)
-        moves = state.apply(pipe, namespace, changes, ttl_s=current.policy.outcome_ttl_s)
-        for (_, status), count in moves.items():
-            outcome.statuses[status] = outcome.statuses.get(status, 0) + count
-        outcome.decided = len(changes)
-        outcome.duplicates = batch.duplicates
-        outcome.held = len(batch.held)
-        outcome.dead = len(batch.dead)
-        self._write_rest(pipe, namespace, batch, outcome)
-        metrics.observe(pipe, namespace, "batch", time.perf_counter() - started)
-        ids = [entry.id for entry in entries]
-        pipe.xack(keys.inbox(namespace), keys.INBOX_GROUP, *ids)
-        pipe.xdel(keys.inbox(namespace), *ids)
-        pipe.execute()
+        with self.r.pipeline(transaction=True) as pipe:
+            batch = self._parse(namespace, entries, current.policy, pipe)
+            changes = self._decide(namespace, batch, current)
+            pipe.multi()
+            moves = state.apply(pipe, namespace, changes, ttl_s=current.policy.outcome_ttl_s)
+            for (_, status), count in moves.items():
+                outcome.statuses[status] = outcome.statuses.get(status, 0) + count
+            outcome.decided = len(changes)
+            outcome.duplicates = batch.duplicates
+            outcome.held = len(batch.held)
+            outcome.dead = len(batch.dead)
+            self._write_rest(pipe, namespace, batch, outcome)
+            metrics.observe(pipe, namespace, "batch", time.perf_counter() - started)
+            ids = [entry.id for entry in entries]
+            pipe.xack(keys.inbox(namespace), keys.INBOX_GROUP, *ids)
+            pipe.xdel(keys.inbox(namespace), *ids)
+            pipe.execute()
         return outcome
 
-    def _parse(self, namespace: str, entries: Sequence[inbox.Entry], policy: Policy) -> _Batch:
-        """Step 1: validate each entry and keep the events not decided before. An unsure
-        copy (see `inbox`) whose first copy's record may have expired cannot be proven
-        new: it is held for an operator instead of being decided twice."""
+    def _parse(
+        self,
+        namespace: str,
+        entries: Sequence[inbox.Entry],
+        policy: Policy,
+        pipe: redis.client.Pipeline[bytes],
+    ) -> _Batch:
+        """Step 1: validate each entry and keep the events not decided before (their
+        records stay WATCHed on `pipe` until it executes). An unsure copy (see `inbox`)
+        whose first copy's record may have expired cannot be proven new: it is held for
+        an operator instead of being decided twice."""
         batch = _Batch()
         events: list[FeedbackEvent] = []
         raws: list[bytes] = []
@@ -158,7 +182,7 @@ class Pipeline:
             events.append(event)
             raws.append(entry.raw)
             unsure.append(entry.unsure)
-        fresh = ledger.missing(self.r, namespace, [e.event_id for e in events])
+        fresh = ledger.missing(self.r, namespace, [e.event_id for e in events], watch=pipe)
         batch.duplicates += fresh.count(False)
         late_before = time.time() - policy.outcome_ttl_s + policy.clock_skew_s
         for event, raw, new, maybe_copy in zip(events, raws, fresh, unsure, strict=True):
