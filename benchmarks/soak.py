@@ -375,6 +375,7 @@ def main() -> None:
     mean_first = sum(first) / len(first) if first else 0.0
     mean_second = sum(second) / len(second) if second else 0.0
     result = {
+        "redis_version": r.info("server")["redis_version"],
         "duration_s": args.duration_s,
         "sustainable_eps": round(sustainable),
         "sustainable_with_stalls_eps": round(sustainable * (1 - args.stall_s / args.stall_every_s)),
