@@ -23,7 +23,9 @@ line is one JSON object.
     python benchmarks/soak.py [--duration-s 600] [--threads 4] [--check]
 
 With --check it exits with status 1 when an event was lost or decided twice, a
-request got a 5xx, or the store does not verify (CI runs a short soak so).
+request got a 5xx, or the store does not verify. Decided twice is an upper bound
+(see `duplicates` below): it is exact when no copy was held, that is when
+--outcome-ttl-s is longer than the run (CI runs a short soak so).
 """
 
 from __future__ import annotations

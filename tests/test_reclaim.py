@@ -1,10 +1,11 @@
 """Inbox entries reclaimed from another reader (docs/architecture.md, invariant 1),
 on the embedded Redis 6.2 as on Redis 7: a batch reclaimed from a reader that was
-only stalled is still decided once, and an entry deleted while pending neither
-reaches ingest nor stays pending."""
+only stalled is decided once, whichever of the two readers writes first, and an
+entry deleted while pending neither reaches ingest nor stays pending."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 
 import redis
@@ -13,7 +14,7 @@ from feedbackguard import inbox_writer, keys
 from feedbackguard.checks.base import CheckContext, Findings
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import inbox, ledger
-from feedbackguard.pipeline.engine import Pipeline
+from feedbackguard.pipeline.engine import BatchOutcome, Pipeline
 
 MakeEvent = Callable[..., FeedbackEvent]
 NS = "default"
@@ -30,36 +31,65 @@ def drain(pipeline: Pipeline, consumer: str) -> None:
         pass
 
 
-class StallOnce:
-    """A check that, the first time it runs, lets another reader reclaim and decide
-    the batch: what happens while a worker stalls past `claim_idle_ms`."""
+class Stall:
+    """A check that, the first time it runs, calls `meanwhile`: what other readers
+    do while a worker is stalled in the middle of a batch."""
 
     name = "stall"
 
-    def __init__(self, other: Pipeline) -> None:
-        self.other = other
+    def __init__(self, meanwhile: Callable[[], object]) -> None:
+        self.meanwhile = meanwhile
         self.stalled = False
 
     def __call__(self, events: Sequence[FeedbackEvent], ctx: CheckContext) -> Findings:
         if not self.stalled:
             self.stalled = True
-            drain(self.other, "reclaimer")
+            self.meanwhile()
         return {}
 
 
-def test_a_batch_reclaimed_from_a_stalled_reader_is_decided_once(
+def assert_decided_once(r: redis.Redis[bytes], n: int) -> None:
+    stats = ledger.stats(r, NS)
+    assert (stats["decided"], stats["pending"]) == (n, n)
+    assert r.zcard(keys.pending(NS)) == n
+    assert inbox.backlog(r, NS) == 0
+
+
+def test_a_batch_reclaimed_and_decided_while_its_reader_stalls_is_not_decided_again(
     r: redis.Redis[bytes], make_pipeline: Callable[..., Pipeline], make_event: MakeEvent
 ) -> None:
-    events = [make_event(at=i) for i in range(50)]
-    push(r, events)
+    push(r, [make_event(at=i) for i in range(50)])
     reclaimer = make_pipeline(claim_idle_ms=0)
-    stalled = make_pipeline(checks=[StallOnce(reclaimer)])
+    stalled = make_pipeline(checks=[Stall(lambda: drain(reclaimer, "reclaimer"))])
     outcome = stalled.ingest_batch(NS, "stalled")
     assert (outcome.decided, outcome.duplicates) == (0, 50)
-    stats = ledger.stats(r, NS)
-    assert (stats["decided"], stats["pending"]) == (50, 50)
-    assert r.zcard(keys.pending(NS)) == 50
-    assert inbox.backlog(r, NS) == 0
+    assert_decided_once(r, 50)
+
+
+def test_a_batch_its_stalled_reader_decides_first_is_not_decided_again_by_its_reclaimer(
+    r: redis.Redis[bytes], make_pipeline: Callable[..., Pipeline], make_event: MakeEvent
+) -> None:
+    push(r, [make_event(at=i) for i in range(50)])
+    reached, go = threading.Event(), threading.Event()
+    outcomes: list[BatchOutcome] = []
+
+    def hold() -> None:
+        reached.set()
+        go.wait()
+
+    stalled = make_pipeline(checks=[Stall(hold)])
+    reader = threading.Thread(target=lambda: outcomes.append(stalled.ingest_batch(NS, "stalled")))
+    reader.start()
+    reached.wait()
+
+    def let_it_finish() -> None:  # the stalled reader writes first
+        go.set()
+        reader.join()
+
+    reclaimer = make_pipeline(claim_idle_ms=0, checks=[Stall(let_it_finish)])
+    outcome = reclaimer.ingest_batch(NS, "reclaimer")
+    assert (outcomes[0].decided, outcome.decided, outcome.duplicates) == (50, 0, 50)
+    assert_decided_once(r, 50)
 
 
 def test_an_entry_deleted_while_pending_is_acknowledged_and_never_ingested(

@@ -3,9 +3,8 @@
 ingest:  inbox batch -> parse and dedupe (event_id) -> checks and decide -> one MULTI
          writing the new records' states (`state.apply`), the counters, the event
          clock and the XACK. Either all of a batch's outcomes are written and
-         acknowledged, or none are and the batch is delivered again. The MULTI
-         WATCHes the batch's records: when another reader decided some of its events
-         meanwhile, it fails and the batch is parsed again.
+         acknowledged, or none are and the batch is delivered again; never by two
+         readers (`Pipeline.ingest_batch`).
 release: pending items whose probation ended (event time) -> admitted (retraining
          store, then records). The store write is idempotent on event_id, so a
          release that crashes half way is simply done again.
@@ -113,12 +112,17 @@ class Pipeline:
         """Read, check, decide and acknowledge one batch of the namespace's inbox.
 
         A worker stalled longer than `claim_idle_ms` has its batch reclaimed by another
-        reader (`inbox.read_batch`) while it still works on it. Whichever of the two
-        writes second finds the events decided: when it parses the batch (duplicates),
-        or, when it parsed before the other wrote, when its MULTI fails because the
-        records it watched were written; it then parses the batch again.
+        reader while it still works on it, and each reclaim moves the reclaim counter
+        (`inbox.reclaims`). The batch's MULTI watches that counter while it is where
+        it was before the batch was read: then no other reader holds any of its
+        entries. Once it has moved, another reader may be deciding some of them, and
+        the MULTI watches the records of the batch's new events instead, so that of
+        two readers the one that writes second fails, and finds those events decided
+        when it parses the batch again. (Watching the records is only the fallback:
+        WATCH costs Redis time quadratic in the number of keys.)
         """
         inbox.ensure_group(self.r, namespace)
+        reclaims = inbox.reclaims(self.r, namespace)
         entries = inbox.read_batch(
             self.r, namespace, consumer, self.batch_size, block_ms, self.claim_idle_ms
         )
@@ -126,16 +130,22 @@ class Pipeline:
             return BatchOutcome()
         while True:
             try:
-                return self._ingest(namespace, entries)
+                return self._ingest(namespace, entries, reclaims)
             except redis.WatchError:
-                log.info("%s: events of a batch were decided by another reader", namespace)
+                log.info("%s: inbox entries were reclaimed during a batch", namespace)
 
-    def _ingest(self, namespace: str, entries: Sequence[inbox.Entry]) -> BatchOutcome:
+    def _ingest(
+        self, namespace: str, entries: Sequence[inbox.Entry], reclaims: int
+    ) -> BatchOutcome:
         outcome = BatchOutcome(entries=len(entries))
         started = time.perf_counter()
         current = self.policies.current()
         with self.r.pipeline(transaction=True) as pipe:
-            batch = self._parse(namespace, entries, current.policy, pipe)
+            pipe.watch(keys.reclaims(namespace))
+            shared = inbox.reclaims(self.r, namespace) != reclaims
+            if shared:
+                pipe.unwatch()
+            batch = self._parse(namespace, entries, current.policy, pipe if shared else None)
             changes = self._decide(namespace, batch, current)
             pipe.multi()
             moves = state.apply(pipe, namespace, changes, ttl_s=current.policy.outcome_ttl_s)
@@ -158,12 +168,12 @@ class Pipeline:
         namespace: str,
         entries: Sequence[inbox.Entry],
         policy: Policy,
-        pipe: redis.client.Pipeline[bytes],
+        watch: redis.client.Pipeline[bytes] | None,
     ) -> _Batch:
         """Step 1: validate each entry and keep the events not decided before (their
-        records stay WATCHed on `pipe` until it executes). An unsure copy (see `inbox`)
-        whose first copy's record may have expired cannot be proven new: it is held for
-        an operator instead of being decided twice."""
+        records WATCHed on `watch`, when given). An unsure copy (see `inbox`) whose
+        first copy's record may have expired cannot be proven new: it is held for an
+        operator instead of being decided twice."""
         batch = _Batch()
         events: list[FeedbackEvent] = []
         raws: list[bytes] = []
@@ -182,7 +192,7 @@ class Pipeline:
             events.append(event)
             raws.append(entry.raw)
             unsure.append(entry.unsure)
-        fresh = ledger.missing(self.r, namespace, [e.event_id for e in events], watch=pipe)
+        fresh = ledger.missing(self.r, namespace, [e.event_id for e in events], watch)
         batch.duplicates += fresh.count(False)
         late_before = time.time() - policy.outcome_ttl_s + policy.clock_skew_s
         for event, raw, new, maybe_copy in zip(events, raws, fresh, unsure, strict=True):
