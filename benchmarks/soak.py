@@ -20,7 +20,12 @@ The policy is the default with short windows (probation 20 s, outcomes kept 60 s
 graph window 120 s) so that state reaches its steady size within the run. The last
 line is one JSON object.
 
-    python benchmarks/soak.py [--duration-s 600] [--threads 4]
+    python benchmarks/soak.py [--duration-s 600] [--threads 4] [--check]
+
+With --check it exits with status 1 when an event was lost or decided twice, a
+request got a 5xx, or the store does not verify. Decided twice is an upper bound
+(see `duplicates` below): it is exact when no copy was held, that is when
+--outcome-ttl-s is longer than the run (CI runs a short soak so).
 """
 
 from __future__ import annotations
@@ -253,6 +258,9 @@ def main() -> None:
         default=CLOCK_SKEW_S,
         help="policy clock_skew_s (capture and workers share this machine's clock)",
     )
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 unless nothing was lost or decided twice"
+    )
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="fg-soak-"))
@@ -375,6 +383,7 @@ def main() -> None:
     mean_first = sum(first) / len(first) if first else 0.0
     mean_second = sum(second) / len(second) if second else 0.0
     result = {
+        "redis_version": r.info("server")["redis_version"],
         "duration_s": args.duration_s,
         "sustainable_eps": round(sustainable),
         "sustainable_with_stalls_eps": round(sustainable * (1 - args.stall_s / args.stall_every_s)),
@@ -417,6 +426,9 @@ def main() -> None:
     r.close()
     server.stop()
     print(json.dumps(result))
+    failed = result["events_lost"] or result["duplicates"] or result["server_errors"]
+    if args.check and (failed or not verified):
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

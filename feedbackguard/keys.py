@@ -39,6 +39,12 @@ def inbox(namespace: str) -> str:
     return ns(namespace, "inbox")
 
 
+def reclaims(namespace: str) -> str:
+    """Counter: inbox reclaims, moved after every reclaim of entries from another
+    reader (`pipeline.inbox`)."""
+    return ns(namespace, "reclaims")
+
+
 def record(namespace: str, event_id: str) -> str:
     """An event and its decision trail (`pipeline.ledger`)."""
     return ns(namespace, "ev", event_id)

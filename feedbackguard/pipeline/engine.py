@@ -3,7 +3,8 @@
 ingest:  inbox batch -> parse and dedupe (event_id) -> checks and decide -> one MULTI
          writing the new records' states (`state.apply`), the counters, the event
          clock and the XACK. Either all of a batch's outcomes are written and
-         acknowledged, or none are and the batch is delivered again.
+         acknowledged, or none are and the batch is delivered again; never by two
+         readers (`Pipeline.ingest_batch`).
 release: pending items whose probation ended (event time) -> admitted (retraining
          store, then records). The store write is idempotent on event_id, so a
          release that crashes half way is simply done again.
@@ -123,38 +124,71 @@ class Pipeline:
     def ingest_batch(
         self, namespace: str, consumer: str, block_ms: int | None = None
     ) -> BatchOutcome:
-        """Read, check, decide and acknowledge one batch of the namespace's inbox."""
+        """Read, check, decide and acknowledge one batch of the namespace's inbox.
+
+        A worker stalled longer than `claim_idle_ms` has its batch reclaimed by another
+        reader while it still works on it, and each reclaim moves the reclaim counter
+        (`inbox.reclaims`). The batch's MULTI watches that counter while it is where
+        it was before the batch was read: then no other reader holds any of its
+        entries. Once it has moved, another reader may be deciding some of them, and
+        the MULTI watches the records of the batch's new events instead, so that of
+        two readers the one that writes second fails, and finds those events decided
+        when it parses the batch again. (Watching the records is only the fallback:
+        WATCH costs Redis time quadratic in the number of keys.)
+        """
         inbox.ensure_group(self.r, namespace)
+        reclaims = inbox.reclaims(self.r, namespace)
         entries = inbox.read_batch(
             self.r, namespace, consumer, self.batch_size, block_ms, self.claim_idle_ms
         )
-        outcome = BatchOutcome(entries=len(entries))
         if not entries:
-            return outcome
+            return BatchOutcome()
+        while True:
+            try:
+                return self._ingest(namespace, entries, reclaims)
+            except redis.WatchError:
+                log.info("%s: inbox entries were reclaimed during a batch", namespace)
+
+    def _ingest(
+        self, namespace: str, entries: Sequence[inbox.Entry], reclaims: int
+    ) -> BatchOutcome:
+        outcome = BatchOutcome(entries=len(entries))
         started = time.perf_counter()
         current = self.policies.current()
-        batch = self._parse(namespace, entries, current.policy)
-        changes = self._decide(namespace, batch, current)
-        pipe = self.r.pipeline(transaction=True)
-        moves = state.apply(pipe, namespace, changes, ttl_s=current.policy.outcome_ttl_s)
-        for (_, status), count in moves.items():
-            outcome.statuses[status] = outcome.statuses.get(status, 0) + count
-        outcome.decided = len(changes)
-        outcome.duplicates = batch.duplicates
-        outcome.held = len(batch.held)
-        outcome.dead = len(batch.dead)
-        self._write_rest(pipe, namespace, batch, outcome)
-        metrics.observe(pipe, namespace, "batch", time.perf_counter() - started)
-        ids = [entry.id for entry in entries]
-        pipe.xack(keys.inbox(namespace), keys.INBOX_GROUP, *ids)
-        pipe.xdel(keys.inbox(namespace), *ids)
-        pipe.execute()
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.watch(keys.reclaims(namespace))
+            shared = inbox.reclaims(self.r, namespace) != reclaims
+            if shared:
+                pipe.unwatch()
+            batch = self._parse(namespace, entries, current.policy, pipe if shared else None)
+            changes = self._decide(namespace, batch, current)
+            pipe.multi()
+            moves = state.apply(pipe, namespace, changes, ttl_s=current.policy.outcome_ttl_s)
+            for (_, status), count in moves.items():
+                outcome.statuses[status] = outcome.statuses.get(status, 0) + count
+            outcome.decided = len(changes)
+            outcome.duplicates = batch.duplicates
+            outcome.held = len(batch.held)
+            outcome.dead = len(batch.dead)
+            self._write_rest(pipe, namespace, batch, outcome)
+            metrics.observe(pipe, namespace, "batch", time.perf_counter() - started)
+            ids = [entry.id for entry in entries]
+            pipe.xack(keys.inbox(namespace), keys.INBOX_GROUP, *ids)
+            pipe.xdel(keys.inbox(namespace), *ids)
+            pipe.execute()
         return outcome
 
-    def _parse(self, namespace: str, entries: Sequence[inbox.Entry], policy: Policy) -> _Batch:
-        """Step 1: validate each entry and keep the events not decided before. An unsure
-        copy (see `inbox`) whose first copy's record may have expired cannot be proven
-        new: it is held for an operator instead of being decided twice."""
+    def _parse(
+        self,
+        namespace: str,
+        entries: Sequence[inbox.Entry],
+        policy: Policy,
+        watch: redis.client.Pipeline[bytes] | None,
+    ) -> _Batch:
+        """Step 1: validate each entry and keep the events not decided before (their
+        records WATCHed on `watch`, when given). An unsure copy (see `inbox`) whose
+        first copy's record may have expired cannot be proven new: it is held for an
+        operator instead of being decided twice."""
         batch = _Batch()
         events: list[FeedbackEvent] = []
         raws: list[bytes] = []
@@ -173,7 +207,7 @@ class Pipeline:
             events.append(event)
             raws.append(entry.raw)
             unsure.append(entry.unsure)
-        fresh = ledger.missing(self.r, namespace, [e.event_id for e in events])
+        fresh = ledger.missing(self.r, namespace, [e.event_id for e in events], watch)
         batch.duplicates += fresh.count(False)
         late_before = time.time() - policy.outcome_ttl_s + policy.clock_skew_s
         for event, raw, new, maybe_copy in zip(events, raws, fresh, unsure, strict=True):

@@ -142,11 +142,24 @@ def write_records(
         )
 
 
-def missing(r: redis.Redis[bytes], namespace: str, event_ids: Sequence[str]) -> list[bool]:
-    """For each event id, True when no record exists yet (not decided before)."""
+def missing(
+    r: redis.Redis[bytes],
+    namespace: str,
+    event_ids: Sequence[str],
+    watch: redis.client.Pipeline[bytes] | None = None,
+) -> list[bool]:
+    """For each event id, True when no record exists yet (not decided before).
+
+    With `watch`, the records are first WATCHed on that pipeline: its MULTI then fails
+    (WatchError) when another writer decides any of these events before it executes,
+    so an answer acted on in that MULTI is still true when it is written.
+    """
     if not event_ids:
         return []
-    flags = scripts.run(r, "missing", [keys.record(namespace, e) for e in event_ids])
+    record_keys = [keys.record(namespace, e) for e in event_ids]
+    if watch is not None:
+        watch.watch(*record_keys)
+    flags = scripts.run(r, "missing", record_keys)
     return [bool(f) for f in flags]
 
 
