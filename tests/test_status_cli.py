@@ -122,3 +122,10 @@ def test_status_refuses_a_home_that_was_never_initialised(tmp_path: Path) -> Non
 def test_status_of_a_home_without_feedback_says_so(rt: Runtime) -> None:
     assert not rt.redis.exists(keys.namespaces())
     assert CliRunner().invoke(main, ["status"]).output == "no namespace has received feedback yet\n"
+
+
+def test_status_counts_review_cases_beside_events(rt: Runtime, make_event: MakeEvent) -> None:
+    one_account = [make_event(account_id="acct-1") for _ in range(3)]
+    send_to_review(rt.pipeline, rt.redis, one_account, code="sybil.trust")
+    review = _status()["default"]["review"]
+    assert (review["waiting"], review["open_cases"]) == (3, 1)

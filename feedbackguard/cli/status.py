@@ -22,6 +22,8 @@ from feedbackguard.cli.home import existing_settings
 from feedbackguard.connection import connect
 from feedbackguard.decisions import Status
 from feedbackguard.pipeline import ledger, namespaces
+from feedbackguard.policy.store import PolicyStore
+from feedbackguard.review import backlog
 
 TOP_REASONS = 5
 STATUSES: tuple[str, ...] = get_args(Status)
@@ -47,6 +49,8 @@ def namespace_status(r: redis.Redis[bytes], namespace: str) -> dict[str, Any]:
     last_due = _first(r, keys.pending(namespace), last=True)
     oldest_review = _first(r, keys.review(namespace))
     reasons = {k.decode(): int(v) for k, v in r.hgetall(keys.reasons(namespace)).items()}
+    capacity = PolicyStore(r).current().policy.review.capacity(namespace)
+    queue = backlog.status(r, namespace, capacity)
     top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_REASONS]
     return {
         "namespace": namespace,
@@ -68,6 +72,10 @@ def namespace_status(r: redis.Redis[bytes], namespace: str) -> dict[str, Any]:
             "waiting": info.review,
             "oldest_received_at": _iso(oldest_review),
             "oldest_age_s": None if oldest_review is None else max(0.0, clock - oldest_review),
+            "open_cases": queue.open_cases,
+            "decided_cases_last_day": queue.decided_last_day,
+            "over_budget_cases": queue.over_budget_cases,
+            "cases_per_day": capacity,
         },
         "held": int(r.llen(keys.held(namespace))),
         "dead_letters": int(r.llen(keys.dead_letters(namespace))),
@@ -102,9 +110,11 @@ def _lines(s: dict[str, Any]) -> list[str]:
         analysis = "not run yet (releases wait for it)"
     else:
         analysis = f"has covered events up to {duration(s['analysis_behind_s'])} before the clock"
-    review = f"{s['review']['waiting']:,} waiting for a moderator"
+    review = f"{s['review']['waiting']:,} waiting for a moderator in {s['review']['open_cases']:,} cases"
     if s["review"]["oldest_age_s"] is not None:
         review += f", oldest {duration(s['review']['oldest_age_s'])} old"
+    if s["review"]["over_budget_cases"]:
+        review += f", {s['review']['over_budget_cases']:,} cases over the team's budget"
     lines = [
         f"{s['namespace']}  (event clock {s['clock'] or 'not started'})",
         f"  statuses   {statuses}",
