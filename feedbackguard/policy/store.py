@@ -104,11 +104,13 @@ class PolicyStore:
             created_at=datetime.now(UTC),
             note=note,
         )
+        extra = {"disables": disabled} if disabled else {}
+        # Audited first (the audit log has a slot of its own: audit.record), then the
+        # version and the pointer to it at once (one slot: `fg:{policy}:...`).
+        audit.record(self.r, author, "policy.set", version=version, note=note, **extra)
         pipe = self.r.pipeline(transaction=True)
         pipe.set(keys.policy_version(version), entry.model_dump_json())
         pipe.set(keys.policy_current(), version)
-        extra = {"disables": disabled} if disabled else {}
-        audit.record(pipe, author, "policy.set", version=version, note=note, **extra)
         pipe.execute()
         self._cached = None
         return entry
