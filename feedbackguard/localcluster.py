@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from redis.cluster import RedisCluster
 HOST = "127.0.0.1"
 MIN_MAJOR = 7
 START_TIMEOUT_S = 20.0
+BUS_OFFSET = 10000  # each node's cluster bus port is its port + 10000
 _POLL_S = 0.05
 
 
@@ -51,6 +53,9 @@ class LocalCluster:
         return f"redis+cluster://{HOST}:{self.ports[0]}"
 
     def start(self) -> LocalCluster:
+        busy = [p for port in self.ports for p in (port, port + BUS_OFFSET) if _in_use(p)]
+        if busy:
+            raise RuntimeError(f"ports {busy} are taken: another local cluster is running?")
         for port in self.ports:
             node = self.home / str(port)
             node.mkdir(parents=True, exist_ok=True)
@@ -136,3 +141,8 @@ class LocalCluster:
                 proc.kill()
                 proc.wait()
         self._procs.clear()
+
+
+def _in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex((HOST, port)) == 0

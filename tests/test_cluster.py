@@ -11,7 +11,6 @@ production.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +30,8 @@ from feedbackguard.pipeline import ledger, runtime
 from feedbackguard.pipeline.runtime import Runtime
 from feedbackguard.policy.store import PolicyStore
 from feedbackguard.settings import Settings
-from feedbackguard.store import Store
 from feedbackguard.web import auth
 from feedbackguard.web.server import create_app
-from tests.conftest import T0
 
 MakeEvent = Callable[..., FeedbackEvent]
 # One namespace on each master of the local cluster (slots 5161, 9076 and 15901 of the
@@ -83,9 +80,7 @@ def csettings(
 
 
 @pytest.fixture
-def crt(
-    csettings: Settings, store_url: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Runtime]:
+def crt(csettings: Settings, store_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
     """The process-wide runtime (`runtime.current()`, which RQ's jobs use) on the cluster."""
     for name, value in (
         ("REDIS_URL", csettings.redis_url),
@@ -170,7 +165,9 @@ def test_capture_appends_each_namespace_to_its_own_master(
     client = app.test_client()
     for i in range(12):
         ns = NAMESPACES[i % len(NAMESPACES)]
-        resp = client.post(f"/items/i{i}/feedback", json={"label": "x", "ns": ns}, headers={"X-User": f"u{i}"})
+        resp = client.post(
+            f"/items/i{i}/feedback", json={"label": "x", "ns": ns}, headers={"X-User": f"u{i}"}
+        )
         assert resp.status_code == 200
     guard.flush(app)
     counters = guard.capture_of(app).counters
@@ -291,8 +288,9 @@ def test_admin_api_on_the_cluster(
         assert dry.status_code == 200, dry.json
         assert dry.json["events"] == 10
         assert client.get(f"/api/v1/namespaces/{ns}", headers=admin).status_code == 200
-    assert client.post("/api/v1/accounts/news-a1/block", json={}, headers=admin).json["state"]
-    assert client.post("/api/v1/accounts/news-a1/unblock", json={}, headers=admin).status_code == 200
+    for action in ("block", "unblock"):
+        done = client.post(f"/api/v1/accounts/news-a1/{action}", json={}, headers=admin)
+        assert done.status_code == 200, done.json
     trusted = client.post("/api/v1/accounts/films-a2/trust", json={}, headers=admin)
     assert trusted.json["state"] == "trusted"
     assert client.get("/api/v1/accounts/films-a2?namespace=films", headers=admin).status_code == 200
@@ -300,9 +298,9 @@ def test_admin_api_on_the_cluster(
         "/api/v1/lists/ip", json={"value": "10.9.9.9", "action": "deny"}, headers=admin
     )
     assert added.status_code == 200, added.json
-    assert client.post(
-        "/api/v1/lists/ip/remove", json={"value": "10.9.9.9"}, headers=admin
-    ).json["removed"]
+    assert client.post("/api/v1/lists/ip/remove", json={"value": "10.9.9.9"}, headers=admin).json[
+        "removed"
+    ]
     key = client.post("/api/v1/keys", json={"name": "ci", "role": "viewer"}, headers=admin)
     assert key.status_code == 201, key.json
     assert client.post(f"/api/v1/keys/{key.json['key_id']}/revoke", headers=admin).json["removed"]
@@ -314,5 +312,5 @@ def test_admin_api_on_the_cluster(
     assert client.get("/metrics").status_code == 200
     assert client.get("/readyz").status_code == 200
     actions = {e["action"] for e in _audit(client, admin)}
-    assert {"policy.set", "account.blocked", "account.trusted", "list.deny", "list.remove"} <= actions
-    assert {"key.add", "key.revoke", "store.purge"} <= actions
+    assert {"policy.set", "account.blocked", "account.cleared", "account.trusted"} <= actions
+    assert {"list.deny", "list.remove", "key.add", "key.revoke", "store.purge"} <= actions

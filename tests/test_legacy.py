@@ -5,6 +5,7 @@ from __future__ import annotations
 import redis
 
 from feedbackguard import keys, legacy
+from feedbackguard.policy.store import PolicyStore
 
 
 def test_policy_and_auth_keys_move_to_their_tagged_names(r: redis.Redis[bytes]) -> None:
@@ -14,7 +15,8 @@ def test_policy_and_auth_keys_move_to_their_tagged_names(r: redis.Redis[bytes]) 
     r.sadd("fg:auth:users", "ana")
     r.set("fg:auth:gen:gone", 3, ex=600)
     assert legacy.migrate(r) == 5
-    assert not r.keys("fg:policy:*") and not r.keys("fg:auth:*")
+    assert not r.keys("fg:policy:*")
+    assert not r.keys("fg:auth:*")
     assert r.get(keys.policy_current()) == b"1"
     assert r.smembers(keys.auth_users()) == {b"ana"}
     assert r.get(keys.auth_session_generation("gone")) == b"3"
@@ -32,3 +34,12 @@ def test_a_tagged_key_already_there_wins(r: redis.Redis[bytes]) -> None:
 def test_nothing_to_move_moves_nothing(r: redis.Redis[bytes]) -> None:
     r.set(keys.policy_seq(), 7)
     assert legacy.migrate(r) == 0
+
+
+def test_the_policy_store_finds_a_policy_under_its_old_names(r: redis.Redis[bytes]) -> None:
+    set_before = PolicyStore(r, cache_s=0)
+    tighter = set_before.current().policy.model_copy(update={"probation_s": 1234.0})
+    set_before.set(tighter, "admin")
+    for key in r.keys("fg:{policy}:*"):
+        r.rename(key, key.replace(b"fg:{policy}:", b"fg:policy:"))
+    assert PolicyStore(r, cache_s=0).current().policy.probation_s == 1234.0

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import redis
 from pydantic import BaseModel, ConfigDict
 
-from feedbackguard import audit, keys
+from feedbackguard import audit, keys, legacy
 from feedbackguard.policy import MAX_POLICY_BYTES, Policy, check_size
 from feedbackguard.policy.disables import disables
 
@@ -127,7 +127,10 @@ class PolicyStore:
         return [v for v in found if v is not None]
 
     def _bootstrap(self) -> PolicyVersion:
-        """Store the shipped defaults as the first version, once, whoever gets there first."""
+        """Store the shipped defaults as the first version, once, whoever gets there first.
+        A policy still under its pre-cluster names is moved first (`legacy.migrate`, its
+        bootstrap mark included), and then found below instead of replaced."""
+        legacy.migrate(self.r)
         if self.r.set(keys.policy_bootstrap(), 1, nx=True):
             return self.set(Policy.default(), "defaults", note="shipped defaults")
         deadline = time.monotonic() + 5.0
