@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import redis
+from redis.exceptions import RedisClusterException
 
 from feedbackguard import keys, scripts
 from feedbackguard.connection import is_cluster
@@ -138,7 +139,7 @@ class ClusterInboxWriter:
             queue_add(pipe, namespace, raws, cap=self._cap)
         try:
             replies = pipe.execute()
-        except (redis.RedisError, OSError) as exc:
+        except (redis.RedisError, RedisClusterException, OSError) as exc:
             raise UnsureWriteError(f"events sent, outcome unknown: {exc}") from exc
         return _replies(groups, replies[::2])
 

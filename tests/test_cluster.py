@@ -177,6 +177,25 @@ def test_capture_appends_each_namespace_to_its_own_master(
     assert {m.decode() for m in cr.smembers(keys.namespaces())} == set(NAMESPACES)
 
 
+def test_capture_spools_while_no_cluster_node_answers(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, redis_url="redis+cluster://127.0.0.1:7199")
+    app = flask.Flask(__name__)
+    guard = FeedbackGuard(app, settings=settings)
+
+    @app.post("/feedback")
+    @guard.feedback(kind="label", account="header:X-User", item="json:item", value="json:v")
+    def feedback() -> dict[str, Any]:
+        return {"ok": True}
+
+    resp = app.test_client().post(
+        "/feedback", json={"item": "i", "v": "x"}, headers={"X-User": "u"}
+    )
+    counters = guard.capture_of(app).counters
+    guard.close()
+    assert resp.json == {"ok": True}
+    assert (counters.captured, counters.spooled) == (0, 1)
+
+
 # --- ingest, analysis and release, by RQ workers -----------------------------------------
 
 

@@ -17,6 +17,7 @@ from typing import Any, Final
 
 import redis
 from flask import Flask, Response, g, jsonify, request
+from redis.exceptions import ClusterDownError, SlotNotCoveredError
 from werkzeug.exceptions import HTTPException
 
 from feedbackguard import metrics
@@ -131,7 +132,9 @@ def create_app(runtime: Runtime | None = None) -> Flask:
 
     @app.errorhandler(redis.ConnectionError)
     @app.errorhandler(redis.TimeoutError)
-    def redis_unavailable(exc: redis.RedisError) -> Any:
+    @app.errorhandler(ClusterDownError)  # a Redis Cluster with a shard down
+    @app.errorhandler(SlotNotCoveredError)
+    def redis_unavailable(exc: Exception) -> Any:
         """503 naming Redis (a client retries later), not a 500: Redis down or too
         slow is an outage of a dependency, not a bug. The details stay in the log."""
         log.error("redis unavailable: %s", exc, extra={"path": request.path})
