@@ -3,7 +3,7 @@
 A namespace's keys share the hash tag `{namespace}` (`fg:{ns}:...`): on a Redis
 Cluster they sit in one slot, so each Lua script and MULTI touches one slot only. The
 few product-wide keys have names of their own; the two families whose keys change
-together in one MULTI carry a family tag, `fg:{policy}:...` and `fg:{auth}:...`
+together in one MULTI carry a family tag, `fg:{@policy}:...` and `fg:{@auth}:...`
 (docs/architecture.md, "Redis keys"). `LEGACY_FAMILIES` names their keys before the
 tags, which `legacy.migrate` moves once.
 """
@@ -33,8 +33,9 @@ def _global(*parts: str) -> str:
     return ":".join((PREFIX, *parts))
 
 
-POLICY_TAG: Final = "{policy}"
-AUTH_TAG: Final = "{auth}"
+# "@" is in no namespace name (events.py), so these slots are no namespace's.
+POLICY_TAG: Final = "{@policy}"
+AUTH_TAG: Final = "{@auth}"
 LEGACY_FAMILIES: Final = {
     "fg:policy:": "fg:" + POLICY_TAG + ":",
     "fg:auth:": "fg:" + AUTH_TAG + ":",

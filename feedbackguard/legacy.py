@@ -1,6 +1,6 @@
 """Moves the product-wide keys from their names before Redis Cluster support.
 
-The policy and auth families gained a hash tag (`fg:{policy}:...`, `fg:{auth}:...`,
+The policy and auth families gained a hash tag (`fg:{@policy}:...`, `fg:{@auth}:...`,
 `keys.LEGACY_FAMILIES`) so that each family's MULTI touches one slot. A deployment
 upgraded in place still holds them under the old names; `migrate` moves them, so it
 keeps its policy history, users, API keys and session generations (a generation lost

@@ -40,6 +40,6 @@ def test_the_policy_store_finds_a_policy_under_its_old_names(r: redis.Redis[byte
     set_before = PolicyStore(r, cache_s=0)
     tighter = set_before.current().policy.model_copy(update={"probation_s": 1234.0})
     set_before.set(tighter, "admin")
-    for key in r.keys("fg:{policy}:*"):
-        r.rename(key, key.replace(b"fg:{policy}:", b"fg:policy:"))
+    for key in r.keys("fg:{@policy}:*"):
+        r.rename(key, key.replace(b"fg:{@policy}:", b"fg:policy:"))
     assert PolicyStore(r, cache_s=0).current().policy.probation_s == 1234.0

@@ -106,7 +106,7 @@ class PolicyStore:
         )
         extra = {"disables": disabled} if disabled else {}
         # Audited first (the audit log has a slot of its own: audit.record), then the
-        # version and the pointer to it at once (one slot: `fg:{policy}:...`).
+        # version and the pointer to it at once (one slot: `fg:{@policy}:...`).
         audit.record(self.r, author, "policy.set", version=version, note=note, **extra)
         pipe = self.r.pipeline(transaction=True)
         pipe.set(keys.policy_version(version), entry.model_dump_json())

@@ -137,7 +137,7 @@ def add_user(
         "created_at": datetime.now(UTC).isoformat(),
     }
     # Audited first: the audit log has a slot of its own (audit.record); the user's
-    # keys change at once (one slot: `fg:{auth}:...`).
+    # keys change at once (one slot: `fg:{@auth}:...`).
     audit.record(r, actor, "user.add", user=name, role=checked)
     with r.pipeline(transaction=True) as p:
         p.set(keys.auth_user(name), orjson.dumps(record))
