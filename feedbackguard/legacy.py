@@ -21,10 +21,10 @@ _GUARDS = ("fg:policy:seq", "fg:auth:users", "fg:auth:keys")
 def migrate(r: redis.Redis[bytes]) -> int:
     """Move every key of the legacy families to its tagged name; how many moved.
 
-    At most three EXISTS when there is nothing to move. Each key is copied with DUMP / RESTORE
-    (works across slots, keeps the expiry) and then deleted; a tagged key already
-    present wins. Concurrent callers are safe: a key another caller moved first is
-    simply gone, or already restored (BUSYKEY)."""
+    At most three EXISTS when there is nothing to move. Each key is copied with DUMP /
+    RESTORE (works across slots, keeps the expiry) and then deleted; a tagged key
+    already present wins. Concurrent callers are safe: a key another caller moved
+    first is simply gone, or already restored (BUSYKEY)."""
     if not any(r.exists(guard) for guard in _GUARDS):
         return 0
     moved = 0

@@ -92,8 +92,10 @@ class LocalCluster:
 
     def _ready(self) -> bool:
         for port in self.ports:
-            info = redis.Redis(host=HOST, port=port).cluster("info")
-            if info.get("cluster_state") != "ok":
+            node = self.node(port)
+            state = node.cluster("info").get("cluster_state")
+            node.close()
+            if state != "ok":
                 return False
         return True
 
