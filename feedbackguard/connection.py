@@ -67,7 +67,8 @@ _migrated: set[str] = set()
 def connect(settings: Settings, *, timeout_s: float | None = None) -> redis.Redis[bytes]:
     """The data plane's client (bytes mode: RQ and the stream code both want raw bytes).
     The first connection of a process to a URL moves product-wide keys from their
-    pre-cluster names (`legacy.migrate`: one EXISTS when there is nothing to move)."""
+    pre-cluster names (`legacy.migrate`: at most three EXISTS when there is nothing
+    to move)."""
     url = redis_url(settings)
     client = client_from_url(
         url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, health_check_interval=30

@@ -19,6 +19,7 @@ import pytest
 import redis
 from click.testing import CliRunner
 from flask.testing import FlaskClient
+from rq import Queue
 
 from feedbackguard import inbox_writer, keys, localcluster
 from feedbackguard.capture import FeedbackGuard
@@ -328,7 +329,12 @@ def test_admin_api_on_the_cluster(
     )
     assert purged.status_code == 200, purged.json
     assert client.get("/api/v1/namespaces", headers=admin).status_code == 200
-    assert client.get("/metrics").status_code == 200
+    waiting = Queue(keys.INGEST_QUEUE, connection=crt.control)
+    waiting.enqueue("feedbackguard.pipeline.jobs.ingest_job", "news")
+    metrics = client.get("/metrics")
+    waiting.empty()
+    assert metrics.status_code == 200
+    assert b'feedbackguard_jobs_queued{queue="fg-ingest"} 1.0' in metrics.data
     assert client.get("/readyz").status_code == 200
     actions = {e["action"] for e in _audit(client, admin)}
     assert {"policy.set", "account.blocked", "account.cleared", "account.trusted"} <= actions

@@ -84,7 +84,7 @@ def create_app(runtime: Runtime | None = None) -> Flask:
             _, refused = auth.authorize("viewer")
             if refused is not None:
                 return refused
-        return Response(metrics.render(rt.redis), mimetype="text/plain; version=0.0.4")
+        return Response(metrics.render(rt.redis, rt.control), mimetype="text/plain; version=0.0.4")
 
     @app.get("/healthz")
     def healthz() -> Any:
