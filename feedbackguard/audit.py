@@ -39,6 +39,9 @@ def record(
     action: str,
     **detail: Any,
 ) -> None:
+    """Append an entry. The log has a slot of its own on a Redis Cluster, so it cannot
+    join another key's MULTI: callers write the entry on the client before their change
+    (an entry for a change that then failed, never a change without an entry)."""
     entry = {"actor": actor, "action": action, "at": datetime.now(UTC).isoformat(), **detail}
     held = _held.get()
     if held is not None:

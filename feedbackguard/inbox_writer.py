@@ -18,11 +18,13 @@ import os
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import redis
+from redis.exceptions import RedisClusterException
 
 from feedbackguard import keys, scripts
+from feedbackguard.connection import is_cluster
 from feedbackguard.events import FeedbackEvent
 
 FIELD = b"e"
@@ -88,6 +90,63 @@ class Written:
     longest: int
 
 
+class Writer(Protocol):
+    """What capture writes its events with (`writer_for`)."""
+
+    def write(self, events: list[tuple[str, bytes]]) -> Written: ...
+
+    def close(self) -> None: ...
+
+
+def writer_for(client: redis.Redis[bytes], cap: int) -> Writer:
+    """The writer for `client`: the hand-packed `InboxWriter` on a plain Redis, the
+    `ClusterInboxWriter` on a Redis Cluster."""
+    return ClusterInboxWriter(client, cap) if is_cluster(client) else InboxWriter(client, cap)
+
+
+def _replies(groups: dict[str, list[bytes]], replies: Sequence[Any]) -> Written:
+    """What a write did, from each namespace's [appended, length] script reply."""
+    refused: list[tuple[str, bytes]] = []
+    longest = 0
+    for (namespace, raws), reply in zip(groups.items(), replies, strict=True):
+        appended, length = cast(list[int], reply)
+        refused += [(namespace, raw) for raw in raws[appended:]]
+        longest = max(longest, int(length))
+    return Written(refused, longest)
+
+
+def _grouped(events: list[tuple[str, bytes]]) -> dict[str, list[bytes]]:
+    groups: dict[str, list[bytes]] = {}
+    for namespace, raw in events:
+        groups.setdefault(namespace, []).append(raw)
+    return groups
+
+
+class ClusterInboxWriter:
+    """`InboxWriter`'s contract on a Redis Cluster, through redis-py's cluster pipeline:
+    `queue_add` per namespace, which redis-py sends to each inbox's node (and the
+    `fg:namespaces` SADD to its own), each node's commands in one round trip. Any
+    failure once sending began is unsure: some nodes may have taken their events."""
+
+    def __init__(self, client: redis.Redis[bytes], cap: int) -> None:
+        self._client = client
+        self._cap = cap
+
+    def write(self, events: list[tuple[str, bytes]]) -> Written:
+        groups = _grouped(events)
+        pipe = self._client.pipeline(transaction=False)
+        for namespace, raws in groups.items():
+            queue_add(pipe, namespace, raws, cap=self._cap)
+        try:
+            replies = pipe.execute()
+        except (redis.RedisError, RedisClusterException, OSError) as exc:
+            raise UnsureWriteError(f"events sent, outcome unknown: {exc}") from exc
+        return _replies(groups, replies[::2])
+
+    def close(self) -> None:
+        """Nothing of its own to close: the client is its owner's."""
+
+
 class InboxWriter:
     """Appends events to their inboxes with commands packed by hand on a per-thread
     connection, under each inbox's cap.
@@ -132,9 +191,7 @@ class InboxWriter:
         """Send every event (one script call and one SADD per namespace) in one round
         trip. Raises on any failure after dropping the connection: UnsureWriteError
         once the events were sent (some may have landed), else the error itself."""
-        groups: dict[str, list[bytes]] = {}
-        for namespace, raw in events:
-            groups.setdefault(namespace, []).append(raw)
+        groups = _grouped(events)
         conn = self._connection()
         try:
             conn.connect()  # a no-op when connected; failing here, nothing was sent
@@ -154,13 +211,7 @@ class InboxWriter:
         except BaseException:
             conn.disconnect()
             raise
-        refused: list[tuple[str, bytes]] = []
-        longest = 0
-        for namespace, reply in replies.items():
-            appended, length = cast(list[int], reply)
-            refused += [(namespace, raw) for raw in groups[namespace][appended:]]
-            longest = max(longest, int(length))
-        return Written(refused, longest)
+        return _replies(groups, [replies[namespace] for namespace in groups])
 
     def _exchange(self, conn: Any, groups: dict[str, list[bytes]]) -> dict[str, Any]:
         """One round trip for `groups`; each namespace's script reply, None if NOSCRIPT."""

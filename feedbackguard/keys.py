@@ -2,8 +2,10 @@
 
 A namespace's keys share the hash tag `{namespace}` (`fg:{ns}:...`): on a Redis
 Cluster they sit in one slot, so each Lua script and MULTI touches one slot only. The
-few product-wide keys (policy, audit, accounts' admin states, lists, auth) have names
-of their own (docs/architecture.md, "Redis keys").
+few product-wide keys have names of their own; the two families whose keys change
+together in one MULTI carry a family tag, `fg:{@policy}:...` and `fg:{@auth}:...`
+(docs/architecture.md, "Redis keys"). `LEGACY_FAMILIES` names their keys before the
+tags, which `legacy.migrate` moves once.
 """
 
 from __future__ import annotations
@@ -29,6 +31,16 @@ def ns(namespace: str, *parts: str) -> str:
 
 def _global(*parts: str) -> str:
     return ":".join((PREFIX, *parts))
+
+
+# "@" is in no namespace name (events.py), so these slots are no namespace's.
+POLICY_TAG: Final = "{@policy}"
+AUTH_TAG: Final = "{@auth}"
+LEGACY_FAMILIES: Final = {
+    "fg:policy:": "fg:" + POLICY_TAG + ":",
+    "fg:auth:": "fg:" + AUTH_TAG + ":",
+}
+"""Old prefix -> tagged prefix of the product-wide families renamed for Redis Cluster."""
 
 
 # -- the flow of events ------------------------------------------------------------------
@@ -361,19 +373,19 @@ def case_decided(namespace: str) -> str:
 
 
 def policy_current() -> str:
-    return _global("policy", "current")
+    return _global(POLICY_TAG, "current")
 
 
 def policy_seq() -> str:
-    return _global("policy", "seq")
+    return _global(POLICY_TAG, "seq")
 
 
 def policy_version(version: int) -> str:
-    return _global("policy", "v", str(version))
+    return _global(POLICY_TAG, "v", str(version))
 
 
 def policy_bootstrap() -> str:
-    return _global("policy", "bootstrap")
+    return _global(POLICY_TAG, "bootstrap")
 
 
 def allow_deny_list(kind: str) -> str:
@@ -392,36 +404,36 @@ def store_head(key_id: str) -> str:
 
 
 def auth_user(name: str) -> str:
-    return _global("auth", "user", name)
+    return _global(AUTH_TAG, "user", name)
 
 
 def auth_api_key(key_id: str) -> str:
-    return _global("auth", "key", key_id)
+    return _global(AUTH_TAG, "key", key_id)
 
 
 def auth_keys() -> str:
-    return _global("auth", "keys")
+    return _global(AUTH_TAG, "keys")
 
 
 def auth_users() -> str:
-    return _global("auth", "users")
+    return _global(AUTH_TAG, "users")
 
 
 def auth_failures(client: str) -> str:
     """Counter: failed (or, for logins, attempted) authentications of one client (hashed
     IP) in the current window."""
-    return _global("auth", "fail", client)
+    return _global(AUTH_TAG, "fail", client)
 
 
 def auth_account_failures(account: str) -> str:
     """Counter: login attempts naming one account (hashed name) in the current window."""
-    return _global("auth", "failacct", account)
+    return _global(AUTH_TAG, "failacct", account)
 
 
 def auth_session_generation(name: str) -> str:
     """Integer: the user's session generation; a session cookie is valid only while it
     carries the current one (logout and password changes increment it)."""
-    return _global("auth", "gen", name)
+    return _global(AUTH_TAG, "gen", name)
 
 
 def timing(namespace: str, name: str) -> str:

@@ -68,10 +68,12 @@ def _histogram(raw: Mapping[bytes, bytes]) -> tuple[list[tuple[str, float]], flo
 
 
 class RedisCollector(Collector):
-    """Reads every namespace's counters, depths, lag and timings from Redis."""
+    """Reads every namespace's counters, depths, lag and timings from Redis (`r`, the
+    data plane), and RQ's queue lengths from `rq` (the control plane; default `r`)."""
 
-    def __init__(self, r: redis.Redis[bytes]) -> None:
+    def __init__(self, r: redis.Redis[bytes], rq: redis.Redis[bytes] | None = None) -> None:
         self.r = r
+        self.rq = r if rq is None else rq
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily]:
         namespaces = known(self.r)
@@ -166,7 +168,7 @@ class RedisCollector(Collector):
                     family.add_metric([ns], buckets, total_s)
         jobs = GaugeMetricFamily("feedbackguard_jobs_queued", "RQ jobs queued", labels=["queue"])
         for queue in keys.RQ_QUEUES:
-            jobs.add_metric([queue], int(self.r.llen(f"rq:queue:{queue}")))
+            jobs.add_metric([queue], int(self.rq.llen(f"rq:queue:{queue}")))
         families: Iterable[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily] = (
             status,
             captured,
@@ -182,8 +184,8 @@ class RedisCollector(Collector):
         yield from families
 
 
-def render(r: redis.Redis[bytes]) -> bytes:
+def render(r: redis.Redis[bytes], rq: redis.Redis[bytes] | None = None) -> bytes:
     """The Prometheus text exposition of everything `RedisCollector` reads."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(RedisCollector(r))
+    registry.register(RedisCollector(r, rq))
     return generate_latest(registry)

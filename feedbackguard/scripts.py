@@ -1,6 +1,10 @@
 """Lua scripts, kept as resource files in `feedbackguard/lua/`.
 
 Each runs with EVALSHA and is loaded into a server on first use (redis-py's Script).
+On a Redis Cluster pipeline a script is queued as EVAL instead: redis-py refuses
+EVALSHA and SCRIPT LOAD there (redis-py#2914), and a script missing on a node inside
+MULTI would fail alone while the rest of the transaction commits. Every script's keys
+are in one slot (`feedbackguard/keys.py`).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from importlib.resources import files
 from typing import Any
 
 import redis
+from redis.cluster import ClusterPipeline
 from redis.commands.core import Script
 
 _scripts: dict[str, Script] = {}
@@ -35,6 +40,8 @@ def run(
     args: Sequence[Any] = (),
 ) -> Any:
     """Run the named script on `r` (a client, or a pipeline to queue it on)."""
+    if isinstance(r, ClusterPipeline):
+        return r.execute_command("EVAL", source(name), len(keys), *keys, *args)
     found = _scripts.get(name)
     if found is None:
         found = _scripts[name] = Script(r, source(name))

@@ -48,7 +48,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", frozen=True)
 
-    redis_url: str | None = None
+    redis_url: str | None = None  # `redis+cluster://host:port` names a Redis Cluster
+    rq_redis_url: str | None = None  # RQ's job queues; default: redis_url (not a cluster)
     store_url: str | None = None
     home: Path = Path(".feedbackguard")
     redis_timeout_ms: float = Field(50.0, gt=0)

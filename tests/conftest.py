@@ -22,6 +22,7 @@ import redis
 import sqlalchemy as sa
 
 from feedbackguard.checks.ratelimit import RateLimitCheck
+from feedbackguard.connection import client_from_url
 from feedbackguard.embedded import EmbeddedRedis
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import runtime
@@ -48,8 +49,8 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def r(redis_url: str) -> Iterator[redis.Redis]:
-    """A bytes-mode client on an empty database."""
-    client = redis.Redis.from_url(redis_url)
+    """A bytes-mode client on an empty database (every master's, on a cluster)."""
+    client = client_from_url(redis_url)
     client.flushdb()
     yield client
     client.close()

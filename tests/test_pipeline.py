@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from feedbackguard import inbox_writer, keys, metrics
 from feedbackguard.checks.base import AnalysisContext, CheckContext, Findings, Reason, Verdicts
 from feedbackguard.cli import main
+from feedbackguard.connection import client_from_url
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import inbox, ledger
 from feedbackguard.pipeline.engine import Pipeline, requeue_held
@@ -369,7 +370,7 @@ def test_concurrent_requeues_move_each_held_event_once(
     held = [make_event().to_json() for _ in range(3000)]
     r.rpush(keys.held(NS), *held)
     r.hset(keys.stats(NS), "held", len(held))
-    clients = [redis.Redis.from_url(redis_url) for _ in range(3)]
+    clients = [client_from_url(redis_url) for _ in range(3)]
     moved: list[int] = []
     threads = [
         threading.Thread(target=lambda c=c: moved.append(requeue_held(c, NS))) for c in clients

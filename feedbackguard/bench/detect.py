@@ -59,7 +59,7 @@ from feedbackguard import inbox_writer, keys
 from feedbackguard.bench.impact import impact
 from feedbackguard.bench.peers import art_provenance, cleanlab_filter
 from feedbackguard.checks.ratelimit import RateLimitCheck
-from feedbackguard.connection import redis_url
+from feedbackguard.connection import client_from_url, redis_url
 from feedbackguard.events import LABEL_KINDS, FeedbackEvent
 from feedbackguard.pipeline import inbox, ledger
 from feedbackguard.pipeline.engine import Pipeline
@@ -269,7 +269,7 @@ def run_feedbackguard(
     started = time.monotonic()
     replay(path, here, decisions_out=io.BytesIO(), progress=progress)
     seconds = time.monotonic() - started
-    r: redis.Redis[bytes] = redis.Redis.from_url(redis_url(here))
+    r = client_from_url(redis_url(here))
     try:
         records = _records(r, namespace, [e.event_id for e in events])
         _forget(r, namespace)
@@ -328,7 +328,7 @@ def _reasons(sim: Simulation, records: dict[str, ledger.Record], poison: bool) -
 def run_ratelimit(sim: Simulation, settings: Settings, workdir: Path, namespace: str) -> RunScore:
     """The real Pipeline with only the per-account/ip/... rate limits (default policy)."""
     events = renamespaced(sim, namespace).events
-    r: redis.Redis[bytes] = redis.Redis.from_url(redis_url(settings))
+    r = client_from_url(redis_url(settings))
     started = time.monotonic()
     store = Store(f"sqlite:///{(workdir / f'{namespace}-rl.db').resolve()}", b"b" * 32)
     try:

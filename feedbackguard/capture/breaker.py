@@ -6,11 +6,14 @@ import time
 from collections.abc import Callable
 
 import redis
+from redis.exceptions import RedisClusterException
 
 from feedbackguard.embedded import EmbeddedRedisError
 
-REDIS_UNAVAILABLE = (redis.RedisError, OSError, EmbeddedRedisError)
-"""The errors that open the breaker: Redis failing, or the embedded one not starting."""
+REDIS_UNAVAILABLE = (redis.RedisError, RedisClusterException, OSError, EmbeddedRedisError)
+"""The errors that open the breaker: Redis failing (a Redis Cluster's client raises
+some that are not `RedisError`: no node reachable, a slot not covered), or the
+embedded one not starting."""
 
 
 class CircuitBreaker:

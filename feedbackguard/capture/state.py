@@ -36,9 +36,9 @@ from feedbackguard.capture.senders import BufferedSender, Sender, SyncSender
 from feedbackguard.capture.sources import CaptureConfigError, FeedbackSpec
 from feedbackguard.capture.spool import Spool, SpoolFullError
 from feedbackguard.capture.spool_retry import SpoolRetrier
-from feedbackguard.connection import redis_url
+from feedbackguard.connection import client_from_url, redis_url
 from feedbackguard.events import FeedbackEvent, edge_context
-from feedbackguard.inbox_writer import InboxWriter, UnsureWriteError
+from feedbackguard.inbox_writer import UnsureWriteError, Writer, writer_for
 from feedbackguard.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def capture_client(settings: Settings) -> redis.Redis[bytes]:
     """A client that fails fast: `redis_timeout_ms` socket timeouts and no retries
     (redis-py >= 6 retries 3 times by default, which would triple the outage cost)."""
     timeout_s = settings.redis_timeout_ms / _MS
-    return redis.Redis.from_url(
+    return client_from_url(
         redis_url(settings),
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
@@ -120,7 +120,7 @@ class Capture:
         self._clock = clock
         self._full_logged_at = -FULL_LOG_EVERY_S
         self._open_lock = threading.Lock()
-        self._opened: tuple[redis.Redis[bytes], InboxWriter] | None = None
+        self._opened: tuple[redis.Redis[bytes], Writer] | None = None
         self._retrier = SpoolRetrier(self)
         self._check_lock = threading.Lock()
         self._checked: CaptureConfigError | bool = False
@@ -136,16 +136,16 @@ class Capture:
         return self._open()[0]
 
     @property
-    def writer(self) -> InboxWriter:
+    def writer(self) -> Writer:
         return self._open()[1]
 
-    def _open(self) -> tuple[redis.Redis[bytes], InboxWriter]:
+    def _open(self) -> tuple[redis.Redis[bytes], Writer]:
         opened = self._opened
         if opened is None:
             with self._open_lock:
                 if self._opened is None:
                     client = capture_client(self.settings)
-                    self._opened = (client, InboxWriter(client, self.settings.inbox_maxlen))
+                    self._opened = (client, writer_for(client, self.settings.inbox_maxlen))
                 opened = self._opened
         return opened
 

@@ -56,15 +56,16 @@ def worker(burst: bool, queue_names: tuple[str, ...], log_level: str | None) -> 
     configure(level)
     # RQ's own lines (a job started, a job done) repeat ours: only at DEBUG.
     rq_level = "WARNING" if level == "INFO" else level
-    queues = [Queue(name, connection=rt.redis) for name in (queue_names or jobs.QUEUES)]
+    rq = rt.control
+    queues = [Queue(name, connection=rq) for name in (queue_names or jobs.QUEUES)]
     log.info("worker serving %s", ", ".join(q.name for q in queues))
-    rq_worker = _Worker(queues, connection=rt.redis)
+    rq_worker = _Worker(queues, connection=rq)
     if burst:
-        while jobs.pump_tick(rt.pipeline, workers=1, lock_ms=1) or any(q.count for q in queues):
+        while jobs.pump_tick(rt.pipeline, rq, workers=1, lock_ms=1) or any(q.count for q in queues):
             rq_worker.work(burst=True, logging_level=rq_level)
         return
     pump = jobs.Pump(
-        rt.pipeline, rt.settings.pump_interval_s, wall_clock=rt.settings.clock == "wall"
+        rt.pipeline, rq, rt.settings.pump_interval_s, wall_clock=rt.settings.clock == "wall"
     )
     pump.start()
     try:
@@ -80,6 +81,6 @@ def worker(burst: bool, queue_names: tuple[str, ...], log_level: str | None) -> 
             # so serve again rather than leave the deployment one worker short.
             log.warning("worker loop ended; serving again in %g s", REDIS_RETRY_S)
             time.sleep(REDIS_RETRY_S)
-            rq_worker = _Worker(queues, connection=rt.redis)
+            rq_worker = _Worker(queues, connection=rq)
     finally:
         pump.stop()

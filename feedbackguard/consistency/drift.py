@@ -100,7 +100,7 @@ def alert(
     for shift in fresh:
         entry = {"namespace": namespace, "at": now, **shift.__dict__}
         pipe.lpush(keys.drift_alerts(namespace), orjson.dumps(entry))
-        audit.record(pipe, "drift", "drift.alert", **entry)
+        audit.record(r, "drift", "drift.alert", **entry)  # own slot: before the MULTI
     pipe.ltrim(keys.drift_alerts(namespace), 0, ALERTS_MAX - 1)
     pipe.hset(keys.drift_last_alert(namespace), mapping={s.scope: repr(now) for s in fresh})
     pipe.execute()

@@ -102,8 +102,8 @@ def save(
         keys.suspected_triggers(namespace), mapping={t.name: t.model_dump_json() for t in found}
     )
     for trigger in fresh:
-        audit.record(
-            pipe,
+        audit.record(  # the audit log has a slot of its own: before the MULTI
+            r,
             actor,
             "trigger.suspected",
             namespace=namespace,

@@ -66,7 +66,7 @@ def publish(
     if staged:
         pipe.delete(key + ":next")
         pipe.hset(key + ":next", mapping=staged)
-        pipe.rename(key + ":next", key)
+        pipe.execute_command("RENAME", key + ":next", key)  # pipe.rename: blocked on a cluster
     else:
         pipe.delete(key)
     pipe.execute()

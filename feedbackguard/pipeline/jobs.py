@@ -6,7 +6,8 @@ job here). An ingest job drains a namespace's inbox batch after batch for up to
 one ingest job per worker queued while there is backlog and a release job while
 probations are due and an analysis job when the event clock has moved a policy
 interval past the last analysis. One pump acts per tick across all workers (a Redis
-lock).
+lock). RQ's queues and the pump lock live on the control plane (`rq`, a plain Redis);
+everything the jobs decide on, on the data plane (`pipeline.r`, maybe a cluster).
 """
 
 from __future__ import annotations
@@ -90,14 +91,14 @@ def analysis_due(pipeline: Pipeline, namespace: str) -> bool:
     return ledger.clock(r, namespace) - ledger.analysed(r, namespace) >= interval
 
 
-def pump_tick(pipeline: Pipeline, workers: int, lock_ms: int) -> int:
-    """Queue the jobs that are due now; returns how many were queued."""
+def pump_tick(pipeline: Pipeline, rq: redis.Redis[bytes], workers: int, lock_ms: int) -> int:
+    """Queue the jobs that are due now on `rq`; returns how many were queued."""
     r = pipeline.r
-    if not r.set(keys.pump_lock(), 1, nx=True, px=lock_ms):
+    if not rq.set(keys.pump_lock(), 1, nx=True, px=lock_ms):
         return 0
-    ingest_q = Queue(keys.INGEST_QUEUE, connection=r)
-    release_q = Queue(keys.RELEASE_QUEUE, connection=r)
-    analysis_q = Queue(keys.ANALYSIS_QUEUE, connection=r)
+    ingest_q = Queue(keys.INGEST_QUEUE, connection=rq)
+    release_q = Queue(keys.RELEASE_QUEUE, connection=rq)
+    analysis_q = Queue(keys.ANALYSIS_QUEUE, connection=rq)
     queued = 0
     for namespace in namespaces(r):
         if inbox.backlog(r, namespace) and ingest_q.count < workers:
@@ -127,9 +128,12 @@ def worker_count(r: redis.Redis[bytes]) -> int:
 class Pump(threading.Thread):
     """Runs `pump_tick` every `interval_s` until stopped."""
 
-    def __init__(self, pipeline: Pipeline, interval_s: float, wall_clock: bool) -> None:
+    def __init__(
+        self, pipeline: Pipeline, rq: redis.Redis[bytes], interval_s: float, wall_clock: bool
+    ) -> None:
         super().__init__(name="feedbackguard-pump", daemon=True)
         self.pipeline = pipeline
+        self.rq = rq
         self.wall_clock = wall_clock
         self.interval_s = interval_s
         self.stopped = threading.Event()
@@ -140,7 +144,7 @@ class Pump(threading.Thread):
             try:
                 if self.wall_clock:
                     advance_clocks(self.pipeline.r, time.time())
-                pump_tick(self.pipeline, worker_count(self.pipeline.r), lock_ms)
+                pump_tick(self.pipeline, self.rq, worker_count(self.rq), lock_ms)
             except redis.RedisError:
                 log.exception("pump tick failed; retrying next tick")
 

@@ -24,7 +24,7 @@ import pydantic
 import redis
 
 from feedbackguard import inbox_writer, keys
-from feedbackguard.connection import redis_url
+from feedbackguard.connection import client_from_url, redis_url
 from feedbackguard.events import AccountDates, FeedbackEvent
 from feedbackguard.pipeline import inbox, ledger
 from feedbackguard.pipeline.runtime import default_analysers
@@ -152,7 +152,7 @@ def replay(
     with Store.from_settings(settings, create=True):
         pass  # replay may run on a fresh home: it makes the store and its key
     url = redis_url(settings)
-    r: redis.Redis[bytes] = redis.Redis.from_url(url)
+    r = client_from_url(url)
     PolicyStore(r).current()  # the policy exists before any worker reads it
     namespaces = sorted({e.namespace for e in events})
     for namespace in namespaces:
@@ -192,7 +192,7 @@ def replay(
         last = max((e.received_at.timestamp() for e in events), default=0.0)
         probation = policy.probation_s
         end = last + max(probation, policy.analysis.interval_s)
-        pipe = r.pipeline()
+        pipe = r.pipeline(transaction=False)  # namespaces: one slot each on a cluster
         for namespace in namespaces:
             ledger.advance_clock(pipe, namespace, end)
         pipe.execute()

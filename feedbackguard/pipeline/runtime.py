@@ -1,4 +1,4 @@
-"""One worker process's long-lived objects: settings, Redis client, store, pipeline.
+"""One worker process's long-lived objects: settings, Redis clients, store, pipeline.
 
 RQ imports job functions by name in the worker process; they reach their
 dependencies through `current()`, built once per process from the environment.
@@ -19,7 +19,7 @@ from feedbackguard.checks.graph import GraphAnalyser, GraphCheck
 from feedbackguard.checks.known_triggers import TriggerCheck
 from feedbackguard.checks.lists import ListCheck
 from feedbackguard.checks.ratelimit import RateLimitCheck
-from feedbackguard.connection import connect
+from feedbackguard.connection import connect, connect_rq
 from feedbackguard.consistency.analyser import ConsistencyAnalyser
 from feedbackguard.consistency.ingest import consistency_checks
 from feedbackguard.pipeline.engine import Pipeline
@@ -48,10 +48,19 @@ def default_analysers() -> list[Analyser]:
 
 @dataclass
 class Runtime:
+    """`redis` is the data plane (maybe a Redis Cluster); `rq_redis` RQ's control plane,
+    when it is another server (`connection.connect_rq`)."""
+
     settings: Settings
     redis: redis.Redis[bytes]
     pipeline: Pipeline
     consumer: str
+    rq_redis: redis.Redis[bytes] | None = None
+
+    @property
+    def control(self) -> redis.Redis[bytes]:
+        """The client RQ's queues, workers and the pump lock use."""
+        return self.redis if self.rq_redis is None else self.rq_redis
 
     @classmethod
     def build(cls, settings: Settings, *, create_store: bool = False) -> Runtime:
@@ -59,6 +68,7 @@ class Runtime:
         key when the deployment has none yet (`Store.from_settings`): for the
         commands that create their home (worker, serve, demo)."""
         r = connect(settings)
+        rq = connect_rq(settings, r)
         pipeline = Pipeline(
             r=r,
             store=Store.from_settings(settings, r, create=create_store),
@@ -70,11 +80,19 @@ class Runtime:
             release_batch=settings.release_batch,
         )
         consumer = f"{socket.gethostname()}:{os.getpid()}"
-        return cls(settings=settings, redis=r, pipeline=pipeline, consumer=consumer)
+        return cls(
+            settings=settings,
+            redis=r,
+            pipeline=pipeline,
+            consumer=consumer,
+            rq_redis=None if rq is r else rq,
+        )
 
     def close(self) -> None:
         self.pipeline.store.close()
         self.redis.close()
+        if self.rq_redis is not None:
+            self.rq_redis.close()
 
 
 @cache

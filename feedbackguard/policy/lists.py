@@ -68,21 +68,17 @@ def put(
         raise InvalidEntry(f"unknown action {action!r}; expected allow or deny")
     canonical = normalise(kind, value)
     entry = {"action": action, "actor": actor, "note": note, "at": datetime.now(UTC).isoformat()}
-    with r.pipeline() as p:
-        p.hset(keys.allow_deny_list(kind), canonical, orjson.dumps(entry))
-        audit.record(p, actor, f"list.{action}", kind=kind, value=canonical, note=note)
-        p.execute()
+    # Audited first: the audit log has a slot of its own (audit.record).
+    audit.record(r, actor, f"list.{action}", kind=kind, value=canonical, note=note)
+    r.hset(keys.allow_deny_list(kind), canonical, orjson.dumps(entry))
     return canonical
 
 
 def remove(r: redis.Redis[bytes], kind: str, value: str, actor: str) -> bool:
     """Delete the entry for `value`; True when there was one."""
     canonical = normalise(kind, value)
-    with r.pipeline() as p:
-        p.hdel(keys.allow_deny_list(kind), canonical)
-        audit.record(p, actor, "list.remove", kind=kind, value=canonical)
-        deleted, _ = p.execute()
-    return bool(deleted)
+    audit.record(r, actor, "list.remove", kind=kind, value=canonical)
+    return bool(r.hdel(keys.allow_deny_list(kind), canonical))
 
 
 def entries(r: redis.Redis[bytes], kind: str) -> dict[str, dict[str, Any]]:

@@ -27,13 +27,12 @@ def status(r: redis.Redis[bytes], namespace: str) -> dict[str, str] | None:
 
 def set_lockdown(r: redis.Redis[bytes], namespace: str, on: bool, actor: str, reason: str) -> None:
     """Lock the namespace down (on) or clear it; audited either way."""
-    pipe = r.pipeline(transaction=True)
+    # Audited first: the audit log has a slot of its own (audit.record).
+    audit.record(
+        r, actor, "lockdown.on" if on else "lockdown.off", namespace=namespace, reason=reason
+    )
     if on:
         detail = {"actor": actor, "reason": reason, "at": datetime.now(UTC).isoformat()}
-        pipe.set(keys.lockdown(namespace), orjson.dumps(detail))
+        r.set(keys.lockdown(namespace), orjson.dumps(detail))
     else:
-        pipe.delete(keys.lockdown(namespace))
-    audit.record(
-        pipe, actor, "lockdown.on" if on else "lockdown.off", namespace=namespace, reason=reason
-    )
-    pipe.execute()
+        r.delete(keys.lockdown(namespace))

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import redis
 from pydantic import BaseModel, ConfigDict
 
-from feedbackguard import audit, keys
+from feedbackguard import audit, keys, legacy
 from feedbackguard.policy import MAX_POLICY_BYTES, Policy, check_size
 from feedbackguard.policy.disables import disables
 
@@ -104,11 +104,13 @@ class PolicyStore:
             created_at=datetime.now(UTC),
             note=note,
         )
+        extra = {"disables": disabled} if disabled else {}
+        # Audited first (the audit log has a slot of its own: audit.record), then the
+        # version and the pointer to it at once (one slot: `fg:{@policy}:...`).
+        audit.record(self.r, author, "policy.set", version=version, note=note, **extra)
         pipe = self.r.pipeline(transaction=True)
         pipe.set(keys.policy_version(version), entry.model_dump_json())
         pipe.set(keys.policy_current(), version)
-        extra = {"disables": disabled} if disabled else {}
-        audit.record(pipe, author, "policy.set", version=version, note=note, **extra)
         pipe.execute()
         self._cached = None
         return entry
@@ -125,7 +127,10 @@ class PolicyStore:
         return [v for v in found if v is not None]
 
     def _bootstrap(self) -> PolicyVersion:
-        """Store the shipped defaults as the first version, once, whoever gets there first."""
+        """Store the shipped defaults as the first version, once, whoever gets there first.
+        A policy still under its pre-cluster names is moved first (`legacy.migrate`, its
+        bootstrap mark included), and then found below instead of replaced."""
+        legacy.migrate(self.r)
         if self.r.set(keys.policy_bootstrap(), 1, nx=True):
             return self.set(Policy.default(), "defaults", note="shipped defaults")
         deadline = time.monotonic() + 5.0

@@ -91,9 +91,9 @@ def moderate(
         # The store first, idempotent on event_id: a retry stores nothing twice.
         state.apply(pipe, namespace, changes, ttl_s=ttl, store=records.store, actor=actor)
         done = [change.event_id for change in changes]
-        if done:
+        if done:  # audited before the MULTI: the audit log has a slot of its own
             audit.record(
-                pipe,
+                r,
                 actor,
                 "review.approve" if approve else "review.reject",
                 namespace=namespace,
@@ -200,9 +200,9 @@ def undo(
             actor=actor,
         )
         result.undone = [change.event_id for change in changes]
-        if result.undone:
+        if result.undone:  # audited before the MULTI: the audit log has a slot of its own
             audit.record(
-                pipe, actor, "review.undo", namespace=namespace, event_ids=result.undone, note=note
+                r, actor, "review.undo", namespace=namespace, event_ids=result.undone, note=note
             )
         pipe.execute()
     return result

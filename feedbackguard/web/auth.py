@@ -142,22 +142,24 @@ def add_user(
         "kdf": f"scrypt:{SCRYPT_N}:{SCRYPT_R}:{SCRYPT_P}",
         "created_at": datetime.now(UTC).isoformat(),
     }
-    with r.pipeline() as p:
+    # Audited first: the audit log has a slot of its own (audit.record); the user's
+    # keys change at once (one slot: `fg:{@auth}:...`).
+    audit.record(r, actor, "user.add", user=name, role=checked)
+    with r.pipeline(transaction=True) as p:
         p.set(keys.auth_user(name), orjson.dumps(record))
         p.sadd(keys.auth_users(), name)
         p.incr(keys.auth_session_generation(name))  # a new password ends old sessions
-        audit.record(p, actor, "user.add", user=name, role=checked)
         p.execute()
 
 
 def remove_user(r: redis.Redis[bytes], name: str, actor: str = "cli") -> bool:
     """Delete user `name` and end their sessions; True when it existed (audited)."""
-    with r.pipeline() as p:
+    audit.record(r, actor, "user.remove", user=name)
+    with r.pipeline(transaction=True) as p:
         p.delete(keys.auth_user(name))
         p.srem(keys.auth_users(), name)
         # Incremented, never deleted: a user added again must not revive old cookies.
         p.incr(keys.auth_session_generation(name))
-        audit.record(p, actor, "user.remove", user=name)
         deleted = p.execute()[0]
     return bool(deleted)
 
@@ -226,21 +228,21 @@ def add_key(r: redis.Redis[bytes], name: str, role: str, actor: str = "cli") -> 
         "sha256": _digest(secret),
         "created_at": datetime.now(UTC).isoformat(),
     }
-    with r.pipeline() as p:
+    audit.record(r, actor, "key.add", key_id=key_id, name=name, role=checked)
+    with r.pipeline(transaction=True) as p:
         p.set(keys.auth_api_key(key_id), orjson.dumps(record))
         p.sadd(keys.auth_keys(), key_id)
-        audit.record(p, actor, "key.add", key_id=key_id, name=name, role=checked)
         p.execute()
     return key_id, secret
 
 
 def revoke_key(r: redis.Redis[bytes], key_id: str, actor: str = "cli") -> bool:
     """Delete the key; True when it existed (audited either way)."""
-    with r.pipeline() as p:
+    audit.record(r, actor, "key.revoke", key_id=key_id)
+    with r.pipeline(transaction=True) as p:
         p.delete(keys.auth_api_key(key_id))
         p.srem(keys.auth_keys(), key_id)
-        audit.record(p, actor, "key.revoke", key_id=key_id)
-        deleted, _, _ = p.execute()
+        deleted, _ = p.execute()
     return bool(deleted)
 
 

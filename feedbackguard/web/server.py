@@ -17,6 +17,7 @@ from typing import Any, Final
 
 import redis
 from flask import Flask, Response, g, jsonify, request
+from redis.exceptions import ClusterDownError, SlotNotCoveredError
 from werkzeug.exceptions import HTTPException
 
 from feedbackguard import metrics
@@ -84,7 +85,7 @@ def create_app(runtime: Runtime | None = None) -> Flask:
             _, refused = auth.authorize("viewer")
             if refused is not None:
                 return refused
-        return Response(metrics.render(rt.redis), mimetype="text/plain; version=0.0.4")
+        return Response(metrics.render(rt.redis, rt.control), mimetype="text/plain; version=0.0.4")
 
     @app.get("/healthz")
     def healthz() -> Any:
@@ -132,7 +133,9 @@ def create_app(runtime: Runtime | None = None) -> Flask:
 
     @app.errorhandler(redis.ConnectionError)
     @app.errorhandler(redis.TimeoutError)
-    def redis_unavailable(exc: redis.RedisError) -> Any:
+    @app.errorhandler(ClusterDownError)  # a Redis Cluster with a shard down
+    @app.errorhandler(SlotNotCoveredError)
+    def redis_unavailable(exc: Exception) -> Any:
         """503 naming Redis (a client retries later), not a 500: Redis down or too
         slow is an outage of a dependency, not a bug. The details stay in the log."""
         log.error("redis unavailable: %s", exc, extra={"path": request.path})
