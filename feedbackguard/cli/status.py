@@ -110,7 +110,8 @@ def _lines(s: dict[str, Any]) -> list[str]:
         analysis = "not run yet (releases wait for it)"
     else:
         analysis = f"has covered events up to {duration(s['analysis_behind_s'])} before the clock"
-    review = f"{s['review']['waiting']:,} waiting for a moderator in {s['review']['open_cases']:,} cases"
+    waiting, cases = s["review"]["waiting"], s["review"]["open_cases"]
+    review = f"{waiting:,} waiting for a moderator in {cases:,} cases"
     if s["review"]["oldest_age_s"] is not None:
         review += f", oldest {duration(s['review']['oldest_age_s'])} old"
     if s["review"]["over_budget_cases"]:
