@@ -74,6 +74,8 @@ def init_command(adopt_head: bool, actor: str) -> None:
     click.echo(
         f"{settings.home.resolve()}: {state}; store {url}, signing key {where} (id {key_id})"
     )
+    public = (settings.home / publickey.PUBLIC_KEY_FILE_NAME).resolve()
+    click.echo(f"export public key {public} (for training jobs: `store check-export`)")
     if upgraded:
         click.echo(f"upgraded the store to the hash chain: {upgraded} entries chained")
     if head.position or adopt_head:
