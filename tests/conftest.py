@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import redis
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.connection import client_from_url
@@ -77,7 +78,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def store(store_url: str) -> Iterator[Store]:
     """An empty retraining store (SQLite, and PostgreSQL when configured)."""
-    s = Store(store_url, b"k" * 32)
+    s = Store(store_url, b"k" * 32, export_key=Ed25519PrivateKey.generate())
     yield s
     s.close()
 

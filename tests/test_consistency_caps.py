@@ -30,7 +30,7 @@ def fill(store: Store, make_event: MakeEvent) -> None:
 
 
 def accounts_of(path: Path) -> list[str]:
-    return [orjson.loads(line)["event"]["account_id"] for line in path.read_bytes().splitlines()]
+    return [orjson.loads(line)["account_id"] for line in path.read_bytes().splitlines()]
 
 
 def test_no_account_keeps_more_than_the_share_of_a_label(
@@ -38,7 +38,7 @@ def test_no_account_keeps_more_than_the_share_of_a_label(
 ) -> None:
     fill(store, make_event)
     path = tmp_path / "out.jsonl"
-    manifest = store.export(path, caps=ExportCaps(max_share=0.1))
+    manifest = store.export(path, caps=ExportCaps(max_share=0.1), include_pii=True)
     kept = accounts_of(path)
     assert kept.count("loud") == 4  # 10 % of the 40 "spam" labels
     assert len(kept) == 24
@@ -56,7 +56,7 @@ def test_no_account_keeps_more_than_the_share_of_an_item(
     ]
     store.admit([admitted(e) for e in events])
     path = tmp_path / "out.jsonl"
-    store.export(path, caps=ExportCaps(max_share=0.2))
+    store.export(path, caps=ExportCaps(max_share=0.2), include_pii=True)
     assert accounts_of(path).count("loud") == 4  # 20 % of the item's 20 rows
 
 
@@ -79,7 +79,7 @@ def test_cli_export_applies_the_policy_share_and_reports_it(
     with Store.from_settings(settings, r, create=True) as s:
         fill(s, make_event)
     path = tmp_path / "data.jsonl"
-    result = CliRunner(env=env).invoke(main, ["store", "export", str(path)])
+    result = CliRunner(env=env).invoke(main, ["store", "export", "--include-pii", str(path)])
     assert result.exit_code == 0, result.output
     assert accounts_of(path).count("loud") == 10
     manifest = orjson.loads((tmp_path / "data.jsonl.manifest.json").read_bytes())
@@ -99,6 +99,8 @@ def test_cli_export_max_share_1_turns_the_cap_off(
     with Store.from_settings(settings, r, create=True) as s:
         fill(s, make_event)
     path = tmp_path / "data.jsonl"
-    result = CliRunner(env=env).invoke(main, ["store", "export", str(path), "--max-share", "1"])
+    result = CliRunner(env=env).invoke(
+        main, ["store", "export", "--include-pii", str(path), "--max-share", "1"]
+    )
     assert result.exit_code == 0, result.output
     assert len(accounts_of(path)) == 40

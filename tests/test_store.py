@@ -17,6 +17,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 from click.testing import CliRunner
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -38,6 +39,7 @@ from feedbackguard.store import (
     check_export,
     keyid,
     manifest_path,
+    signature_path,
     signing,
 )
 from feedbackguard.store.rows import (
@@ -57,7 +59,7 @@ NS = "default"  # make_event's namespace
 
 @pytest.fixture
 def store(store_url: str) -> Iterator[Store]:
-    s = Store(store_url, KEY)
+    s = Store(store_url, KEY, export_key=Ed25519PrivateKey.generate())
     yield s
     s.close()
 
@@ -77,7 +79,12 @@ def admitted(event: FeedbackEvent, by: str = "auto") -> tuple[FeedbackEvent, lis
 
 
 def event_ids(path: Path) -> list[str]:
-    return [orjson.loads(line)["event"]["event_id"] for line in path.read_bytes().splitlines()]
+    return [orjson.loads(line)["event_id"] for line in path.read_bytes().splitlines()]
+
+
+def public_key(store: Store) -> Ed25519PublicKey:
+    assert store.export_public_key is not None
+    return store.export_public_key
 
 
 def items_table(engine: sa.Engine) -> list[tuple[Any, ...]]:
@@ -246,7 +253,7 @@ def test_export_manifest_sha256_matches_the_file(
     assert on_disk == manifest
     assert on_disk.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     assert on_disk.counts.kind == {"label": 3, "vote": 3}
-    assert check_export(path, KEY) == []
+    assert check_export(path, public_key(store)) == []
 
 
 def test_export_reports_progress(store: Store, make_event: MakeEvent, tmp_path: Path) -> None:
@@ -264,7 +271,7 @@ def test_exported_lines_escape_unicode_line_separators(
     store.export(path)
     lines = path.read_text(encoding="utf-8").splitlines()
     assert len(lines) == 1
-    assert orjson.loads(lines[0])["event"]["value"] == "a\u2028b\u2029c\x85d"
+    assert orjson.loads(lines[0])["label"] == "a\u2028b\u2029c\x85d"
 
 
 def test_export_caps_keep_an_accounts_first_feedback_per_item(
@@ -283,11 +290,11 @@ def test_export_to_parquet(store: Store, make_event: MakeEvent, tmp_path: Path) 
     events = [make_event(at=i) for i in range(3)]
     store.admit([admitted(e) for e in events])
     path = tmp_path / "out.parquet"
-    manifest = store.export(path, fmt="parquet")
+    manifest = store.export(path)
     table = pq.read_table(path)
     assert table.column("event_id").to_pylist() == [e.event_id for e in events]
     assert manifest.items == 3
-    assert check_export(path, KEY) == []
+    assert check_export(path, public_key(store)) == []
 
 
 def test_export_refuses_a_tampered_row(
@@ -551,7 +558,7 @@ def test_cli_export_writes_the_data_and_its_manifest(
     assert result.exit_code == 0, result.output
     assert len(event_ids(path)) == 4
     with cli_store(cli_env) as s:
-        assert check_export(path, s._key) == []
+        assert check_export(path, public_key(s)) == []
 
 
 def test_cli_versions_lists_versions_as_json(
@@ -781,12 +788,12 @@ def test_export_never_follows_a_symlink_planted_at_a_temporary_name(
         victim.write_bytes(b"precious")
         (shared / f"{name}.partial").symlink_to(victim)
         victims.append(victim)
-    manifest = store.export(path, fmt=fmt)  # type: ignore[arg-type]
+    manifest = store.export(path)
     assert manifest.items == 3
-    assert check_export(path, KEY) == []
+    assert check_export(path, public_key(store)) == []
     for victim in victims:
         assert victim.read_bytes() == b"precious"
     assert not path.is_symlink()
     assert sorted(p.name for p in shared.iterdir() if not p.is_symlink()) == sorted(
-        [path.name, manifest_path(path).name]
+        [path.name, manifest_path(path).name, signature_path(path).name]
     )

@@ -18,6 +18,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 from click.testing import CliRunner
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -37,6 +38,7 @@ from feedbackguard.store import (
     Store,
     StoreKeyError,
     manifest_path,
+    publickey,
     signing,
 )
 from feedbackguard.store.head import parse
@@ -49,7 +51,7 @@ NS = "default"
 @pytest.fixture
 def store(store_url: str, r: redis.Redis[bytes]) -> Iterator[Store]:
     """A store keeping its chain head in the test Redis."""
-    s = Store(store_url, KEY, r)
+    s = Store(store_url, KEY, r, export_key=Ed25519PrivateKey.generate())
     yield s
     s.close()
 
@@ -73,7 +75,7 @@ def sql(engine: sa.Engine, *statements: str, **params: Any) -> None:
 
 
 def exported_ids(path: Path) -> list[str]:
-    return [orjson.loads(line)["event"]["event_id"] for line in path.read_bytes().splitlines()]
+    return [orjson.loads(line)["event_id"] for line in path.read_bytes().splitlines()]
 
 
 def refuses_to_export(store: Store, path: Path) -> str:
@@ -316,6 +318,7 @@ def test_cli_verify_and_export_exit_1_naming_what_failed(
         "FEEDBACKGUARD_REDIS_URL": redis_url,
         "FEEDBACKGUARD_SIGNING_KEY": KEY.decode(),
     }
+    publickey.load_or_create(tmp_path / "home")  # the export key pair `store init` makes
     runner = CliRunner(env=env)
     ok = runner.invoke(main, ["store", "verify"])
     assert ok.exit_code == 0, ok.output

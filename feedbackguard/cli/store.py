@@ -1,5 +1,5 @@
-"""`feedbackguard store init / export / verify / versions`: the retraining data, for the
-training job."""
+"""`feedbackguard store init / export / check-export / public-key / verify / versions`:
+the retraining data, for the training job."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from feedbackguard.connection import connect
 from feedbackguard.policy import Policy
 from feedbackguard.policy.store import PolicyStore
 from feedbackguard.settings import Settings
-from feedbackguard.store import ExportCaps, Store, signing
+from feedbackguard.store import ExportCaps, Store, check_export, publickey, signing
 
 
 def inert(text: str) -> str:
@@ -55,6 +55,8 @@ def store() -> None:
 def init_command(adopt_head: bool, actor: str) -> None:
     """Create the home, the store and its signing key (unless they exist already);
     upgrade a store written before the hash chain; keep the chain's head in Redis.
+    Make the export key pair (export.key, private; export.pub, for training jobs)
+    if it is missing.
 
     The key is made only for a store never written to; a store holding data whose key
     file is missing, or a different key, is refused. Keep <home>/signing.key with
@@ -72,6 +74,8 @@ def init_command(adopt_head: bool, actor: str) -> None:
     click.echo(
         f"{settings.home.resolve()}: {state}; store {url}, signing key {where} (id {key_id})"
     )
+    public = (settings.home / publickey.PUBLIC_KEY_FILE_NAME).resolve()
+    click.echo(f"export public key {public} (for training jobs: `store check-export`)")
     if upgraded:
         click.echo(f"upgraded the store to the hash chain: {upgraded} entries chained")
     if head.position or adopt_head:
@@ -99,7 +103,17 @@ def _keep_head(settings: Settings, adopt: bool, actor: str) -> None:
 
 @store.command("export")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet"]), default="jsonl")
+@click.option(
+    "--include-pii",
+    is_flag=True,
+    help="Keep the account id, IP, user agent and device (left out by default; the "
+    "account's keyed pseudonym is always there).",
+)
+@click.option(
+    "--per-item",
+    is_flag=True,
+    help="One row per item: its admitted label (weighted majority), support, agreement.",
+)
 @click.option(
     "--version",
     "version",
@@ -123,13 +137,16 @@ def _keep_head(settings: Settings, adopt: bool, actor: str) -> None:
 )
 def export_command(
     path: Path,
-    fmt: str,
+    include_pii: bool,
+    per_item: bool,
     version: int | None,
     per_account: int | None,
     per_account_item: int | None,
     max_share: float | None,
 ) -> None:
-    """Write the live items of a dataset version to PATH, and PATH.manifest.json.
+    """Write the live items of a dataset version to PATH (PATH.jsonl or PATH.parquet,
+    flat typed columns), PATH.manifest.json and its Ed25519 signature
+    PATH.manifest.json.sig.
 
     The whole chain is verified first (against the head kept in Redis and in the audit
     log); an export of a store that does not verify is refused, exit 1."""
@@ -150,17 +167,54 @@ def export_command(
 
         manifest = s.export(
             path,
-            fmt="parquet" if fmt == "parquet" else "jsonl",
             version=version,
             caps=caps,
             progress=progress,
             actor="cli",
+            include_pii=include_pii,
+            per_item=per_item,
         )
     click.echo(
-        f"version {manifest.version}: {manifest.items} items -> {path} "
+        f"version {manifest.version}: {manifest.items} items, {manifest.rows} rows -> {path} "
         f"(sha256 {manifest.sha256}); excluded {manifest.excluded}; "
         f"chain head {manifest.chain.position}"
     )
+
+
+@store.command("public-key")
+def public_key_command() -> None:
+    """Print the public key export manifests are signed with (PEM), for training jobs."""
+    settings = existing_settings(store=True)
+    path = settings.home / publickey.PRIVATE_KEY_FILE_NAME
+    if not path.exists():
+        raise click.ClickException(
+            f"{path.resolve()} does not exist: run `feedbackguard store init`"
+        )
+    click.echo(publickey.public_pem(publickey.load_private(path).public_key()).decode(), nl=False)
+
+
+@store.command("check-export")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--public-key",
+    "public_key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The export public key (PEM); default: export.pub in FEEDBACKGUARD_HOME.",
+)
+def check_export_command(path: Path, public_key: Path | None) -> None:
+    """Check an export with the public key alone: the manifest's Ed25519 signature,
+    the file's SHA-256 and its row count; exit 1 naming what does not match."""
+    if public_key is None:
+        public_key = Settings().home / publickey.PUBLIC_KEY_FILE_NAME
+        if not public_key.exists():
+            raise click.ClickException(f"{public_key.resolve()} does not exist: pass --public-key")
+    problems = check_export(path, publickey.load_public(public_key))
+    for problem in problems:
+        click.echo(f"{path}: {inert(problem)}")
+    if problems:
+        raise SystemExit(1)
+    click.echo(f"{path}: manifest signature, SHA-256 and row count check out")
 
 
 def _share(policy: Policy) -> float:

@@ -14,7 +14,8 @@ changed, removed, reordered or cut off outside feedbackguard. One module per con
 * `head` — the chain's head kept outside the database (Redis, the audit log);
 * `database` — the engine and the write / read transactions (writers take turns);
 * `store` — `Store`, the one writer: admit, versions, quarantine / restore, reads;
-* `export`, with `caps`, `writers` and `manifest` — a version written to a file;
+* `export`, with `caps`, `flat`, `writers` and `manifest` — a version written to a
+  file as flat typed rows, its manifest signed (`publickey`: the Ed25519 export key);
 * `verify` — the walk along the chain: signatures, positions, counts, outside heads;
 * `legacy` — stores written before the chain, and their upgrade;
 * `purge` — purges and restores as the admin API and CLI run them (audited).
@@ -22,6 +23,7 @@ changed, removed, reordered or cut off outside feedbackguard. One module per con
 
 from __future__ import annotations
 
+from feedbackguard.store import publickey
 from feedbackguard.store.caps import ExportCaps
 from feedbackguard.store.errors import (
     IntegrityError,
@@ -30,7 +32,7 @@ from feedbackguard.store.errors import (
     StoreError,
     StoreKeyError,
 )
-from feedbackguard.store.manifest import Manifest, check_export, manifest_path
+from feedbackguard.store.manifest import Manifest, check_export, manifest_path, signature_path
 from feedbackguard.store.models import StoredItem, Version
 from feedbackguard.store.queries import EventKey
 from feedbackguard.store.rows import Admission, Head, admission, admission_from_json
@@ -57,4 +59,6 @@ __all__ = [
     "admission_from_json",
     "check_export",
     "manifest_path",
+    "publickey",
+    "signature_path",
 ]

@@ -1,6 +1,7 @@
 """Exporting a dataset version: the whole chain verified first, then the version's
-live rows from the same read transaction, capped, written to a file, counted against
-the version, and a signed manifest beside it."""
+live rows from the same read transaction, capped, written as flat typed rows (one per
+event, or per item: `feedbackguard.store.flat`), counted against the version, and a
+manifest beside it, signed with the HMAC key and with the Ed25519 export key."""
 
 from __future__ import annotations
 
@@ -10,22 +11,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from feedbackguard.store import signing
+from feedbackguard.store import publickey, signing
 from feedbackguard.store.caps import ExportCaps, over_cap, share_cap
 from feedbackguard.store.database import Database
 from feedbackguard.store.errors import IntegrityError
+from feedbackguard.store.flat import ItemTally, columns, decided_by_group, event_row
 from feedbackguard.store.manifest import (
     ChainHead,
     Manifest,
     ManifestCounts,
     manifest_path,
     sha256_file,
+    signature_path,
 )
 from feedbackguard.store.models import Version
 from feedbackguard.store.queries import live_query, stream
 from feedbackguard.store.verify import Expected, verify_store
-from feedbackguard.store.writers import ExportFormat, open_writer, write_atomically
+from feedbackguard.store.writers import format_of, open_writer, write_atomically
 
 PROGRESS_EVERY = 1000  # export progress callback cadence, in rows
 
@@ -35,21 +39,28 @@ Progress = Callable[[int, int], None]  # (items written so far, items expected)
 def export_version(
     db: Database,
     key: bytes,
+    export_key: Ed25519PrivateKey,
     path: Path,
-    fmt: ExportFormat,
     choose: Callable[[], Version],
     caps: ExportCaps | None,
     progress: Progress | None,
     expected: Callable[[], list[Expected]],
+    *,
+    include_pii: bool = False,
+    per_item: bool = False,
 ) -> Manifest:
     """Write the live items of the version `choose` gives to `path`, and its manifest.
 
-    The file is opened first, so a missing pyarrow fails before a version is made.
+    `path`'s suffix picks the format (`.jsonl`, `.parquet`). The file is opened first,
+    so a wrong suffix or a missing pyarrow fails before a version is made.
     A chain that does not verify (against the heads `expected` gives, kept outside),
     or items written that do not add up to the version's live count, abort the export
     with `IntegrityError`; the data file appears only when complete and counted.
     """
-    writer = open_writer(path, fmt)  # fails early when pyarrow is missing
+    fmt = format_of(path)
+    layout = columns(per_item, include_pii)
+    writer = open_writer(path, layout)  # fails early when pyarrow is missing
+    tally = ItemTally() if per_item else None
     try:
         chosen = choose()
         counts: dict[str, Counter[str]] = {
@@ -77,12 +88,16 @@ def export_version(
                 if over_share is not None and over_share(row):
                     shared += 1
                     continue
-                writer.write(row)
+                record = event_row(row, key, include_pii)
+                if tally is None:
+                    writer.write(record)
+                else:
+                    tally.add(record)
                 written += 1
                 counts["namespace"][row["namespace"]] += 1
                 counts["kind"][row["kind"]] += 1
                 counts["status"]["admitted"] += 1
-                counts["decided_by"][_decided_by_group(row["decided_by"])] += 1
+                counts["decided_by"][decided_by_group(row["decided_by"])] += 1
                 if progress is not None and written % PROGRESS_EVERY == 0:
                     progress(written, chosen.live)
         if written + capped + shared != chosen.live:
@@ -91,6 +106,12 @@ def export_version(
                 f"{written} were written and {capped + shared} capped: the store changed "
                 "under the export; run `feedbackguard store verify`"
             )
+        rows = written
+        if tally is not None:
+            rows = 0
+            for record in tally.rows():
+                writer.write(record)
+                rows += 1
         writer.finish()
     except BaseException:
         writer.abort()
@@ -106,17 +127,17 @@ def export_version(
         sha256=sha256_file(path),
         size_bytes=path.stat().st_size,
         items=written,
+        layout="items" if per_item else "events",
+        rows=rows,
+        columns=[c.name for c in layout],
+        pii=include_pii and not per_item,
+        public_key_id=publickey.public_key_id(export_key.public_key()),
         counts=ManifestCounts(**{k: dict(sorted(v.items())) for k, v in counts.items()}),
         excluded={"quarantined": chosen.quarantined, "capped": capped, "over_share": shared},
         caps=caps,
     )
     manifest = manifest.model_copy(update={"signature": signing.sign(key, manifest.signed_bytes())})
-    write_atomically(
-        manifest_path(path),
-        orjson.dumps(manifest.model_dump(mode="json"), option=orjson.OPT_INDENT_2),
-    )
+    raw = orjson.dumps(manifest.model_dump(mode="json"), option=orjson.OPT_INDENT_2)
+    write_atomically(signature_path(path), publickey.sign(export_key, raw).encode() + b"\n")
+    write_atomically(manifest_path(path), raw)
     return manifest
-
-
-def _decided_by_group(decided_by: str) -> str:
-    return decided_by.split(":", 1)[0]

@@ -20,13 +20,14 @@ from typing import Any, Literal
 
 import redis
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy.dialects import postgresql
 
 from feedbackguard.decisions import Decision
 from feedbackguard.embedded import mark_home
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.settings import Settings
-from feedbackguard.store import keyid, legacy, signing
+from feedbackguard.store import keyid, legacy, publickey, signing
 from feedbackguard.store.caps import ExportCaps
 from feedbackguard.store.database import Database
 from feedbackguard.store.errors import IntegrityError, StoreKeyError
@@ -60,7 +61,6 @@ from feedbackguard.store.rows import (
 )
 from feedbackguard.store.schema import items, metadata, tombstones, versions_table
 from feedbackguard.store.verify import Expected, VerifyReport, verify_store
-from feedbackguard.store.writers import ExportFormat
 
 STORE_FILE_NAME = "store.db"
 
@@ -91,9 +91,11 @@ class Store:
         r: redis.Redis[bytes] | None = None,
         *,
         upgrade: bool = False,
+        export_key: Ed25519PrivateKey | None = None,
     ) -> None:
         self.url = sa.make_url(url)
         self._key = signing.check_key(signing_key)
+        self._export_key = export_key  # signs export manifests (`publickey`)
         self._db = Database(self.url)
         self.upgraded = 0  # entries chained by `upgrade`
         try:
@@ -151,7 +153,12 @@ class Store:
                         "FEEDBACKGUARD_HOME to the home that holds them"
                     )
             key = signing.load_or_create_key(key_file)
-        store = cls(url, key, r, upgrade=upgrade)
+        export_key = None
+        if create:
+            export_key = publickey.load_or_create(settings.home)
+        elif (settings.home / publickey.PRIVATE_KEY_FILE_NAME).exists():
+            export_key = publickey.load_private(settings.home / publickey.PRIVATE_KEY_FILE_NAME)
+        store = cls(url, key, r, upgrade=upgrade, export_key=export_key)
         if store.key_id != keyid.key_id(key):
             store.close()
             raise StoreKeyError(
@@ -163,6 +170,11 @@ class Store:
         if settings.store_url is None or settings.signing_key is None:
             mark_home(settings.home)  # the home holds the store or its key
         return store
+
+    @property
+    def export_public_key(self) -> Ed25519PublicKey | None:
+        """The public key export manifests are signed for (None without an export key)."""
+        return None if self._export_key is None else self._export_key.public_key()
 
     def close(self) -> None:
         self._db.dispose()
@@ -446,13 +458,19 @@ class Store:
     def export(
         self,
         path: Path | str,
-        fmt: ExportFormat = "jsonl",
         version: int | None = None,
         caps: ExportCaps | None = None,
         progress: Progress | None = None,
         actor: str = "system",
+        *,
+        include_pii: bool = False,
+        per_item: bool = False,
     ) -> Manifest:
         """Write the live items of `version` to `path` and a signed manifest beside it.
+
+        `path`'s suffix picks the format (`.jsonl` or `.parquet`); the rows are flat
+        typed columns (`feedbackguard.store.flat`), one per event or, with `per_item`,
+        one per item; personal data only with `include_pii`.
 
         Without `version`, the current state is exported as a version (`snapshot`),
         so every export is reproducible. The whole chain is verified first, in the
@@ -465,8 +483,22 @@ class Store:
         def choose() -> Version:
             return self.snapshot(actor=actor) if version is None else self.version(version)
 
+        if self._export_key is None:
+            raise StoreKeyError(
+                f"no export key ({publickey.PRIVATE_KEY_FILE_NAME} beside the signing key): "
+                "run `feedbackguard store init` to make the export key pair"
+            )
         return export_version(
-            self._db, self._key, Path(path), fmt, choose, caps, progress, self._expected
+            self._db,
+            self._key,
+            self._export_key,
+            Path(path),
+            choose,
+            caps,
+            progress,
+            self._expected,
+            include_pii=include_pii,
+            per_item=per_item,
         )
 
     def verify(self, manifests: Sequence[Path] = ()) -> VerifyReport:

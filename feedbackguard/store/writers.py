@@ -1,5 +1,5 @@
-"""Export files: JSONL or Parquet, written beside the target and renamed into place
-only when complete.
+"""Export files: JSONL or Parquet (the file's suffix says which), written beside the
+target and renamed into place only when complete.
 
 The temporary file is made with `mkstemp` in the target's directory (a fresh random
 name, `O_EXCL`, mode 0600) and written through that descriptor, so a file or symlink
@@ -12,12 +12,15 @@ from __future__ import annotations
 import importlib
 import os
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Literal
 
+import orjson
+
 from feedbackguard.store.errors import StoreError
+from feedbackguard.store.flat import Column
 from feedbackguard.store.queries import STREAM_BATCH
-from feedbackguard.store.rows import Row, aware
 
 ExportFormat = Literal["jsonl", "parquet"]
 
@@ -57,7 +60,7 @@ class Writer:
         self.path = path
         self.partial, self._handle = private_temp(path)
 
-    def write(self, row: Row) -> None:
+    def write(self, record: Mapping[str, Any]) -> None:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -74,28 +77,37 @@ class Writer:
             self.partial.unlink(missing_ok=True)
 
 
-def open_writer(path: Path, fmt: ExportFormat) -> Writer:
-    """A writer of `fmt` for `path`; `StoreError` when Parquet is asked without pyarrow."""
-    if fmt == "jsonl":
+SUFFIXES: dict[str, ExportFormat] = {".jsonl": "jsonl", ".parquet": "parquet"}
+
+
+def format_of(path: Path) -> ExportFormat:
+    """The format a file name asks for: its suffix, `.jsonl` or `.parquet`; anything
+    else is refused, so a file's name never lies about what it holds."""
+    fmt = SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        raise StoreError(
+            f"cannot tell the export format from {path.name!r}: name the file *.jsonl or *.parquet"
+        )
+    return fmt
+
+
+def open_writer(path: Path, columns: Sequence[Column]) -> Writer:
+    """A writer of the format `path`'s suffix names; `StoreError` for another suffix,
+    or when Parquet is asked without pyarrow."""
+    if format_of(path) == "jsonl":
         return _JsonlWriter(path)
-    if fmt == "parquet":
-        try:
-            importlib.import_module("pyarrow.parquet")
-        except ImportError as exc:
-            raise StoreError(
-                "Parquet export needs pyarrow: pip install 'feedbackguard[parquet]'"
-            ) from exc
-        return _ParquetWriter(path)
-    raise ValueError(f"unknown export format {fmt!r} (jsonl or parquet)")
+    try:
+        importlib.import_module("pyarrow.parquet")
+    except ImportError as exc:
+        raise StoreError(
+            "Parquet export needs pyarrow: pip install 'feedbackguard[parquet]'"
+        ) from exc
+    return _ParquetWriter(path, columns)
 
 
-def jsonl_line(row: Row) -> bytes:
-    """One exported item as a JSONL line: its seq, event and decision trail."""
-    line = b'{"seq":%d,"event":%s,"decisions":%s}\n' % (
-        row["id"],
-        row["event"].encode(),
-        row["decisions"].encode(),
-    )
+def jsonl_line(record: Mapping[str, Any]) -> bytes:
+    """One export row as a JSONL line (datetimes as RFC 3339 text)."""
+    line = orjson.dumps(record) + b"\n"
     for raw, escaped in _LINE_BREAKERS:
         if raw in line:
             line = line.replace(raw, escaped)
@@ -103,8 +115,8 @@ def jsonl_line(row: Row) -> bytes:
 
 
 class _JsonlWriter(Writer):
-    def write(self, row: Row) -> None:
-        self._handle.write(jsonl_line(row))
+    def write(self, record: Mapping[str, Any]) -> None:
+        self._handle.write(jsonl_line(record))
 
     def close(self) -> None:
         if not self._handle.closed:
@@ -112,46 +124,27 @@ class _JsonlWriter(Writer):
 
 
 class _ParquetWriter(Writer):
-    """Columns: seq, the event's identifying fields, and the event / decisions as JSON."""
+    """The export's columns with their Arrow types (features as list<float64>)."""
 
-    COLUMNS = ("seq", "event_id", "namespace", "kind", "account_id", "item_id", "received_at")
-
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, columns: Sequence[Column]) -> None:
         super().__init__(path)
         self._pa = importlib.import_module("pyarrow")
         pq = importlib.import_module("pyarrow.parquet")
         pa = self._pa
-        self._schema = pa.schema(
-            [
-                ("seq", pa.int64()),
-                ("event_id", pa.string()),
-                ("namespace", pa.string()),
-                ("kind", pa.string()),
-                ("account_id", pa.string()),
-                ("item_id", pa.string()),
-                ("received_at", pa.timestamp("us", tz="UTC")),
-                ("event", pa.string()),
-                ("decisions", pa.string()),
-            ]
-        )
+        types = {
+            "string": pa.string(),
+            "int64": pa.int64(),
+            "float64": pa.float64(),
+            "timestamp": pa.timestamp("us", tz="UTC"),
+            "list<float64>": pa.list_(pa.float64()),
+        }
+        self._schema = pa.schema([(c.name, types[c.type]) for c in columns])
         self._writer = pq.ParquetWriter(self._handle, self._schema)
-        self._buffer: list[dict[str, Any]] = []
+        self._buffer: list[Mapping[str, Any]] = []
         self._closed = False
 
-    def write(self, row: Row) -> None:
-        self._buffer.append(
-            {
-                "seq": row["id"],
-                "event_id": row["event_id"],
-                "namespace": row["namespace"],
-                "kind": row["kind"],
-                "account_id": row["account_id"],
-                "item_id": row["item_id"],
-                "received_at": aware(row["received_at"]),
-                "event": row["event"],
-                "decisions": row["decisions"],
-            }
-        )
+    def write(self, record: Mapping[str, Any]) -> None:
+        self._buffer.append(record)
         if len(self._buffer) >= STREAM_BATCH:
             self._flush()
 
@@ -172,3 +165,13 @@ class _ParquetWriter(Writer):
                 self._writer.close()
             finally:
                 self._handle.close()
+
+
+def count_rows(path: Path) -> int:
+    """The rows an export file holds (JSONL: lines; Parquet: its metadata)."""
+    if format_of(path) == "jsonl":
+        with path.open("rb") as handle:
+            return sum(1 for _ in handle)
+    pq = importlib.import_module("pyarrow.parquet")
+    rows: int = pq.ParquetFile(path).metadata.num_rows
+    return rows
