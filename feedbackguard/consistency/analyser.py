@@ -12,7 +12,10 @@ At most once per `consistency.recent.every_s` of event time, over the recent win
 3. mark unreliable labellers (`consistency.unreliable`, by label agreement): their
    events get `consistency.reputation`;
 4. refit the outlier forest; pending events of isolated accounts get `outlier`;
-5. test the label distribution for drift (alerts, optionally lockdown).
+5. judge every waiting label against the item's consensus again, with today's
+   weights (`consistency.consensus`): its `consistency.consensus` and
+   `consistency.support` reasons follow;
+6. test the label distribution for drift (alerts, optionally lockdown).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 
 from feedbackguard import keys
 from feedbackguard.checks.base import AnalysisContext, Reason, Verdicts
-from feedbackguard.consistency import drift, knn, outliers, recent, triggers, unreliable
+from feedbackguard.consistency import consensus, drift, knn, outliers, recent, triggers, unreliable
 
 JUDGED = frozenset({"pending", "review", "admitted"})
 
@@ -41,9 +44,11 @@ class ConsistencyAnalyser:
         status = np.asarray(window.statuses, dtype=np.str_)
         ids = window.event_ids
         verdicts: Verdicts = {}
+        flagged: set[int] = set()
 
         def add(index: int, reason: Reason) -> None:
             verdicts.setdefault(ids[index], []).append(reason)
+            flagged.add(index)
 
         rows, matrix = window.feature_matrix()
         values = [window.values[i] for i in rows.tolist()]
@@ -83,6 +88,8 @@ class ConsistencyAnalyser:
                 for index in np.flatnonzero(status == "pending").tolist():
                     if window.accounts[index] in odd:
                         add(index, reason)
+        for index, reasons in consensus.recheck(ctx, window, status, flagged).items():
+            verdicts.setdefault(ids[index], []).extend(reasons)
         if policy.drift.enabled:
             found_shifts = drift.shifts(window, ctx.now, policy.drift)
             drift.alert(ctx.redis, ctx.namespace, found_shifts, ctx.now, policy.drift)

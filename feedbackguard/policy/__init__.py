@@ -92,6 +92,27 @@ class Thresholds(_Section):
         return self
 
 
+class Decide(_Section):
+    """How suspicion (who sent feedback, from where, with whom) and harm (what
+    admitting it would change) make a decision (`feedbackguard.pipeline.decide`).
+
+    Harm of a label: its disagreement with independent evidence (the kNN reference, a
+    confident model, the item's consensus weighted by trust and independence), less
+    the independent consensus that backs it; of a report: the `reports.*` reasons.
+    """
+
+    wrong_harm: float = Field(0.5, gt=0, le=1)
+    suspect: float = Field(0.5, gt=0, le=1)
+    contested_support: float = Field(0.3, gt=0, le=1)
+    mixed_harm: float = Field(0.3, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.mixed_harm > self.wrong_harm:
+            raise ValueError("mixed_harm must not exceed wrong_harm")
+        return self
+
+
 class RateLimit(_Section):
     """`limit` events per `window_s` for each distinct value of `scope` (a GCRA)."""
 
@@ -155,7 +176,7 @@ class Consensus(_Section):
     min_confidence: float = Field(0.6, ge=0, le=1)
     max_score: float = Field(0.35, ge=0, le=1)
     young_weight: float = Field(0.2, ge=0, le=1)
-    young_bonus: float = Field(0.2, ge=0, le=1)
+    young_bonus: float = Field(0.0, ge=0, le=1)
     ttl_s: float = Field(30 * 86400, gt=0)
 
 
@@ -165,7 +186,7 @@ class ModelDisagreement(_Section):
     enabled: bool = True
     min_confidence: float = Field(0.9, ge=0, le=1)
     max_score: float = Field(0.2, ge=0, le=1)
-    young_bonus: float = Field(0.3, ge=0, le=1)
+    young_bonus: float = Field(0.0, ge=0, le=1)
 
 
 class FeatureRule(_Section):
@@ -307,6 +328,7 @@ class Policy(_Section):
     outcome_ttl_s: float = Field(30 * 86400, gt=0)
     clock_skew_s: float = Field(60, ge=0)
     thresholds: Thresholds = Thresholds()
+    decide: Decide = Decide()
     ratelimit: RateLimits = RateLimits()
     analysis: Analysis = Analysis()
     graph: Graph = Graph()

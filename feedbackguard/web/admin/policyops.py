@@ -131,6 +131,6 @@ def dry_run(
                 skipped += 1
                 continue
             reasons = [Reason(x.code, x.detail, x.score) for x in last.reasons]
-            new = decide(last.event_id, reasons, policy.thresholds, 0, last.decided_at)
+            new = decide(record.event, reasons, policy, 0, last.decided_at)
             transitions[(last.status, new.status)] += 1
     return DryRun(examined, skipped, dict(transitions), truncated)
