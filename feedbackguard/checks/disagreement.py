@@ -90,28 +90,28 @@ def judge(
 ) -> tuple[Reason | None, Reason | None]:
     """A value against the weighted votes `counts` (value key -> weight) of other
     accounts on its item: (`consistency.consensus` when most of a confident consensus
-    gave another value, `consistency.support` when most of it gave this one).
+    gave another value, `consistency.support` when most of the votes gave this one).
 
-    Confidence is weight / (weight + `prior_weight`), from `min_confidence`: one or
-    two voices are no consensus. The disagreement score is `max_score` x confidence x
-    the share against (plus `young_bonus` for a young dissenter); the support score
-    is confidence x the share for, which is how much of a label's disagreement with
-    the model or its neighbours independent agreement outweighs (`pipeline.decide`).
+    Confidence is weight / (weight + `prior_weight`). Disagreement needs
+    `min_confidence` (one or two voices accuse no one) and scores `max_score` x
+    confidence x the share against (plus `young_bonus` for a young dissenter).
+    Support needs `support_min_weight` (agreement among accounts, not one other
+    account) and scores confidence x the share for: how much of a label's
+    disagreement with the model or its neighbours independent agreement outweighs
+    (`pipeline.decide`).
     """
     total = sum(counts.values())
     if total <= 0:
         return None, None
     confidence = total / (total + policy.prior_weight)
-    if confidence < policy.min_confidence:
-        return None, None
     agreement = counts.get(mine, 0.0) / total
-    if agreement < 0.5:
+    if agreement < 0.5 and confidence >= policy.min_confidence:
         disagreement = 1.0 - agreement
         score = policy.max_score * confidence * disagreement
         score = round(min(1.0, score + (policy.young_bonus if young else 0.0)), 2)
         detail = f"{disagreement:.0%} of {total:.1f} weighted votes on this item gave another value"
         return Reason(CONSENSUS, detail, score), None
-    if agreement > 0.5:
+    if agreement > 0.5 and total >= policy.support_min_weight:
         detail = (
             f"{agreement:.0%} of {total:.1f} independent weighted votes on this item "
             "gave this value"

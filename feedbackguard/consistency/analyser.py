@@ -9,8 +9,9 @@ At most once per `consistency.recent.every_s` of event time, over the recent win
 2. discover suspected triggers; every pending, in-review or admitted event carrying
    one (new or known) gets `trigger.suspected` (admitted ones are quarantined by the
    pipeline's re-decision);
-3. mark unreliable labellers (`consistency.unreliable`, by label agreement): their
-   events get `consistency.reputation`;
+3. mark unreliable labellers (`consistency.unreliable`, by label agreement, a label
+   the item's independent consensus backs never counting as disputed): their events
+   get `consistency.reputation`;
 4. refit the outlier forest; pending events of isolated accounts get `outlier`;
 5. judge every waiting label against the item's consensus again, with today's
    weights (`consistency.consensus`): its `consistency.consensus` and
@@ -65,8 +66,9 @@ class ConsistencyAnalyser:
                         int(rows[waiting[j]]),
                         Reason(knn.CODE, knn.detail(float(share[j]), k), float(score[j])),
                     )
+        votes = consensus.Votes(ctx, window, status)
         if policy.unreliable.enabled:
-            self._unreliable(ctx, window, rows, matrix, values, status, add)
+            self._unreliable(ctx, window, rows, matrix, values, status, votes, add)
         if policy.discovery.enabled and len(rows):
             found = triggers.discover(window, rows, matrix, policy.discovery, ctx.now)
             triggers.save(ctx.redis, ctx.namespace, found, actor="analysis")
@@ -88,7 +90,7 @@ class ConsistencyAnalyser:
                 for index in np.flatnonzero(status == "pending").tolist():
                     if window.accounts[index] in odd:
                         add(index, reason)
-        for index, reasons in consensus.recheck(ctx, window, status, flagged).items():
+        for index, reasons in consensus.recheck(ctx, votes, status, flagged).items():
             verdicts.setdefault(ids[index], []).extend(reasons)
         if policy.drift.enabled:
             found_shifts = drift.shifts(window, ctx.now, policy.drift)
@@ -104,6 +106,7 @@ class ConsistencyAnalyser:
         matrix: np.ndarray,
         values: list[str],
         status: np.ndarray,
+        votes: consensus.Votes,
         add: Callable[[int, Reason], None],
     ) -> None:
         policy = ctx.policy.consistency
@@ -113,7 +116,7 @@ class ConsistencyAnalyser:
         )
         if reference is not None and len(rows) and reference.width == matrix.shape[1]:
             share = reference.disagreement(matrix, values)
-        disputed = unreliable.disputed(window, rows, share, policy)
+        disputed = unreliable.disputed(window, rows, share, policy) & ~votes.supported()
         odd = unreliable.labellers(window, disputed, policy)
         unreliable.save(ctx.redis, ctx.namespace, odd)
         if not odd:

@@ -35,35 +35,51 @@ NO_VOICE = ("rejected", "quarantined")
 _SPEAKS_AGAINST = (AGAINST | SUSPICION) - {CONSENSUS}
 
 
+class Votes:
+    """The recent window's votes by item, each weighed with today's weights."""
+
+    def __init__(self, ctx: AnalysisContext, window: Recent, status: np.ndarray) -> None:
+        policy = ctx.policy.consistency
+        self.window = window
+        self.policy = policy.consensus
+        names = sorted(set(window.accounts))
+        weights = vote_weights(ctx.redis, ctx.namespace, names, policy)
+        raw_risk = ctx.redis.hmget(keys.graph_risk(ctx.namespace), names) if names else []
+        self.risky = {name for name, raw in zip(names, raw_risk, strict=True) if raw is not None}
+        age = window.time - window.created
+        self.young = np.nan_to_num(age, nan=np.inf) < ctx.policy.ratelimit.new_account_age_s
+        self.items: dict[str, dict[str, float]] = defaultdict(dict)
+        self.own: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
+        for i in np.flatnonzero(~np.isin(status, NO_VOICE)).tolist():
+            account, item, value = window.accounts[i], window.items[i], window.values[i]
+            weight = weights[account] * (self.policy.young_weight if self.young[i] else 1.0)
+            votes = self.items[item]
+            votes[value] = votes.get(value, 0.0) + weight
+            mine = self.own[(item, account)]
+            mine[value] = mine.get(value, 0.0) + weight
+
+    def judge(self, i: int) -> tuple[Reason | None, Reason | None]:
+        """Window event `i` against the other accounts' votes on its item
+        (`checks.disagreement.judge`)."""
+        w = self.window
+        mine = self.own.get((w.items[i], w.accounts[i]), {})
+        others = {v: max(0.0, x - mine.get(v, 0.0)) for v, x in self.items[w.items[i]].items()}
+        return judge(others, w.values[i], self.policy, bool(self.young[i]))
+
+    def supported(self) -> np.ndarray:
+        """Per window event: the other accounts' consensus backs its value."""
+        return np.array([self.judge(i)[1] is not None for i in range(len(self.window))], bool)
+
+
 def recheck(
-    ctx: AnalysisContext, window: Recent, status: np.ndarray, flagged: Collection[int]
+    ctx: AnalysisContext, votes: Votes, status: np.ndarray, flagged: Collection[int]
 ) -> dict[int, list[Reason]]:
     """Window index -> the consensus reasons that changed for that waiting event
     (`flagged`: indices this run already found something against)."""
-    policy = ctx.policy.consistency
     waiting = np.flatnonzero(np.isin(status, WAITING)).tolist()
-    if not policy.consensus.enabled or not waiting:
+    if not ctx.policy.consistency.consensus.enabled or not waiting:
         return {}
-    names = sorted(set(window.accounts))
-    weights = vote_weights(ctx.redis, ctx.namespace, names, policy)
-    risky = {
-        name
-        for name, raw in zip(
-            names, ctx.redis.hmget(keys.graph_risk(ctx.namespace), names), strict=True
-        )
-        if raw is not None
-    }
-    age = window.time - window.created
-    young = np.nan_to_num(age, nan=np.inf) < ctx.policy.ratelimit.new_account_age_s
-    item_votes: dict[str, dict[str, float]] = defaultdict(dict)
-    own_votes: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
-    for i in np.flatnonzero(~np.isin(status, NO_VOICE)).tolist():
-        account, item, value = window.accounts[i], window.items[i], window.values[i]
-        weight = weights[account] * (policy.consensus.young_weight if young[i] else 1.0)
-        votes = item_votes[item]
-        votes[value] = votes.get(value, 0.0) + weight
-        mine = own_votes[(item, account)]
-        mine[value] = mine.get(value, 0.0) + weight
+    window = votes.window
     ids = [window.event_ids[i] for i in waiting]
     current = [
         {} if raw is None else {str(r["code"]): float(r["score"]) for r in raw.trail[-1]["reasons"]}
@@ -71,11 +87,12 @@ def recheck(
     ]
     out: dict[int, list[Reason]] = {}
     for i, now in zip(waiting, current, strict=True):
-        account, item = window.accounts[i], window.items[i]
-        mine = own_votes.get((item, account), {})
-        others = {v: max(0.0, w - mine.get(v, 0.0)) for v, w in item_votes[item].items()}
-        against, support = judge(others, window.values[i], policy.consensus, bool(young[i]))
-        speaks = i in flagged or account in risky or any(code in _SPEAKS_AGAINST for code in now)
+        against, support = votes.judge(i)
+        speaks = (
+            i in flagged
+            or window.accounts[i] in votes.risky
+            or any(code in _SPEAKS_AGAINST for code in now)
+        )
         changed = [
             *_change(now, CONSENSUS, against, "the consensus no longer disagrees"),
             *_change(now, SUPPORT, support if speaks else None, "no independent support"),

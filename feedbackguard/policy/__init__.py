@@ -177,6 +177,7 @@ class Consensus(_Section):
     max_score: float = Field(0.35, ge=0, le=1)
     young_weight: float = Field(0.2, ge=0, le=1)
     young_bonus: float = Field(0.0, ge=0, le=1)
+    support_min_weight: float = Field(2.0, gt=0)
     ttl_s: float = Field(30 * 86400, gt=0)
 
 
