@@ -1,36 +1,53 @@
-"""`feedbackguard bench detect`: every attack scenario through the real pipeline, scored.
+"""`feedbackguard bench detect`: every attack family over a sweep of its parameters and
+every honest crowd trap, through the real pipeline, scored on the worst case.
 
-For each scenario (`feedbackguard.simulate`), one seeded stream of honest traffic plus
-the attack goes through:
+Each run is one seeded stream (`feedbackguard.simulate`): honest traffic plus one
+attack at one sweep point (`feedbackguard.simulate.sweeps`), or honest traffic plus one
+honest crowd. It goes through:
 
-* **feedbackguard**: `feedbackguard.pipeline.replay.replay()`, i.e. the real pipeline in worker
-  processes with every default check and analyser and the default policy (probation
-  included), in a fresh namespace with its own SQLite store; the retrained model is
-  trained on the store's live rows (`Store.iter_rows`, what an export contains);
+* **feedbackguard**: `feedbackguard.pipeline.replay.replay()`, i.e. the real pipeline in a
+  worker process with every default check and analyser and the default policy
+  (probation included), in a fresh namespace with its own SQLite store; the retrained
+  model is trained on the store's live rows (`Store.iter_rows`, what an export holds);
 * **rate limit only** (the Flask-Limiter setup a team would write today): the real
   `Pipeline` in process with `RateLimitCheck` alone and no analysers, same policy;
-* **no defence** (everything admitted) and the **clean-data oracle** (everything but
-  the poison);
-* the offline peers as filters on the same stream (`feedbackguard.bench.peers`):
-  IBM ART's ProvenanceDefense and cleanlab's find_label_issues, timed.
+* **no defence** (everything admitted);
+* at each family's `default` point only (the per-scenario figures): the **clean-data
+  oracle** (everything but the poison) and the offline peers as filters on the same
+  stream (`feedbackguard.bench.peers`): IBM ART's ProvenanceDefense and cleanlab's
+  find_label_issues, timed.
 
-Scores per run: poison admitted, honest admitted, honest sent to review (share of each
-population's events), clean accuracy of the retrained model on the held-out split,
-attack success (`feedbackguard.bench.impact`), seconds; for feedbackguard also the
-time to detection: event time from the attack's start to its first flagged event
-(review, rejected or quarantined), a flag at ingest counted at the event's own time and
-a flag by analysis at the replay's ingested event-time frontier when it was written.
+Scores per run (`score`): poison admitted, honest admitted / in review, honest correct
+feedback admitted (a label equal to the true label, a report of an item that deserves
+one), clean accuracy of the retrained model on the held-out split, attack success
+(`feedbackguard.bench.impact`), benign items taken down (admitted reports >= the
+takedown threshold on an item that does not deserve them), review share (events in
+review at the end over all events), the top 1 % of honest accounts by activity
+(power users) and honest corrections of confident model mistakes (model fixes): their
+correct feedback admitted; the crowd's correct feedback admitted on a crowd trap; for
+feedbackguard also the time to detection (event time from the attack's start to its
+first flagged event) and the commonest reasons.
+
+The report takes the worst case of each family over its points (`worst`, with the
+point that gave it, and the baselines' worst), each crowd's figure (`crowds`) and the
+worst over every run of the honest figures. Runs go through a process pool (`jobs`),
+each process with its own embedded Redis (replays sharing one Redis would share
+workers, and a worker writes the store of the replay that started it).
 """
 
 from __future__ import annotations
 
 import bisect
 import io
+import multiprocessing
+import os
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -43,7 +60,7 @@ from feedbackguard.bench.impact import impact
 from feedbackguard.bench.peers import art_provenance, cleanlab_filter
 from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.connection import redis_url
-from feedbackguard.events import FeedbackEvent
+from feedbackguard.events import LABEL_KINDS, FeedbackEvent
 from feedbackguard.pipeline import inbox, ledger
 from feedbackguard.pipeline.engine import Pipeline
 from feedbackguard.pipeline.replay import replay
@@ -51,23 +68,51 @@ from feedbackguard.pipeline.runtime import default_analysers, default_checks
 from feedbackguard.policy.store import PolicyStore
 from feedbackguard.settings import Settings
 from feedbackguard.simulate import (
+    CROWDS,
+    FAMILIES,
     HONEST,
-    LABEL_KINDS,
     QUICK,
     SCENARIOS,
     DatasetName,
+    HonestParams,
     Simulation,
     generate,
     renamespaced,
+    sweeps,
     write,
 )
-from feedbackguard.simulate.data import Dataset, load
+from feedbackguard.simulate.data import load
+from feedbackguard.simulate.world import TAKEDOWN_REPORTS
 from feedbackguard.store import Store
 
 DEFENCES = ("feedbackguard", "ratelimit", "none", "oracle", "art", "cleanlab")
-ATTACK_SCENARIOS = tuple(s for s in SCENARIOS if s != "honest")
+BASELINES = ("ratelimit", "none")
+# The honest population of every sweep point and crowd trap: 2.5 days (room for a burst
+# of two days), 500 accounts, 3,000 events. Each family's default point runs on the
+# full population (`HonestParams()`), as the per-scenario figures always did.
+SWEEP_POPULATION = HonestParams(accounts=500, events=3000, span_days=2.5, campus_accounts=40,
+                                viral_accounts=50)  # fmt: skip
 BATCH = 500
 FLAGGED = frozenset({"review", "rejected", "quarantined"})
+# A model output this confident that an honest correct label contradicts: a model fix.
+CONFIDENT = 0.8
+# Power users: this share of honest accounts, the most active.
+POWER_SHARE = 0.01
+# Per family, the worst of each figure over its points: the larger or the smaller value.
+WORST: dict[str, Callable[[Iterable[float]], float]] = {
+    "poison_admitted": max,
+    "attack_success": max,
+    "benign_taken_down": max,
+    "honest_correct_admitted": min,
+    "review_share": max,
+}
+# Over every run (points and traps): the honest figures' worst.
+OVERALL: dict[str, Callable[[Iterable[float]], float]] = {
+    "honest_correct_admitted": min,
+    "power_users_correct_admitted": min,
+    "model_fix_admitted": min,
+    "review_share": max,
+}
 Echo = Callable[[str], None]
 
 
@@ -84,21 +129,21 @@ class RunScore:
     honest_correct_admitted: float | None = None
     honest_correct_review: float | None = None
     honest_wrong_review: float | None = None
+    benign_taken_down: int = 0
+    review_share: float = 0.0
+    power_users_correct_admitted: float | None = None
+    model_fix_admitted: float | None = None
+    model_fix_events: int = 0
+    crowd_correct_admitted: float | None = None
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "poison_admitted": self.poison_admitted,
-            "honest_admitted": self.honest_admitted,
-            "honest_review": self.honest_review,
-            "clean_acc": self.clean_acc,
-            "attack_success": self.attack_success,
-            "honest_correct_admitted": self.honest_correct_admitted,
-            "honest_correct_review": self.honest_correct_review,
-            "honest_wrong_review": self.honest_wrong_review,
-            "seconds": round(self.seconds, 2),
-        }
+        out = asdict(self)
+        out["seconds"] = round(self.seconds, 2)
+        del out["extra"], out["note"]
+        if self.crowd_correct_admitted is None:
+            del out["crowd_correct_admitted"]
         if self.note:
             out["note"] = self.note
         out.update(self.extra)
@@ -109,40 +154,66 @@ def _share(n: int, total: int) -> float | None:
     return round(n / total, 4) if total else None
 
 
+def power_users(sim: Simulation) -> set[str]:
+    """The top `POWER_SHARE` of honest accounts by number of events (at least one)."""
+    counts = Counter(e.account_id for e in sim.events if sim.truth[e.event_id].population == HONEST)
+    ranked = sorted(counts, key=lambda a: (-counts[a], a))
+    return set(ranked[: max(1, round(POWER_SHARE * len(ranked)))])
+
+
+def is_model_fix(event: FeedbackEvent) -> bool:
+    """A label that contradicts a confident model output (it is a fix when correct)."""
+    out = event.model_output
+    return (event.kind in LABEL_KINDS and out is not None and out.confidence >= CONFIDENT
+            and out.label != str(event.value))  # fmt: skip
+
+
+def benign_taken_down(sim: Simulation, kept: Iterable[FeedbackEvent]) -> int:
+    """Items that do not deserve a report yet collected enough admitted ones to go."""
+    threshold = sim.attack.takedown or TAKEDOWN_REPORTS
+    data = load(sim.dataset)
+    reports = Counter(e.item_id for e in kept if e.kind == "report")
+    bad = {data.item_id(i) for i in sim.bad_items}
+    return sum(n >= threshold and item not in bad for item, n in reports.items())
+
+
 def score(
     sim: Simulation, statuses: Mapping[str, str], kept: Sequence[FeedbackEvent], seconds: float
 ) -> RunScore:
     """Shares of each population by final status, and the model retrained on `kept`."""
-    poison = [e for e in sim.events if sim.truth[e.event_id].is_poison]
-    honest = [e for e in sim.events if sim.truth[e.event_id].population == HONEST]
-    data = load(sim.dataset)
-    mistaken = [_mistaken(e, data) for e in honest]
-    correct = [e for e, m in zip(honest, mistaken, strict=True) if not m]
-    wrong = [e for e, m in zip(honest, mistaken, strict=True) if m]
-    model = impact(kept, data, sim.attack)
+    truth = sim.truth
+    poison = [e for e in sim.events if truth[e.event_id].is_poison]
+    honest = [e for e in sim.events if truth[e.event_id].population == HONEST]
+    correct = [e for e in honest if truth[e.event_id].correct]
+    wrong = [e for e in honest if truth[e.event_id].correct is False]
+    power = power_users(sim)
+    crowd = [e for e in correct if truth[e.event_id].crowd is not None]
+    fixes = [e for e in correct if is_model_fix(e)]
+    model = impact(kept, load(sim.dataset), sim.attack)
 
     def count(events: Sequence[FeedbackEvent], status: str) -> int:
         return sum(statuses.get(e.event_id) == status for e in events)
 
+    def admitted(events: Sequence[FeedbackEvent]) -> float | None:
+        return _share(count(events, "admitted"), len(events))
+
     return RunScore(
-        poison_admitted=_share(count(poison, "admitted"), len(poison)),
-        honest_admitted=_share(count(honest, "admitted"), len(honest)) or 0.0,
+        poison_admitted=admitted(poison),
+        honest_admitted=admitted(honest) or 0.0,
         honest_review=_share(count(honest, "review"), len(honest)) or 0.0,
         clean_acc=model.clean_acc,
         attack_success=model.attack_success,
         seconds=seconds,
-        honest_correct_admitted=_share(count(correct, "admitted"), len(correct)),
+        honest_correct_admitted=admitted(correct),
         honest_correct_review=_share(count(correct, "review"), len(correct)),
         honest_wrong_review=_share(count(wrong, "review"), len(wrong)),
+        benign_taken_down=benign_taken_down(sim, kept),
+        review_share=_share(count(sim.events, "review"), len(sim.events)) or 0.0,
+        power_users_correct_admitted=admitted([e for e in correct if e.account_id in power]),
+        model_fix_admitted=admitted(fixes),
+        model_fix_events=len(fixes),
+        crowd_correct_admitted=admitted(crowd) if crowd else None,
     )
-
-
-def _mistaken(event: FeedbackEvent, data: Dataset) -> bool:
-    """An honest label that is wrong (the simulated population's label noise)."""
-    if event.kind not in LABEL_KINDS:
-        return False
-    index = int(event.item_id.rsplit("-", 1)[1])
-    return event.value != data.label(index)
 
 
 def filtered(sim: Simulation, kept_ids: set[str], seconds: float, note: str = "") -> RunScore:
@@ -167,12 +238,26 @@ def _records(r: redis.Redis[bytes], namespace: str, ids: Sequence[str]) -> dict[
     return out
 
 
-def run_feedbackguard(sim: Simulation, settings: Settings, workdir: Path, run_id: str) -> RunScore:
-    namespace = f"bench-{sim.scenario}-{run_id}"
+def _forget(r: redis.Redis[bytes], namespace: str) -> None:
+    """Drop a scored run's namespace, so the pump of later runs never visits it."""
+    r.srem(keys.namespaces(), namespace)
+    batch = []
+    for key in r.scan_iter(match=keys.ns(namespace, "*"), count=1000):
+        batch.append(key)
+        if len(batch) >= 1000:
+            r.unlink(*batch)
+            batch = []
+    if batch:
+        r.unlink(*batch)
+
+
+def run_feedbackguard(
+    sim: Simulation, settings: Settings, workdir: Path, namespace: str
+) -> RunScore:
     stream = renamespaced(sim, namespace)
-    path = workdir / f"{sim.scenario}.jsonl"
+    path = workdir / f"{namespace}.jsonl"
     write(stream, path)
-    store_url = f"sqlite:///{(workdir / f'{sim.scenario}-fg.db').resolve()}"
+    store_url = f"sqlite:///{(workdir / f'{namespace}-fg.db').resolve()}"
     here = settings.model_copy(update={"store_url": store_url})
     events = stream.events
     frontier: list[tuple[float, float]] = []  # (wall time, ingested event time)
@@ -187,6 +272,7 @@ def run_feedbackguard(sim: Simulation, settings: Settings, workdir: Path, run_id
     r: redis.Redis[bytes] = redis.Redis.from_url(redis_url(here))
     try:
         records = _records(r, namespace, [e.event_id for e in events])
+        _forget(r, namespace)
     finally:
         r.close()
     statuses = {i: rec.decision.status for i, rec in records.items()}
@@ -239,13 +325,12 @@ def _reasons(sim: Simulation, records: dict[str, ledger.Record], poison: bool) -
 # --- rate limit only, in process ----------------------------------------------------------
 
 
-def run_ratelimit(sim: Simulation, settings: Settings, workdir: Path, run_id: str) -> RunScore:
+def run_ratelimit(sim: Simulation, settings: Settings, workdir: Path, namespace: str) -> RunScore:
     """The real Pipeline with only the per-account/ip/... rate limits (default policy)."""
-    namespace = f"bench-rl-{sim.scenario}-{run_id}"
     events = renamespaced(sim, namespace).events
     r: redis.Redis[bytes] = redis.Redis.from_url(redis_url(settings))
     started = time.monotonic()
-    store = Store(f"sqlite:///{(workdir / f'{sim.scenario}-rl.db').resolve()}", b"b" * 32)
+    store = Store(f"sqlite:///{(workdir / f'{namespace}-rl.db').resolve()}", b"b" * 32)
     try:
         pipeline = Pipeline(r=r, store=store, policies=PolicyStore(r, cache_s=60),
                             checks=[RateLimitCheck()], analysers=[])  # fmt: skip
@@ -262,10 +347,9 @@ def run_ratelimit(sim: Simulation, settings: Settings, workdir: Path, run_id: st
         pipe.execute()
         while pipeline.release(namespace):
             pass
-        # Keep replay's workers (later scenarios) from analysing this namespace.
-        r.srem(keys.namespaces(), namespace)
         seconds = time.monotonic() - started
         records = _records(r, namespace, [e.event_id for e in events])
+        _forget(r, namespace)
         kept = [item.event for item in store.iter_rows()]
     finally:
         store.close()
@@ -274,73 +358,209 @@ def run_ratelimit(sim: Simulation, settings: Settings, workdir: Path, run_id: st
     return score(sim, statuses, kept, seconds)
 
 
-# --- the whole bench ----------------------------------------------------------------------
+# --- one run ------------------------------------------------------------------------------
 
 
-def run_scenario(
-    name: str, dataset: DatasetName, seed: int, quick: bool, settings: Settings,
-    workdir: Path, run_id: str, echo: Echo,
-) -> dict[str, Any]:  # fmt: skip
-    sim = generate(name, dataset, seed, honest=QUICK if quick else None)
-    poison = sum(t.is_poison for t in sim.truth.values())
-    echo(f"{name}: {len(sim.events)} events, {poison} poison")
-    out: dict[str, Any] = {"events": len(sim.events), "poison": poison,
-                           "goal": sim.attack.goal}  # fmt: skip
-    runs: dict[str, RunScore] = {}
-    runs["feedbackguard"] = run_feedbackguard(sim, settings, workdir, run_id)
-    echo(f"  feedbackguard  {runs['feedbackguard'].seconds:.1f}s")
-    runs["ratelimit"] = run_ratelimit(sim, settings, workdir, run_id)
-    everything = {e.event_id for e in sim.events}
-    runs["none"] = filtered(sim, everything, 0.0)
-    clean = {e.event_id for e in sim.events if not sim.truth[e.event_id].is_poison}
-    runs["oracle"] = filtered(sim, clean, 0.0)
-    data = load(dataset)
-    for key, peer in (("art", art_provenance), ("cleanlab", cleanlab_filter)):
-        started = time.monotonic()
-        kept, note = peer(sim.events, data)
-        seconds = time.monotonic() - started
-        if kept is None:
-            out[key] = {"skipped": note}
-            echo(f"  {key}: skipped ({note})")
-            continue
-        runs[key] = filtered(sim, kept, seconds, note)
-        echo(f"  {key}  {seconds:.1f}s")
+@dataclass(frozen=True)
+class Job:
+    """One stream to run: a family's sweep point or a crowd trap."""
+
+    key: str  # "mass_report/corner-3", "crowd/classroom"
+    scenario: str
+    point: str
+    design: str
+    params: Any
+    seed: int
+    honest: HonestParams
+    full: bool  # also the oracle and the offline peers (the per-scenario figures)
+
+
+def run_job(job: Job, dataset: DatasetName, settings: Settings, workdir: Path, run_id: str,
+            number: int) -> dict[str, Any]:  # fmt: skip
+    """Generate the job's stream and score every defence on it."""
+    sim = generate(job.scenario, dataset, job.seed, honest=job.honest, params=job.params)
+    out: dict[str, Any] = {
+        "point": job.point, "design": job.design, "seed": job.seed,
+        "params": asdict(job.params) if job.params is not None else None,
+        "events": len(sim.events), "poison": sum(t.is_poison for t in sim.truth.values()),
+        "goal": sim.attack.goal,
+    }  # fmt: skip
+    namespace = f"bench-{number}-{run_id}"
+    runs: dict[str, RunScore] = {
+        "feedbackguard": run_feedbackguard(sim, settings, workdir, namespace),
+        "ratelimit": run_ratelimit(sim, settings, workdir, f"{namespace}-rl"),
+        "none": filtered(sim, {e.event_id for e in sim.events}, 0.0),
+    }
+    if job.full:
+        clean = {e.event_id for e in sim.events if not sim.truth[e.event_id].is_poison}
+        runs["oracle"] = filtered(sim, clean, 0.0)
+        data = load(dataset)
+        for key, peer in (("art", art_provenance), ("cleanlab", cleanlab_filter)):
+            started = time.monotonic()
+            kept, note = peer(sim.events, data)
+            if kept is None:
+                out[key] = {"skipped": note}
+                continue
+            runs[key] = filtered(sim, kept, time.monotonic() - started, note)
     out.update({key: run.as_dict() for key, run in runs.items()})
     return out
 
 
+# Each pool process's own Redis (URL, home), taken from the queue when it starts.
+_server: tuple[str, Path] | None = None
+
+
+def _claim(servers: Any) -> None:
+    global _server
+    _server = servers.get()
+
+
+def _pooled(job: Job, dataset: DatasetName, settings: Settings, workdir: Path, run_id: str,
+            number: int) -> dict[str, Any]:  # fmt: skip
+    assert _server is not None
+    url, home = _server
+    here = settings.model_copy(update={"redis_url": url, "home": home})
+    return run_job(job, dataset, here, workdir, run_id, number)
+
+
+# --- the whole bench ----------------------------------------------------------------------
+
+
+def jobs_for(families: Sequence[str], crowds: Sequence[str], seed: int, quick: bool,
+             random_points: int) -> list[Job]:  # fmt: skip
+    """Every run of the bench: each family's sweep points, then each crowd trap."""
+    population = QUICK if quick else SWEEP_POPULATION
+    out = []
+    for family in families:
+        for point in sweeps.points(family, seed, random_points=random_points, quick=quick):
+            default = point.design == "default"
+            honest = population if quick or not default else HonestParams()
+            out.append(Job(point.key, family, point.name, point.design, point.params,
+                           point.seed, honest, full=default))  # fmt: skip
+    for trap in crowds:
+        out.append(Job(f"crowd/{trap}", trap, trap, "crowd", SCENARIOS[trap].params, seed,
+                       population, full=False))  # fmt: skip
+    return out
+
+
+Pick = Callable[[Iterable[float]], float]
+
+
+def _worst(
+    points: Sequence[dict[str, Any]], defence: str, metrics: Mapping[str, Pick]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The worst of each metric over `points` for `defence`, and the point giving it."""
+    values: dict[str, Any] = {}
+    where: dict[str, Any] = {}
+    for metric, pick in metrics.items():
+        seen = [(p[defence][metric], p["key"]) for p in points
+                if p.get(defence, {}).get(metric) is not None]  # fmt: skip
+        if not seen:
+            values[metric], where[metric] = None, None
+            continue
+        values[metric] = pick(v for v, _ in seen)
+        where[metric] = next(k for v, k in seen if v == values[metric])
+    return values, where
+
+
+def summarise(results: Mapping[str, dict[str, Any]], jobs: Sequence[Job]) -> dict[str, Any]:
+    """Families (points, worst, baselines), crowds and the honest figures' worst."""
+    by_key = {job.key: {"key": job.key, **results[job.key]} for job in jobs}
+    families: dict[str, Any] = {}
+    scenarios: dict[str, Any] = {}
+    for job in jobs:
+        if job.design == "crowd":
+            continue
+        family = families.setdefault(job.scenario, {"points": []})
+        family["points"].append(by_key[job.key])
+        if job.full:
+            scenarios[job.scenario] = results[job.key]
+    for family in families.values():
+        family["worst"], family["worst_point"] = _worst(family["points"], "feedbackguard", WORST)
+        family["baselines"] = {d: _worst(family["points"], d, WORST)[0] for d in BASELINES}
+    crowd_runs = {job.point: by_key[job.key] for job in jobs if job.design == "crowd"}
+    crowds = {
+        name: run["feedbackguard"].get("crowd_correct_admitted",
+                                       run["feedbackguard"]["power_users_correct_admitted"])
+        for name, run in crowd_runs.items()
+    }  # fmt: skip
+    overall, where = _worst(list(by_key.values()), "feedbackguard", OVERALL)
+    return {
+        "families": families,
+        "crowds": crowds,
+        "crowd_runs": crowd_runs,
+        **overall,
+        "worst_at": where,
+        "scenarios": scenarios,
+    }
+
+
 def run(
-    scenarios: Sequence[str] = ATTACK_SCENARIOS,
+    families: Sequence[str] = FAMILIES,
     dataset: DatasetName = "digits",
     seed: int = 0,
     quick: bool = False,
     settings: Settings | None = None,
     echo: Echo = lambda line: None,
+    *,
+    crowds: Sequence[str] = CROWDS,
+    random_points: int = sweeps.RANDOM_POINTS,
+    jobs: int | None = None,
 ) -> dict[str, Any]:
-    """Every scenario through every defence; the report as one JSON-able dict.
+    """Every family's sweep and every crowd trap through every defence; the report as
+    one JSON-able dict.
 
-    Without a Redis URL in `settings` (or FEEDBACKGUARD_REDIS_URL) a private embedded
-    Redis is started in a temporary home and stopped at the end, so the default policy
-    applies and nothing of a deployment is touched."""
+    Without a Redis URL in `settings` (or FEEDBACKGUARD_REDIS_URL) each of `jobs`
+    processes (default: one per core) gets a private embedded Redis in a temporary home,
+    stopped at the end, so the default policy applies and nothing of a deployment is
+    touched; with one, the runs go one after another on it."""
     started = time.monotonic()
     run_id = uuid.uuid4().hex[:8]
+    base = settings or Settings()
+    todo = jobs_for(families, crowds, seed, quick, random_points)
+    # The longest runs first, so the pool does not end waiting on one of them.
+    order = sorted(range(len(todo)), key=lambda n: (not todo[n].full, n))
+    width = 1 if base.redis_url is not None else max(1, jobs or os.cpu_count() or 1)
+    width = min(width, len(todo)) or 1
+    results: dict[str, dict[str, Any]] = {}
+
+    def done(job: Job, result: dict[str, Any]) -> None:
+        results[job.key] = result
+        fg = result["feedbackguard"]
+        echo(f"{job.key}: {result['events']} events, poison admitted {fg['poison_admitted']}, "
+             f"honest right admitted {fg['honest_correct_admitted']}, {fg['seconds']:.0f} s "
+             f"[{len(results)}/{len(todo)}]")  # fmt: skip
+
     with tempfile.TemporaryDirectory(prefix="fg-bench-") as tmp:
         workdir = Path(tmp)
-        base = settings or Settings()
-        embedded = None
+        servers = []
         if base.redis_url is None:
             from feedbackguard.embedded import EmbeddedRedis
 
-            embedded = EmbeddedRedis(workdir / "home")
-            base = base.model_copy(update={"home": workdir / "home", "redis_url": embedded.start()})
+            servers = [EmbeddedRedis(workdir / f"home-{k}") for k in range(width)]
         try:
-            results = {
-                name: run_scenario(name, dataset, seed, quick, base, workdir, run_id, echo)
-                for name in scenarios
-            }
+            homes = [(s.start(), s.home) for s in servers] or [(redis_url(base), base.home)]
+            if width == 1:
+                url, home = homes[0]
+                here = base.model_copy(update={"redis_url": url, "home": home})
+                for n in order:
+                    done(todo[n], run_job(todo[n], dataset, here, workdir, run_id, n))
+            else:
+                context = multiprocessing.get_context("spawn")
+                queue = context.Queue()
+                for pair in homes:
+                    queue.put(pair)
+                with ProcessPoolExecutor(width, mp_context=context, initializer=_claim,
+                                         initargs=(queue,)) as pool:  # fmt: skip
+                    futures = {
+                        pool.submit(_pooled, todo[n], dataset, base, workdir, run_id, n): todo[n]
+                        for n in order
+                    }
+                    for future in as_completed(futures):
+                        done(futures[future], future.result())
         finally:
-            if embedded is not None:
-                embedded.stop()
+            for server in servers:
+                server.stop()
     return {
         "bench": "detect",
         "dataset": dataset,
@@ -349,7 +569,13 @@ def run(
         "at": datetime.now().astimezone().isoformat(timespec="seconds"),
         "checks": [c.name for c in default_checks()],
         "analysers": [type(a).__name__ for a in default_analysers()],
-        "scenarios": results,
+        "jobs": width,
+        "sweep": {
+            "design": "default + OA(8,7,2,2) corners + issue cases + random interior",
+            "random_points": random_points,
+            "runs": len(todo),
+        },
+        **summarise(results, todo),
         "seconds": round(time.monotonic() - started, 1),
     }
 

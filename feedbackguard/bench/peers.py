@@ -163,6 +163,8 @@ def cleanlab_filter(events: Sequence[FeedbackEvent], data: Dataset) -> tuple[set
     probs: Any = cross_val_predict(make_model(), x, remap, cv=max(2, folds), method="predict_proba")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        issues = find_label_issues(labels=remap, pred_probs=probs)
+        # One process: the bench runs whole streams in parallel already, and cleanlab's
+        # own pool relies on fork (it finds nothing in a spawned bench process).
+        issues = find_label_issues(labels=remap, pred_probs=probs, n_jobs=1)
     kept = {i for i, bad in zip(ids, np.asarray(issues).tolist(), strict=True) if not bad}
     return kept | passed, ""

@@ -1,11 +1,13 @@
-"""The bench report as a terminal table and PNG plots (matplotlib, when installed)."""
+"""The bench report as terminal tables and PNG plots (matplotlib, when installed):
+the worst case per family over its sweep, the crowd traps, and the per-scenario
+figures of each family's default point."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from feedbackguard.bench.detect import DEFENCES
+from feedbackguard.bench.detect import BASELINES, DEFENCES, WORST
 
 METRICS = ("poison_admitted", "honest_admitted", "honest_review", "honest_correct_admitted",
            "honest_correct_review", "clean_acc", "attack_success")  # fmt: skip
@@ -23,9 +25,32 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def sweep_table(report: dict[str, Any]) -> str:
+    """The worst case per family (feedbackguard, then the baselines' worst), the point
+    that gave feedbackguard's worst, the crowd traps and the honest figures' worst."""
+    lines = [f"{'family':<13}{'defence':<14}" + "".join(f"{m:>24}" for m in WORST)]
+    for name, family in report["families"].items():
+        rows = [("feedbackguard", family["worst"])]
+        rows += [(d, family["baselines"][d]) for d in BASELINES]
+        for defence, worst in rows:
+            cells = "".join(f"{_cell(worst[m]):>24}" for m in WORST)
+            lines.append(f"{name:<13}{defence:<14}{cells}")
+        for metric, key in family["worst_point"].items():
+            if key is not None:
+                lines.append(f"{'':<13}worst {metric} at {key}")
+    lines.append("\ncrowd trap        honest correct admitted")
+    for name, value in report["crowds"].items():
+        lines.append(f"{name:<18}{_cell(value):>10}")
+    lines.append("")
+    for metric, key in report["worst_at"].items():
+        lines.append(f"{metric} (worst over every run): {_cell(report[metric])} at {key}")
+    return "\n".join(lines)
+
+
 def table(report: dict[str, Any]) -> str:
-    """One block per scenario: a row per defence, a column per measure."""
-    lines: list[str] = []
+    """The sweep table, then one block per family's default point: a row per defence,
+    a column per measure."""
+    lines: list[str] = [sweep_table(report)]
     head = f"{'defence':<14}" + "".join(f"{SHORT[m]:>12}" for m in METRICS) + f"{'seconds':>9}"
     for name, result in report["scenarios"].items():
         fg = result.get("feedbackguard", {})
@@ -51,8 +76,10 @@ def table(report: dict[str, Any]) -> str:
 
 
 def plots(report: dict[str, Any], out_dir: Path) -> list[Path]:
-    """detect_poison.png, detect_attack.png, detect_accuracy.png: grouped bars per
-    scenario and defence. Returns the files written ([] without matplotlib)."""
+    """detect_worst.png (worst case per family over its sweep, feedbackguard against
+    the baselines' worst), detect_crowds.png (each crowd trap) and, per default point,
+    detect_poison.png, detect_attack.png, detect_accuracy.png, detect_honest.png.
+    Returns the files written ([] without matplotlib)."""
     try:
         import matplotlib
 
@@ -61,8 +88,8 @@ def plots(report: dict[str, Any], out_dir: Path) -> list[Path]:
     except ImportError:
         return []
     out_dir.mkdir(parents=True, exist_ok=True)
+    written = [_worst_plot(report, out_dir, plt), _crowds_plot(report, out_dir, plt)]
     scenarios = list(report["scenarios"])
-    written: list[Path] = []
     for metric, title, file in (
         ("poison_admitted", "Poison admitted (lower is better)", "detect_poison.png"),
         ("attack_success", "Attack success on the retrained model", "detect_attack.png"),
@@ -97,3 +124,60 @@ def plots(report: dict[str, Any], out_dir: Path) -> list[Path]:
         plt.close(fig)
         written.append(path)
     return written
+
+
+WORST_PANELS = (
+    ("poison_admitted", "poison admitted (goal <= 1 %)", 1.0),
+    ("attack_success", "attack success (goal <= 2 %)", 2.0),
+    ("honest_correct_admitted", "honest correct admitted (goal >= 99.5 %)", 99.5),
+    ("review_share", "review share of events (goal <= 1 %)", 1.0),
+)
+
+
+def _worst_plot(report: dict[str, Any], out_dir: Path, plt: Any) -> Path:
+    families = list(report["families"])
+    fig, axes = plt.subplots(2, 2, figsize=(12, 7))
+    defences = ("feedbackguard", *BASELINES)
+    width = 0.8 / len(defences)
+    for ax, (metric, title, goal) in zip(axes.flat, WORST_PANELS, strict=True):
+        for k, defence in enumerate(defences):
+            values = []
+            for name in families:
+                family = report["families"][name]
+                worst = family["worst"] if defence == "feedbackguard" else \
+                    family["baselines"][defence]  # fmt: skip
+                value = worst.get(metric)
+                values.append(float(value) * 100 if isinstance(value, int | float) else 0.0)
+            xs = [i + (k - (len(defences) - 1) / 2) * width for i in range(len(families))]
+            ax.bar(xs, values, width, label=defence)
+        ax.axhline(goal, color="black", linestyle="--", linewidth=0.8)
+        ax.set_xticks(range(len(families)))
+        ax.set_xticklabels(families, rotation=20, fontsize=8)
+        ax.set_ylabel("%")
+        ax.set_title(f"worst {title}", fontsize=10)
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle(f"bench detect: worst case per family over its sweep - {report['dataset']}")
+    fig.tight_layout()
+    path = out_dir / "detect_worst.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _crowds_plot(report: dict[str, Any], out_dir: Path, plt: Any) -> Path:
+    names = [*report["crowds"], "power users (worst)", "model fixes (worst)"]
+    values = [*report["crowds"].values(), report.get("power_users_correct_admitted"),
+              report.get("model_fix_admitted")]  # fmt: skip
+    fig, ax = plt.subplots(figsize=(10, 3.8))
+    ax.bar(names, [float(v) * 100 if isinstance(v, int | float) else 0.0 for v in values])
+    ax.axhline(98.0, color="black", linestyle="--", linewidth=0.8, label="goal 98 %")
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("% of correct feedback admitted")
+    ax.set_title(f"Honest crowds: correct feedback admitted - {report['dataset']}, bench detect")
+    ax.tick_params(axis="x", labelsize=8, rotation=15)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = out_dir / "detect_crowds.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -11,26 +11,47 @@ retrained model:
                `target_label`;
 * `availability` the model should just get worse (no success rate, see clean accuracy);
 * `reports`    benign `targets` should collect `takedown` admitted reports each.
+
+Every family takes the dimensions the sweeps (`feedbackguard.simulate.sweeps`) vary:
+how many members, how old their accounts are when the attack starts (`age_h`, hours;
+accounts with no camouflage are idle until the attack, so an age of weeks is an
+aged-but-idle account), where they connect from (`ips`: all in one /24, a few /24s, or
+each on its own residential address), one browser build for all or each its own, how
+fast (`duration_s`, or `per_day` for the slow drip) and how much camouflage (correct
+labels per poison event, spread over the account's life in the stream). A burst starts
+at `start` of the part of the stream it fits in (`start * (span - duration)`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 import numpy as np
 
 from feedbackguard.simulate.data import FloatArray
 from feedbackguard.simulate.honest import HonestParams
-from feedbackguard.simulate.world import DAY, HOUR, Account, World
+from feedbackguard.simulate.world import DAY, HOUR, TAKEDOWN_REPORTS, USER_AGENTS, Account, World
 
 Goal = Literal["targeted", "class_flip", "backdoor", "availability", "reports", "none"]
 # Residential-proxy exits: addresses scattered over consumer ISP ranges, one per account.
 RESIDENTIAL_FIRST_OCTETS = (24, 50, 66, 68, 71, 73, 75, 76, 96, 98, 99, 107, 174)
 # Datacenter ranges a cheap swarm comes from (a few /24s).
 DATACENTER_PREFIXES = ("185.220.101", "45.134.26", "193.32.162")
+# What a scripted client sends when all members run one build.
+SCRIPT_AGENTS = ("python-requests/2.32", "Mozilla/5.0 (X11; Linux x86_64) Chrome/120")
+# Where members connect from: one datacenter /24, a few of them, or each member on its
+# own residential address (residential proxies: a different /24 per member).
+Spread = Literal["one_24", "few_24", "residential"]
+SPREADS: tuple[Spread, ...] = ("one_24", "few_24", "residential")
+# Account age bands, hours before the attack starts (the sweeps' levels).
+AGE_H: dict[str, tuple[float, float]] = {
+    "hours": (1.0, 12.0),
+    "days": (24.0, 7 * 24.0),
+    "weeks_idle": (14 * 24.0, 42 * 24.0),
+    "months": (60 * 24.0, 365 * 24.0),
+}
 
 
 @dataclass(frozen=True)
@@ -71,40 +92,54 @@ def _quiet_items(world: World, label: str, k: int) -> list[int]:
     return sorted(world.rng.sample(pool, min(k, len(pool))))
 
 
-def _fresh(world: World, prefix: str, n: int, at: float, hours: tuple[float, float],
-           ips: Callable[[int], list[str]]) -> list[Account]:  # fmt: skip
-    """n accounts created `hours` before event time `at`."""
-    ua = world.rng.choice(("python-requests/2.32", "Mozilla/5.0 (X11; Linux x86_64) Chrome/120"))
+def _start(share: float, duration_s: float, h: HonestParams) -> float:
+    """Event time a burst of `duration_s` starts: `share` of the room the stream leaves."""
+    return share * max(0.0, h.span_s - duration_s)
+
+
+def member_ips(world: World, spread: Spread, n: int) -> list[str]:
+    """One address per member, spread as asked (residential: each in its own /24)."""
+    if spread == "residential":
+        out: dict[str, str] = {}
+        while len(out) < n:
+            ip = world.ip(world.rng.choice(RESIDENTIAL_FIRST_OCTETS))
+            out.setdefault(ip.rsplit(".", 1)[0], ip)
+        return list(out.values())
+    prefixes = [world.rng.choice(DATACENTER_PREFIXES)] if spread == "one_24" else \
+        list(DATACENTER_PREFIXES)  # fmt: skip
+    return [f"{world.rng.choice(prefixes)}.{world.rng.randrange(1, 255)}" for _ in range(n)]
+
+
+def members(world: World, prefix: str, n: int, at: float, age_h: tuple[float, float],
+            ips: Spread, one_browser: bool) -> list[Account]:  # fmt: skip
+    """n accounts created `age_h` hours before event time `at`, connecting as asked."""
+    agent = world.rng.choice(SCRIPT_AGENTS) if one_browser else None
+    addresses = member_ips(world, ips, n)
     return [
         world.account(
             f"{prefix}{m:04d}",
-            world.at(at - world.rng.uniform(*hours) * HOUR),
-            ips=ips(m),
-            user_agent=ua,
+            world.at(at - world.rng.uniform(*age_h) * HOUR),
+            ips=[addresses[m]],
+            user_agent=agent or world.rng.choice(USER_AGENTS),
         )
         for m in range(n)
     ]
 
 
-def _aged(world: World, prefix: str, n: int, days: tuple[float, float]) -> list[Account]:
-    """n old accounts (created `days` before the stream), each on its own residential IP."""
-    return [
-        world.account(
-            f"{prefix}{m:04d}",
-            world.t0 - timedelta(days=world.rng.uniform(*days)),
-            ips=[world.ip(world.rng.choice(RESIDENTIAL_FIRST_OCTETS))],
-        )
-        for m in range(n)
-    ]
-
-
-def _camouflage(world: World, who: Account, n: int, span_s: float, population: str) -> None:
-    """Correct labels on random pool items spread over the stream (not poison)."""
+def _camouflage(world: World, who: Account, n: int, h: HonestParams, population: str) -> None:
+    """n correct labels on random pool items, spread over the account's life in the
+    stream (not poison)."""
     pool = world.data.pool_idx
+    born = max(0.0, (who.created_at - world.t0).total_seconds())
     for _ in range(n):
         index = int(pool[world.rng.randrange(len(pool))])
-        world.emit(who, world.rng.uniform(0, span_s), population, False, index=index,
+        world.emit(who, world.rng.uniform(born, h.span_s), population, False, index=index,
                    value=world.data.label(index))  # fmt: skip
+
+
+def _some(world: World, targets: list[int], share: float) -> list[int]:
+    """The part of the targets one member acts on (at least one)."""
+    return world.rng.sample(targets, max(1, round(share * len(targets))))
 
 
 # --- scenarios ---------------------------------------------------------------------------
@@ -114,9 +149,13 @@ def _camouflage(world: World, who: Account, n: int, span_s: float, population: s
 class SwarmParams:
     members: int = 60
     targets: int = 8
-    start: float = 0.4  # share of the stream's span
+    share: float = 1.0  # of the targets each member labels
+    start: float = 0.4
     duration_s: float = 2 * HOUR
-    account_age_h: tuple[float, float] = (2.0, 30.0)
+    age_h: tuple[float, float] = (2.0, 30.0)
+    ips: Spread = "few_24"
+    one_browser: bool = True
+    camouflage: float = 0.0  # correct labels per poison event
 
 
 def swarm(world: World, h: HonestParams, p: SwarmParams) -> Attack:
@@ -124,13 +163,11 @@ def swarm(world: World, h: HonestParams, p: SwarmParams) -> Attack:
     /24s each label every target item with the same wrong label within hours."""
     source, target = _pick_labels(world)
     targets = _quiet_items(world, source, p.targets)
-    start = p.start * h.span_s
-    members = _fresh(
-        world, "sy", p.members, start, p.account_age_h,
-        lambda m: [f"{world.rng.choice(DATACENTER_PREFIXES)}.{world.rng.randrange(1, 255)}"],
-    )  # fmt: skip
-    for who in members:
-        for index in targets:
+    start = _start(p.start, p.duration_s, h)
+    for who in members(world, "sy", p.members, start, p.age_h, p.ips, p.one_browser):
+        mine = _some(world, targets, p.share)
+        _camouflage(world, who, round(p.camouflage * len(mine)), h, "swarm-camouflage")
+        for index in mine:
             at = start + world.rng.uniform(0, p.duration_s)
             world.emit(who, at, "swarm", True, index=index, value=target)
     return Attack("targeted", world.at(start), asdict(p), tuple(targets), source, target)
@@ -140,10 +177,13 @@ def swarm(world: World, h: HonestParams, p: SwarmParams) -> Attack:
 class BrigadeParams:
     members: int = 40
     targets: int = 6
+    share: float = 1.0
     start: float = 0.5
     duration_s: float = 3 * HOUR
-    age_days: tuple[float, float] = (200.0, 900.0)
-    camouflage: int = 8  # correct labels per member over the whole stream
+    age_h: tuple[float, float] = (200 * 24.0, 900 * 24.0)
+    ips: Spread = "residential"
+    one_browser: bool = False
+    camouflage: float = 8 / 6
 
 
 def brigade(world: World, h: HonestParams, p: BrigadeParams) -> Attack:
@@ -151,10 +191,11 @@ def brigade(world: World, h: HonestParams, p: BrigadeParams) -> Attack:
     each also labels random items correctly all along, then they flip the targets."""
     source, target = _pick_labels(world)
     targets = _quiet_items(world, source, p.targets)
-    start = p.start * h.span_s
-    for who in _aged(world, "sl", p.members, p.age_days):
-        _camouflage(world, who, p.camouflage, h.span_s, "brigade-camouflage")
-        for index in targets:
+    start = _start(p.start, p.duration_s, h)
+    for who in members(world, "sl", p.members, start, p.age_h, p.ips, p.one_browser):
+        mine = _some(world, targets, p.share)
+        _camouflage(world, who, round(p.camouflage * len(mine)), h, "brigade-camouflage")
+        for index in mine:
             world.emit(who, start + world.rng.uniform(0, p.duration_s), "brigade", True,
                        index=index, value=target)  # fmt: skip
     return Attack("targeted", world.at(start), asdict(p), tuple(targets), source, target)
@@ -166,7 +207,10 @@ class BackdoorParams:
     per_member: int = 16
     start: float = 0.3
     duration_s: float = 1.0 * DAY
-    age_days: tuple[float, float] = (10.0, 90.0)
+    age_h: tuple[float, float] = (10 * 24.0, 90 * 24.0)
+    ips: Spread = "residential"
+    one_browser: bool = False
+    camouflage: float = 0.0
     # Size of the trigger: how many features the pattern sets.
     trigger_size: int = 4
 
@@ -200,16 +244,18 @@ def backdoor(world: World, h: HonestParams, p: BackdoorParams) -> Attack:
     classes with the trigger stamped on) labelled with the target class."""
     trigger = make_trigger(world, p.trigger_size)
     target = _unlikely_label(world, trigger)
-    start = p.start * h.span_s
+    start = _start(p.start, p.duration_s, h)
     pool = [int(i) for i in world.data.pool_idx if world.data.label(int(i)) != target]
-    for n, who in enumerate(_aged(world, "bd", p.members, p.age_days)):
+    accounts = members(world, "bd", p.members, start, p.age_h, p.ips, p.one_browser)
+    for n, who in enumerate(accounts):
+        _camouflage(world, who, round(p.camouflage * p.per_member), h, "backdoor-camouflage")
         for k in range(p.per_member):
             index = world.rng.choice(pool)
             features = trigger.apply(world.data.x[index])
             said = world.model.output_for(features)  # what the product model says about it
             world.emit(who, start + world.rng.uniform(0, p.duration_s), "backdoor", True,
                        item_id=f"upload-{n}-{k}", features=features, value=target,
-                       model_output=said)  # fmt: skip
+                       model_output=said, correct=False)  # fmt: skip
     return Attack("backdoor", world.at(start), asdict(p), (), None, target, trigger)
 
 
@@ -219,15 +265,18 @@ class NoiseParams:
     per_member: int = 40
     start: float = 0.3
     duration_s: float = 8 * HOUR
-    account_age_h: tuple[float, float] = (24.0, 24.0 * 20)
+    age_h: tuple[float, float] = (24.0, 24.0 * 20)
+    ips: Spread = "residential"
+    one_browser: bool = True
+    camouflage: float = 0.0
 
 
 def noise(world: World, h: HonestParams, p: NoiseParams) -> Attack:
     """Availability noise at volume: many accounts label random items at random."""
-    start = p.start * h.span_s
+    start = _start(p.start, p.duration_s, h)
     pool = world.data.pool_idx
-    members = _fresh(world, "nz", p.members, start, p.account_age_h, lambda m: [world.ip()])
-    for who in members:
+    for who in members(world, "nz", p.members, start, p.age_h, p.ips, p.one_browser):
+        _camouflage(world, who, round(p.camouflage * p.per_member), h, "noise-camouflage")
         for _ in range(p.per_member):
             index = int(pool[world.rng.randrange(len(pool))])
             world.emit(who, start + world.rng.uniform(0, p.duration_s), "noise", True,
@@ -239,22 +288,28 @@ def noise(world: World, h: HonestParams, p: NoiseParams) -> Attack:
 class MassReportParams:
     members: int = 80
     targets: int = 10
+    share: float = 1.0  # of the targets each member reports
     start: float = 0.6
     duration_s: float = 2 * HOUR
-    account_age_h: tuple[float, float] = (1.0, 24.0 * 10)
-    takedown: int = 5  # admitted reports that take an item down
+    age_h: tuple[float, float] = (1.0, 24.0 * 10)
+    ips: Spread = "residential"
+    one_browser: bool = True
+    takedown: int = TAKEDOWN_REPORTS  # admitted reports that take an item down
 
 
 def mass_report(world: World, h: HonestParams, p: MassReportParams) -> Attack:
-    """Mass reporting of benign items: each member reports every target."""
-    start = p.start * h.span_s
-    targets = sorted(world.rng.sample([int(i) for i in world.data.pool_idx], p.targets))
-    members = _fresh(world, "mr", p.members, start, p.account_age_h, lambda m: [world.ip()])
-    for who in members:
-        for index in targets:
+    """Mass reporting of benign items: each member reports its share of the targets."""
+    start = _start(p.start, p.duration_s, h)
+    benign = [int(i) for i in world.data.pool_idx if int(i) not in world.bad_items]
+    targets = sorted(world.rng.sample(benign, p.targets))
+    for who in members(world, "mr", p.members, start, p.age_h, p.ips, p.one_browser):
+        for index in _some(world, targets, p.share):
             world.emit(who, start + world.rng.uniform(0, p.duration_s), "mass_report", True,
                        index=index, kind="report", value="abuse")  # fmt: skip
     return Attack("reports", world.at(start), asdict(p), tuple(targets), takedown=p.takedown)
+
+
+Takeover = Literal["own", "residential", "few_24"]
 
 
 @dataclass(frozen=True)
@@ -264,26 +319,43 @@ class CompromisedParams:
     per_member: int = 150
     start: float = 0.5
     duration_s: float = 1.0 * DAY
-    age_days: tuple[float, float] = (700.0, 2000.0)
+    age_h: tuple[float, float] = (700 * 24.0, 2000 * 24.0)
+    # Where the attacker acts from: the owner's own address and device (malware, a
+    # stolen session), residential proxies, or a few datacenter /24s.
+    takeover: Takeover = "residential"
+    # The owner keeps using the account during the attack: correct labels per poison
+    # event, from the owner's address and device.
+    camouflage: float = 0.0
 
 
 def compromised(world: World, h: HonestParams, p: CompromisedParams) -> Attack:
     """Biased corrections via a few compromised old accounts: a long honest history,
     then, from the attacker's addresses, steady corrections of one class to another."""
     source, target = _pick_labels(world)
-    start = p.start * h.span_s
+    start = _start(p.start, p.duration_s, h)
     items = [int(i) for i in world.data.pool_idx if world.data.label(int(i)) == source]
     pool = world.data.pool_idx
-    for who in _aged(world, "co", p.members, p.age_days):
+    owners = members(world, "co", p.members, start, p.age_h, "residential", False)
+    spread: Spread = "residential" if p.takeover == "own" else p.takeover
+    attacker_ips = member_ips(world, spread, p.members)
+    for who, attacker_ip in zip(owners, attacker_ips, strict=True):
+        born = max(0.0, (who.created_at - world.t0).total_seconds())
         for _ in range(p.history):
             index = int(pool[world.rng.randrange(len(pool))])
-            world.emit(who, world.rng.uniform(0, start), "compromised-history", False,
+            world.emit(who, world.rng.uniform(born, start), "compromised-history", False,
                        index=index, value=world.data.label(index))  # fmt: skip
-        who.ips = [world.ip(world.rng.choice(RESIDENTIAL_FIRST_OCTETS))]
-        who.devices = [world.device()]
+        for _ in range(round(p.camouflage * p.per_member)):
+            index = int(pool[world.rng.randrange(len(pool))])
+            world.emit(who, start + world.rng.uniform(0, p.duration_s), "compromised-history",
+                       False, index=index, value=world.data.label(index))  # fmt: skip
+        attacker = who
+        if p.takeover != "own":
+            attacker = Account(who.account_id, who.created_at, [attacker_ip], [world.device()],
+                               world.rng.choice(USER_AGENTS))  # fmt: skip
         for _ in range(p.per_member):
-            world.emit(who, start + world.rng.uniform(0, p.duration_s), "compromised", True,
-                       index=world.rng.choice(items), value=target, kind="correction")  # fmt: skip
+            world.emit(attacker, start + world.rng.uniform(0, p.duration_s), "compromised",
+                       True, index=world.rng.choice(items), value=target,
+                       kind="correction")  # fmt: skip
     return Attack("class_flip", world.at(start), asdict(p), (), source, target)
 
 
@@ -291,8 +363,10 @@ def compromised(world: World, h: HonestParams, p: CompromisedParams) -> Attack:
 class SlowDripParams:
     members: int = 30
     per_day: float = 3.0  # poison events per member per day: far below every limit
-    age_days: tuple[float, float] = (30.0, 600.0)
-    camouflage: int = 6
+    age_h: tuple[float, float] = (30 * 24.0, 600 * 24.0)
+    ips: Spread = "residential"
+    one_browser: bool = False
+    camouflage: float = 6 / 9
 
 
 def slow_drip(world: World, h: HonestParams, p: SlowDripParams) -> Attack:
@@ -302,8 +376,8 @@ def slow_drip(world: World, h: HonestParams, p: SlowDripParams) -> Attack:
     items = [int(i) for i in world.data.pool_idx if world.data.label(int(i)) == source]
     n = max(1, round(p.per_day * h.span_days))
     first = h.span_s
-    for who in _aged(world, "dr", p.members, p.age_days):
-        _camouflage(world, who, p.camouflage, h.span_s, "drip-camouflage")
+    for who in members(world, "dr", p.members, 0.0, p.age_h, p.ips, p.one_browser):
+        _camouflage(world, who, round(p.camouflage * n), h, "drip-camouflage")
         for _ in range(n):
             at = world.rng.uniform(0, h.span_s)
             first = min(first, at)

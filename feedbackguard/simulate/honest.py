@@ -9,11 +9,18 @@ Everything that makes naive detectors cry wolf is here on purpose:
   NAT pools that many phones share;
 * organic viral bursts: an item goes viral and a crowd, many of them brand-new
   accounts, labels the same few items within an hour;
-* a trickle of honest reports.
+* a trickle of honest reports, most of them of the few items that really deserve one
+  (the world's `bad_items`), some mistaken;
+* people make mistakes: a share of labels is wrong, and those events are recorded as
+  not correct. An account labels an item once (a power user with hundreds of labels
+  moves on to other items, mostly popular ones).
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import random
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -50,6 +57,10 @@ class HonestParams:
     viral_items: int = 3
     viral_duration_s: float = HOUR
     report_rate: float = 0.01
+    # Share of honest reports that name an item that really deserves one.
+    report_precision: float = 0.8
+    # Share of pool items that really deserve a report (abusive content).
+    bad_share: float = 0.02
 
     @property
     def span_s(self) -> float:
@@ -57,6 +68,8 @@ class HonestParams:
 
 
 CAMPUS_IP = "129.97.10.20"
+# Tries to find an item an account has not labelled yet before it labels one again.
+REDRAWS = 5
 
 
 def item_weights(world: World, exponent: float) -> np.ndarray:
@@ -65,6 +78,13 @@ def item_weights(world: World, exponent: float) -> np.ndarray:
     ranks = np.array(world.rng.sample(range(n), n), dtype=np.float64)
     weights = 1.0 / (ranks + 1.0) ** exponent
     return np.asarray(weights / weights.sum())
+
+
+def bad_items(world: World, p: HonestParams, rng: random.Random) -> frozenset[int]:
+    """The pool items that really deserve a report (drawn with their own generator, so
+    they do not shift the rest of the stream)."""
+    pool = [int(i) for i in world.data.pool_idx]
+    return frozenset(rng.sample(pool, max(1, round(p.bad_share * len(pool)))))
 
 
 def make_accounts(world: World, p: HonestParams) -> list[Account]:
@@ -109,12 +129,22 @@ def generate(world: World, p: HonestParams) -> list[Account]:
     np_rng = np.random.default_rng(rng.getrandbits(32))
     who = np_rng.choice(len(accounts), size=p.events, p=activity)
     what = np_rng.choice(len(pool), size=p.events, p=popularity)
+    cumulative = list(itertools.accumulate(popularity.tolist()))
+    seen: set[tuple[int, int]] = set()
+    bad = sorted(world.bad_items)
     for a, i in zip(who.tolist(), what.tolist(), strict=True):
         account = accounts[a]
         start = max(0.0, (account.created_at - world.t0).total_seconds())
         seconds = rng.uniform(start, p.span_s)
+        for _ in range(REDRAWS):
+            if (a, i) not in seen:
+                break
+            i = min(len(pool) - 1, bisect.bisect(cumulative, rng.random() * cumulative[-1]))
+        seen.add((a, i))
         index = int(pool[i])
         if rng.random() < p.report_rate:
+            if bad and rng.random() < p.report_precision:
+                index = rng.choice(bad)
             world.emit(account, seconds, HONEST, False, index=index, kind="report", value="spam")
             continue
         world.emit(
@@ -126,6 +156,8 @@ def generate(world: World, p: HonestParams) -> list[Account]:
             value=honest_value(world, index, p.label_noise),
         )
     viral(world, p, accounts, popularity)
+    world.accounts = accounts
+    world.popularity = popularity
     return accounts
 
 

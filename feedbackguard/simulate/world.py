@@ -4,8 +4,9 @@ A `World` holds one data set, the product model's outputs and a seeded random
 generator, and turns (account, item, value, time) into valid `FeedbackEvent`s with
 everything capture would add (ip, device_id, user_agent, received_at in event time)
 and what a product would send (model_output, payload.features). It also records the
-ground truth of every event it makes: which population sent it and whether it is
-poison.
+ground truth of every event it makes: which population sent it, whether it is
+poison, and whether it is correct (a label equal to the item's true label; a report of
+an item that really deserves it, one of the world's `bad_items`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from feedbackguard.events import FeedbackEvent, Kind, ModelOutput, Payload
+from feedbackguard.events import LABEL_KINDS, FeedbackEvent, Kind, ModelOutput, Payload
 from feedbackguard.simulate.data import Dataset, FloatArray, ProductModel
 
 # Event time origin of every simulated stream (a Monday; the value is arbitrary but fixed,
@@ -32,14 +33,20 @@ USER_AGENTS = (
     "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0",
 )
+# Admitted reports that take an item down (the product's moderation rule the mass-report
+# attack aims at; the benchmark counts benign items that reach it).
+TAKEDOWN_REPORTS = 5
 
 
 @dataclass(frozen=True)
 class Truth:
-    """What really sent an event: its population and whether it is poison."""
+    """What really sent an event: its population, whether it is poison, whether it is
+    correct (None for kinds with no right answer) and the honest crowd it belongs to."""
 
     population: str
     is_poison: bool
+    correct: bool | None = None
+    crowd: str | None = None
 
 
 @dataclass
@@ -62,6 +69,12 @@ class World:
     t0: datetime = T0
     truth: dict[str, Truth] = field(default_factory=dict)
     events: list[FeedbackEvent] = field(default_factory=list)
+    # Pool items that really deserve a report (abusive content): reports of them are
+    # correct, reports of any other item are not.
+    bad_items: frozenset[int] = frozenset()
+    # The honest population's accounts and item popularity (crowds draw on both).
+    accounts: list[Account] = field(default_factory=list)
+    popularity: FloatArray | None = None
 
     def at(self, seconds: float) -> datetime:
         return self.t0 + timedelta(seconds=seconds)
@@ -108,8 +121,11 @@ class World:
         kind: Kind | None = None,
         features: FloatArray | None = None,
         model_output: tuple[str, float] | None = None,
+        correct: bool | None = None,
+        crowd: str | None = None,
     ) -> FeedbackEvent:
-        """One event about data set row `index` (or a new item with its own features)."""
+        """One event about data set row `index` (or a new item with its own features);
+        its correctness follows from the row's truth unless `correct` is given."""
         if index is not None:
             item_id = item_id or self.data.item_id(index)
             features = self.data.x[index] if features is None else features
@@ -141,8 +157,13 @@ class World:
             user_agent=who.user_agent,
             received_at=self.at(seconds),
         )
+        if correct is None and index is not None:
+            if kind == "report":
+                correct = index in self.bad_items
+            elif kind in LABEL_KINDS:
+                correct = value == self.data.label(index)
         self.events.append(event)
-        self.truth[event.event_id] = Truth(population, is_poison)
+        self.truth[event.event_id] = Truth(population, is_poison, correct, crowd)
         return event
 
     def other_label(self, label: str) -> str:
