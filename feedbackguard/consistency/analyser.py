@@ -4,8 +4,9 @@ At most once per `consistency.recent.every_s` of event time, over the recent win
 (`consistency.recent`) with each event's current status:
 
 1. refresh the kNN reference set: the seed plus the window's admitted events with
-   features (newest `knn.reference_max`), and re-check pending events against it
-   (events ingested before the reference existed get their `consistency.knn` now);
+   features (newest `knn.reference_max`), and re-check pending and admitted events
+   against it (events ingested before the reference existed get their
+   `consistency.knn` now; an admitted label it shows wrong is quarantined);
 2. discover suspected triggers; every pending, in-review or admitted event carrying
    one (new or known) gets `trigger.suspected` (admitted ones are quarantined by the
    pipeline's re-decision);
@@ -56,7 +57,9 @@ class ConsistencyAnalyser:
         if policy.knn.enabled and len(rows):
             self._refresh_reference(ctx, rows, matrix, values, status)
             reference = knn.current(ctx.redis, ctx.namespace, policy.knn)
-            waiting = np.flatnonzero(status[rows] == "pending")
+            # Pending labels, and admitted ones (admitted before this reference
+            # existed, or before it knew better: quarantined if now found wrong).
+            waiting = np.flatnonzero(np.isin(status[rows], ("pending", "admitted")))
             if reference is not None and reference.width == matrix.shape[1] and len(waiting):
                 share = reference.disagreement(matrix[waiting], [values[j] for j in waiting])
                 score = knn.scores(share, policy.knn)

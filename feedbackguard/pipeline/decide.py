@@ -144,8 +144,6 @@ def _status(
             return "rejected"
         support = max((r.score for r in reasons if r.code == SUPPORT), default=0.0)
         return "review" if support >= rules.contested_support else "pending"
-    if suspect and found >= rules.mixed_harm:
-        return "review"
     return "pending"
 
 
@@ -169,9 +167,9 @@ def decide(
       back it: a correction of the model) and is rejected as `consistency.mistake`
       at release if its harm stands (`still_harmful`), unless the item is contested
       (independent support of at least `decide.contested_support` against strong
-      evidence): then a moderator decides. A suspect group's feedback of mixed
-      evidence (harm from `decide.mixed_harm`) goes to review; feedback that agrees
-      with independent evidence is admitted after probation whoever sent it.
+      evidence): then a moderator decides. Feedback below `decide.wrong_harm` is
+      admitted after probation whoever sent it: shared infrastructure, creation
+      time or co-action lower a group's weight in the consensus, not its labels.
     * Where nothing independent says either way (no model output, no features, no
       consensus, a report no report analysis judged), suspicion decides by the
       policy's `thresholds`, as before harm was known.

@@ -104,13 +104,6 @@ class Decide(_Section):
     wrong_harm: float = Field(0.5, gt=0, le=1)
     suspect: float = Field(0.5, gt=0, le=1)
     contested_support: float = Field(0.3, gt=0, le=1)
-    mixed_harm: float = Field(0.3, ge=0, le=1)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Self:
-        if self.mixed_harm > self.wrong_harm:
-            raise ValueError("mixed_harm must not exceed wrong_harm")
-        return self
 
 
 class RateLimit(_Section):
@@ -250,7 +243,7 @@ class Knn(_Section):
     enabled: bool = True
     k: int = Field(10, ge=1, le=200)
     min_disagreement: float = Field(0.7, ge=0.5, le=1)
-    max_score: float = Field(0.45, ge=0, le=1)
+    max_score: float = Field(0.6, ge=0, le=1)
     reference_max: int = Field(20_000, ge=10, le=1_000_000)
     min_reference: int = Field(30, ge=1)
 
