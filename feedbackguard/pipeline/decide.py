@@ -95,7 +95,10 @@ def model_support(event: FeedbackEvent) -> float:
 
 def harm(event: FeedbackEvent, reasons: Iterable[Reason]) -> float | None:
     """What admitting `event` would change, in 0..1; None when nothing independent
-    says either way (no model output agreeing, no disagreement, no consensus).
+    says either way (no model output, no disagreement, no consensus). A model output
+    is a yardstick whatever it says: below `consistency.model.min_confidence` its
+    disagreement is no evidence, and the kNN reference judges pending and admitted
+    labels again as it grows (`consistency.analyser`).
 
     Label: the noisy-OR of its disagreement reasons times (1 - its best support),
     support being the independent consensus backing it (`consistency.support`) or the
@@ -113,7 +116,7 @@ def harm(event: FeedbackEvent, reasons: Iterable[Reason]) -> float | None:
     support = max(
         [model_support(event), *(r.score for r in found if r.code == SUPPORT)], default=0.0
     )
-    if against == 0.0 and support == 0.0:
+    if against == 0.0 and support == 0.0 and event.model_output is None:
         return None
     return against * (1.0 - support)
 
