@@ -241,8 +241,16 @@ def _settle(r: redis.Redis[bytes], total: int, echo: Echo) -> None:
     raise RuntimeError("the pipeline did not settle in time; see `feedbackguard worker` logs")
 
 
-def run(settings: Settings, echo: Echo, keep_running: bool = False) -> dict[str, Any]:
-    """Run the demo; returns the report it printed (for tests and `--json`)."""
+def run(
+    settings: Settings,
+    echo: Echo,
+    keep_running: bool = False,
+    wait: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Run the demo; returns the report it printed (for tests and `--json`).
+
+    `wait`, when given, is called with the report after it is printed, while the desk
+    and the review UI are still up (the command waits for Enter on a terminal)."""
     started = time.monotonic()
     home = (settings.home / DEMO_DIR).resolve()
     echo(f"feedbackguard demo: state under {home} (your own {settings.home} is untouched)")
@@ -277,6 +285,12 @@ def run(settings: Settings, echo: Echo, keep_running: bool = False) -> dict[str,
     auth.add_user(r, MODERATOR, "moderator", password, actor="demo")
     review_ui = f"{ui_base}{demo.review_prefix.rstrip('/')}/?namespace={NAMESPACE}"
     echo(f"  review UI at {review_ui} (log in as {MODERATOR} / {password})")
+    if keep_running:
+        echo("  it stays up after the report, until Ctrl-C")
+    elif wait is not None:
+        echo("  it stays up after the report, until you press Enter")
+    else:
+        echo("  it is up while the demo runs (`--keep-running` keeps it up after the report)")
     try:
         desk = app.extensions["shop.desk"]
         truth = _truth(desk)
@@ -290,15 +304,20 @@ def run(settings: Settings, echo: Echo, keep_running: bool = False) -> dict[str,
         _print(report, echo)
         env = f"FEEDBACKGUARD_REDIS_URL={url} FEEDBACKGUARD_HOME={home}"
         if keep_running:
-            echo(f"\nthe desk stays up at {base} and the review UI at {review_ui};")
-            echo("Ctrl-C to stop. Or, in another terminal:")
+            echo(f"\nthe desk stays up at {base} and the review UI at {review_ui}")
+            echo(f"(log in as {MODERATOR} / {password}); Ctrl-C to stop. Or, in another terminal:")
+            echo(f"  {env} feedbackguard status")
             echo(f"  {env} feedbackguard review list --namespace {NAMESPACE}")
             echo(f"  {env} feedbackguard review approve|reject EVENT_ID... --namespace {NAMESPACE}")
             echo(f"  {env} feedbackguard accounts show new-user-000 --namespace {NAMESPACE}")
             while True:
                 time.sleep(3600)
-        if report["review_waiting"]:
-            echo("`feedbackguard demo --keep-running` leaves the review UI up to decide them")
+        if wait is not None:
+            echo(f"\nthe review UI is still up at {review_ui} ({MODERATOR} / {password})")
+            wait(report)
+        elif report["review_waiting"]:
+            echo("\nthe review UI stopped with the demo; `feedbackguard demo --keep-running`")
+            echo("keeps it up to decide the items waiting for a moderator")
         return report
     finally:
         ui_http.shutdown()
@@ -351,8 +370,9 @@ def _report(
 def _model_impact(
     sent: Sent, admitted: set[str], desk: Any, truth: dict[str, str]
 ) -> dict[str, float]:
-    """Retrain the desk's classifier on its data plus (a) every correction, (b) only
-    the admitted ones; accuracy on the bundled tickets' true labels."""
+    """Retrain the desk's classifier on its data plus (a) the honest corrections only,
+    as if there had been no attack, (b) every correction, attacks included, as with no
+    defence, (c) only the admitted ones; accuracy on the bundled tickets' true labels."""
     model_module = _shop("model")
     base = model_module.load_tickets()
     texts = {f"t{i}": text for i, (text, _) in enumerate(base, start=1)}
@@ -363,11 +383,29 @@ def _model_impact(
         hits: int = sum(model.predict(texts[t]).label == label for t, label in truth.items())
         return round(hits / len(truth), 3)
 
+    honest = [c for c in sent.labels if sent.population[c[0]] == "honest"]
     return {
+        "accuracy_before_attack": accuracy(honest),
         "accuracy_no_defence": accuracy(sent.labels),
         "accuracy_feedbackguard": accuracy([c for c in sent.labels if c[0] in admitted]),
-        "accuracy_without_feedback": accuracy([]),
     }
+
+
+# What each column of the report means (printed under the table).
+LEGEND = (
+    ("admitted", "passed every check and its probation: in the retraining store"),
+    ("review", "held for a moderator (the review UI); in the store only if approved"),
+    ("rejected", "stopped (rate limit, coordination, ...): never reaches the store"),
+    ("quarantined", "admitted first, then caught by a later analysis: out of the store"),
+)
+
+
+# The model's accuracy after retraining on (report key, what it was retrained on).
+ACCURACIES = (
+    ("accuracy_before_attack", "the honest corrections only (before the attack)"),
+    ("accuracy_no_defence", "everything sent (after the attack, no defence)"),
+    ("accuracy_feedbackguard", "what feedbackguard admitted (after the attack)"),
+)
 
 
 def _print(report: dict[str, Any], echo: Echo) -> None:
@@ -385,19 +423,20 @@ def _print(report: dict[str, Any], echo: Echo) -> None:
             f"{counts.get('review', 0):>7} {counts.get('rejected', 0):>9} "
             f"{counts.get('quarantined', 0):>12}"
         )
+    echo("")
+    for column, meaning in LEGEND:
+        echo(f"  {column:<12} {meaning}")
+    echo("")
+    echo("why, per population: the reason codes of the events not admitted (an event")
+    echo("can carry several reasons, so they add up to more than the events)")
     for population, counts in report["reasons"].items():
-        echo(f"why ({population}): " + ", ".join(f"{code} x{n}" for code, n in counts.items()))
-    ui = report.get("review_ui")
-    where = f" at {ui['url']} ({ui['user']} / {ui['password']})" if ui else ""
-    echo(f"waiting for a moderator: {report['review_waiting']}{where}")
+        echo(f"  {population}: " + ", ".join(f"{code} x{n}" for code, n in counts.items()))
+    echo(f"waiting for a moderator: {report['review_waiting']}")
     echo(f"rows in the retraining store: {report['store_rows']}")
     model = report["model"]
-    echo(
-        "desk model accuracy after retraining: "
-        f"on everything {model['accuracy_no_defence']:.1%}, "
-        f"on what feedbackguard admitted {model['accuracy_feedbackguard']:.1%} "
-        f"(before any feedback {model['accuracy_without_feedback']:.1%})"
-    )
+    echo("the desk model's accuracy on the tickets' true labels, retrained on:")
+    for key, what in ACCURACIES:
+        echo(f"  {what:<50} {model[key]:>6.1%}")
 
 
 def default_settings() -> Settings:

@@ -2,7 +2,8 @@
 
 It listens only on a unix socket under `FEEDBACKGUARD_HOME`, keeps an append-only
 file there, and outlives the command that started it, so that successive commands
-see the same state. `feedbackguard redis stop` (or `EmbeddedRedis.stop`) ends it.
+see the same state. `feedbackguard redis stop` (or `EmbeddedRedis.stop`) ends it;
+`feedbackguard redis status` lists every one running on the machine (`running`).
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ class EmbeddedRedis:
         """Shut the server down (it rewrites nothing: the AOF is already on disk)."""
         if not self.is_running():
             return
-        pid = self._pid()
+        pid = self.pid()
         # No retries: the server closes the connection as it exits, and redis-py's
         # default retry would spend seconds reconnecting to a server that is gone.
         client = redis.Redis(
@@ -155,11 +156,76 @@ class EmbeddedRedis:
         while pid and time.monotonic() < deadline and _alive(pid):
             time.sleep(_POLL_S)
 
-    def _pid(self) -> int | None:
+    def pid(self) -> int | None:
+        """The server's process id, from its pid file (None when there is none)."""
         try:
             return int(self.pidfile.read_text().strip())
         except (OSError, ValueError):
             return None
+
+
+# How redis-server's process title names a unix socket it listens on.
+_TITLE_SOCKET = "unixsocket:"
+
+
+def running(under: Path | None = None) -> list[EmbeddedRedis]:
+    """Every embedded Redis this user can reach on this machine, whatever its home
+    (under `under` only, when given), by home.
+
+    The embedded server outlives the command that started it, so a command run from
+    another directory leaves one behind in a home of its own. They are found by their
+    process title (`redis-server unixsocket:PATH`), then each is asked for its data
+    directory: it is one of ours when that is `<home>/redis` and `<home>`'s socket
+    is the one it listens on. A socket is 0700, so only the user's own answer.
+    """
+    found: dict[Path, EmbeddedRedis] = {}
+    for title in _process_titles():
+        program, _, listen = title.partition(" ")
+        if Path(program).name != "redis-server" or not listen.startswith(_TITLE_SOCKET):
+            continue
+        socket = Path(listen[len(_TITLE_SOCKET) :].strip())
+        home = _home_listening_on(socket)
+        if home is not None and (under is None or home.is_relative_to(under.resolve())):
+            found[home] = EmbeddedRedis(home)
+    return [found[home] for home in sorted(found)]
+
+
+def _home_listening_on(socket: Path) -> Path | None:
+    """The home whose embedded server listens on `socket`, if it is one of ours."""
+    client = redis.Redis(
+        unix_socket_path=str(socket), socket_timeout=1.0, retry=Retry(NoBackoff(), 0)
+    )
+    try:
+        data_dir = Path(os.fsdecode(client.config_get("dir")["dir"]))
+    except (redis.RedisError, OSError, KeyError):
+        return None
+    finally:
+        client.close()
+    home = data_dir.parent
+    if data_dir.name == "redis" and EmbeddedRedis(home).socket == socket:
+        return home
+    return None
+
+
+def _process_titles() -> list[str]:
+    """Every process's title: from /proc on Linux, else `ps` (macOS, the BSDs)."""
+    proc = Path("/proc")
+    if proc.is_dir():
+        titles = []
+        for entry in proc.iterdir():
+            try:
+                raw = (entry / "cmdline").read_bytes() if entry.name.isdigit() else b""
+            except OSError:
+                continue  # gone, or not ours to read
+            titles.append(raw.split(b"\0", 1)[0].decode(errors="replace"))
+        return titles
+    try:
+        listing = subprocess.run(
+            ["ps", "-A", "-o", "args="], capture_output=True, text=True, check=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return []
+    return [line.strip() for line in listing.splitlines()]
 
 
 def _alive(pid: int) -> bool:

@@ -25,6 +25,7 @@ from feedbackguard.events import (
 )
 
 PREFIX = "FEEDBACKGUARD_"
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 # FEEDBACKGUARD_* names read outside `Settings`: the test suite's servers and screenshot
 # folder, and the capture extension's Flask config key.
 OTHER_NAMES = frozenset(
@@ -95,6 +96,9 @@ class Settings(BaseSettings):
     admin_prefix: str = "/api"
     serve_host: str = "127.0.0.1"
     serve_port: int = Field(8700, ge=0, le=65535)
+    serve_threads: int = Field(8, gt=0)  # requests served at once (waitress threads)
+    serve_timeout_s: int = Field(120, gt=0)  # an idle or stalled connection is closed after
+    log_level: LogLevel = "INFO"  # `worker` and `serve` log at this level (JSON lines on stderr)
     auth_fail_limit: int = Field(10, gt=0)  # failed authentications per client per window
     auth_fail_window_s: int = Field(60, gt=0)  # ... then 429 until the window ends
     session_lifetime_s: int = Field(12 * 3600, gt=0)  # a review UI login lasts this long

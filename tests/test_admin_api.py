@@ -127,8 +127,9 @@ def test_dry_run_counts_status_changes_under_proposed_thresholds(
         headers=admin,
     )
     assert resp.status_code == 200, resp.json
-    assert resp.json["examined"] == 5
-    assert resp.json["transitions"] == [{"old": "pending", "new": "rejected", "count": 5}]
+    assert resp.json["events"] == 5
+    [move] = resp.json["moves"]
+    assert (move["old"], move["new"], move["count"]) == ("pending", "rejected", 5)
 
 
 def test_list_deny_makes_check_report_list_denied(
@@ -324,7 +325,7 @@ def test_disabling_a_defence_without_a_note_answers_422(
     before = client.get("/api/v1/policy", headers=admin).json["version"]
     for patch in (
         {"consistency": {"knn": {"enabled": False}}},
-        {"ratelimit": {"limits": []}},
+        {"ratelimit": {"limits": [{"scope": "ip", "remove": True}]}},
         {"thresholds": {"reject": 1.0}},
     ):
         resp = client.patch("/api/v1/policy", json={"patch": patch}, headers=admin)
@@ -367,3 +368,153 @@ def test_a_policy_patch_with_an_integer_past_64_bits_is_refused_not_a_500(
         headers=admin,
     )
     assert answer.status_code == 422
+
+
+# -- partial changes never reset what they leave out -------------------------------------
+
+
+def test_a_patch_of_one_rate_limit_keeps_the_others(
+    client: FlaskClient, admin: dict[str, str]
+) -> None:
+    before = client.get("/api/v1/policy", headers=admin).json["policy"]["ratelimit"]["limits"]
+    ip = {"scope": "ip", "limit": 100, "window_s": 3600}
+    resp = client.patch(
+        "/api/v1/policy", json={"patch": {"ratelimit": {"limits": [ip]}}}, headers=admin
+    )
+    assert resp.status_code == 200, resp.json
+    after = resp.json["policy"]["ratelimit"]["limits"]
+    assert len(after) == len(before)
+    assert [x for x in after if x["scope"] == "ip"] == [
+        {**ip, "new_account_limit": None, "kinds": None}
+    ]
+    assert [x for x in after if x["scope"] != "ip"] == [x for x in before if x["scope"] != "ip"]
+
+
+def test_a_put_that_leaves_out_changed_settings_is_refused_naming_them(
+    client: FlaskClient, admin: dict[str, str]
+) -> None:
+    client.patch("/api/v1/policy", json={"patch": {"probation_s": 60}}, headers=admin)
+    before = client.get("/api/v1/policy", headers=admin).json["version"]
+    resp = client.put(
+        "/api/v1/policy", json={"policy": {"thresholds": {"review": 0.4}}}, headers=admin
+    )
+    assert resp.status_code == 422
+    assert resp.json["error"] == "silent_reset"
+    # Left out, the rate limits take the model's default: none.
+    assert [d["loc"] for d in resp.json["detail"]] == [
+        "policy.probation_s",
+        "policy.ratelimit.limits",
+    ]
+    assert client.get("/api/v1/policy", headers=admin).json["version"] == before
+
+
+def test_removing_a_rate_limit_is_called_out_in_the_answer(
+    client: FlaskClient, admin: dict[str, str]
+) -> None:
+    patch = {"ratelimit": {"limits": [{"scope": "ip", "remove": True}]}}
+    resp = client.patch("/api/v1/policy", json={"patch": patch, "note": "NAT"}, headers=admin)
+    assert resp.status_code == 200, resp.json
+    assert resp.json["disables"] == ["ratelimit.limits[ip:all:3600]"]
+
+
+def test_a_probation_change_says_it_is_not_retroactive(
+    client: FlaskClient, admin: dict[str, str], rt: Runtime, make_event: Any
+) -> None:
+    _ingest(rt, [make_event(received_at=datetime.now(UTC)) for _ in range(3)])
+    resp = client.patch("/api/v1/policy", json={"patch": {"probation_s": 60}}, headers=admin)
+    [note] = resp.json["notes"]
+    assert "not retroactive" in note
+    assert "the 3 item(s) pending now keep" in note
+
+
+# -- the dry run replays through the real pipeline ----------------------------------------
+
+
+def _dry_run(client: FlaskClient, headers: dict[str, str], **body: Any) -> dict[str, Any]:
+    resp = client.post("/api/v1/policy/dry-run", json={"hours": 1, **body}, headers=headers)
+    assert resp.status_code == 200, resp.json
+    found: dict[str, Any] = resp.json
+    return found
+
+
+def test_dry_run_sees_a_rate_limit_change(
+    client: FlaskClient, admin: dict[str, str], rt: Runtime, make_event: Any
+) -> None:
+    now = datetime.now(UTC)
+    _ingest(rt, [make_event(account_id="busy", received_at=now) for _ in range(10)])
+    limit = {"scope": "account", "limit": 3, "new_account_limit": 3, "window_s": 3600}
+    found = _dry_run(client, admin, patch={"ratelimit": {"limits": [limit]}})
+    [move] = found["moves"]
+    assert (move["old"], move["new"], move["count"]) == ("pending", "rejected", 7)
+    assert move["reasons"] == {"+rate_limited.account": 7}
+    assert len(move["examples"]) == 5
+
+
+def test_dry_run_sees_a_new_known_trigger(
+    client: FlaskClient, admin: dict[str, str], rt: Runtime, make_event: Any
+) -> None:
+    now = datetime.now(UTC)
+    texts = ["refund please cf-7734", "where is my parcel", "cf-7734 again"]
+    _ingest(rt, [make_event(payload={"text": t}, received_at=now) for t in texts])
+    found = _dry_run(client, admin, patch={"consistency": {"triggers": {"text": ["cf-[0-9]{4}"]}}})
+    [move] = found["moves"]
+    assert (move["old"], move["new"], move["count"]) == ("pending", "rejected", 2)
+    assert move["reasons"] == {"+trigger.known": 2}
+
+
+def test_dry_run_counts_moves_by_account_age(
+    client: FlaskClient, admin: dict[str, str], rt: Runtime, make_event: Any
+) -> None:
+    now = datetime.now(UTC)
+    ages = [timedelta(days=1), timedelta(days=400), None]
+    _ingest(
+        rt,
+        [
+            make_event(account_created_at=None if age is None else now - age, received_at=now)
+            for age in ages
+        ],
+    )
+    found = _dry_run(client, admin, patch={"thresholds": {"review": 0.0, "reject": 0.0}})
+    [move] = found["moves"]
+    assert move["populations"] == {
+        "young account": 1,
+        "established account": 1,
+        "age unknown": 1,
+    }
+
+
+def test_dry_run_replays_the_policy_in_force_to_the_live_statuses(
+    client: FlaskClient, admin: dict[str, str], rt: Runtime, make_event: Any
+) -> None:
+    now = datetime.now(UTC)
+    _ingest(rt, [make_event(account_id="busy", received_at=now) for _ in range(4)])
+    found = _dry_run(client, admin, patch={"probation_s": 60})
+    assert found["live"] == {"compared": 4, "agreed": 4, "moderated": 0}
+
+
+def test_dry_run_calls_out_a_removed_defence(client: FlaskClient, admin: dict[str, str]) -> None:
+    found = _dry_run(client, admin, patch={"consistency": {"knn": {"enabled": False}}})
+    assert found["disables"] == ["consistency.knn.enabled"]
+
+
+def _snapshot(r: redis.Redis[bytes]) -> dict[bytes, bytes | None]:
+    return {key: r.dump(key) for key in r.scan_iter(count=1000)}
+
+
+def test_dry_run_writes_nothing_live(
+    client: FlaskClient, admin: dict[str, str], rt: Runtime, make_event: Any
+) -> None:
+    now = datetime.now(UTC)
+    _ingest(rt, [make_event(account_id="busy", received_at=now) for _ in range(10)])
+    client.get("/api/v1/policy", headers=admin)  # the policy is bootstrapped before
+    before = _snapshot(rt.redis)
+    stored = rt.pipeline.store.count()
+    limit = {"scope": "account", "limit": 3, "new_account_limit": 3}
+    patch = {"probation_s": 0, "ratelimit": {"limits": [limit]}}
+    found = _dry_run(client, admin, patch=patch)  # 3 released (to a store), 7 rejected
+    assert {(m["old"], m["new"]): m["count"] for m in found["moves"]} == {
+        ("pending", "rejected"): 7,
+        ("pending", "admitted"): 3,
+    }
+    assert _snapshot(rt.redis) == before
+    assert rt.pipeline.store.count() == stored

@@ -12,12 +12,13 @@ from typing import Any
 import flask
 import pytest
 import redis
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from feedbackguard import keys
-from feedbackguard.capture import CircuitBreaker, FeedbackGuard
+from feedbackguard.capture import CaptureConfigError, CircuitBreaker, FeedbackGuard
 from feedbackguard.capture.body import deeper_than
+from feedbackguard.capture.sources import PREFIXES, compile_source
 from feedbackguard.embedded import EmbeddedRedis
 from feedbackguard.events import (
     MAX_FEATURES,
@@ -675,3 +676,202 @@ def test_a_chunked_body_past_max_body_bytes_answers_413_without_reading_it_all(
 def test_depth_is_measured_exactly_without_recursion(depth: int, limit: int) -> None:
     assert deeper_than(_nested(depth), limit) == (depth > limit)
     assert deeper_than({"a": [1, {"b": _nested(depth)}]}, limit) == (depth + 3 > limit)
+
+
+# -- mistakes fail at start-up, not per request -------------------------------------------
+
+GOOD = {"kind": "label", "account": "header:X-User", "item": "view:item_id", "value": "json:label"}
+
+
+def test_an_unknown_source_prefix_is_refused_when_the_spec_is_built() -> None:
+    with pytest.raises(CaptureConfigError, match=r"value: 'jsn:stars'.*did you mean 'json:'"):
+        FeedbackGuard().feedback(**{**GOOD, "value": "jsn:stars"})
+
+
+def test_bare_text_is_refused_as_a_source_and_const_is_the_constant() -> None:
+    with pytest.raises(CaptureConfigError, match=r"account: 'user_id'.*'const:user_id'"):
+        FeedbackGuard().feedback(**{**GOOD, "account": "user_id"})
+
+
+def test_const_text_is_sent_as_the_constant(
+    r: redis.Redis[bytes], capture_settings: Settings
+) -> None:
+    app = flask.Flask(__name__)
+    guard = FeedbackGuard(app, settings=capture_settings)
+
+    @app.post("/items/<item_id>/report")
+    @guard.feedback(**{**GOOD, "kind": "report", "value": "const:spam"})
+    def report(item_id: str) -> str:
+        return "thanks"
+
+    try:
+        assert post(app.test_client(), path="/items/t-1/report").status_code == 200
+        assert inbox_events(r)[0].value == "spam"
+    finally:
+        guard.close()
+
+
+def test_an_unknown_kind_is_refused_when_the_spec_is_built() -> None:
+    with pytest.raises(CaptureConfigError, match=r"kind: 'lable' is not a kind.*'label'"):
+        FeedbackGuard().feedback(**{**GOOD, "kind": "lable"})
+
+
+def test_a_bad_namespace_constant_is_refused_when_the_spec_is_built() -> None:
+    with pytest.raises(CaptureConfigError, match="namespace: 'no spaces!'"):
+        FeedbackGuard().feedback(**GOOD, namespace="no spaces!")
+
+
+def test_a_bad_route_table_source_is_refused_by_init_app_naming_the_entry(
+    capture_settings: Settings,
+) -> None:
+    app = flask.Flask(__name__)
+    app.config["FEEDBACKGUARD_ROUTES"] = {"rate": {**GOOD, "item": "veiw:item_id"}}
+    with pytest.raises(CaptureConfigError, match=r"FEEDBACKGUARD_ROUTES\['rate'\]: item:"):
+        FeedbackGuard(app, settings=capture_settings)
+
+
+def test_a_route_table_endpoint_the_app_lacks_fails_validate_naming_it(
+    r: redis.Redis[bytes], capture_settings: Settings
+) -> None:
+    app, guard = build_app(capture_settings, FEEDBACKGUARD_ROUTES={"table_feedbak": ROUTE_SPEC})
+    with pytest.raises(CaptureConfigError, match=r"'table_feedbak'.*did you mean 'table_feedback'"):
+        guard.validate(app)
+    guard.close()
+
+
+def test_without_validate_the_first_request_fails_on_a_missing_route_table_endpoint(
+    r: redis.Redis[bytes], capture_settings: Settings
+) -> None:
+    app, guard = build_app(capture_settings, FEEDBACKGUARD_ROUTES={"table_feedbak": ROUTE_SPEC})
+    app.testing = True  # the error reaches the test instead of a 500
+    try:
+        with pytest.raises(CaptureConfigError, match="table_feedbak"):
+            post(app.test_client(), path="/table/t-9/feedback")
+        assert r.keys("fg:*") == []
+    finally:
+        guard.close()
+
+
+def test_a_view_source_the_rule_lacks_fails_validate(capture_settings: Settings) -> None:
+    app = flask.Flask(__name__)
+    guard = FeedbackGuard(app, settings=capture_settings)
+
+    @app.post("/posts/<post_id>/report")
+    @guard.feedback(**GOOD)
+    def report(post_id: str) -> str:
+        return "thanks"
+
+    with pytest.raises(CaptureConfigError, match=r"view:item_id: the rule '/posts/<post_id>"):
+        guard.validate(app)
+
+
+def test_a_valid_app_validates(app_guard: tuple[flask.Flask, FeedbackGuard]) -> None:
+    app, guard = app_guard
+    guard.validate(app)
+
+
+def _form_app(settings: Settings, **spec: Any) -> tuple[flask.Flask, FeedbackGuard]:
+    app = flask.Flask(__name__)
+    guard = FeedbackGuard(app, settings=settings)
+
+    @app.post("/posts/<post_id>/report")
+    @guard.feedback(
+        kind="report", account="form:user", item="view:post_id", value="form:reason", **spec
+    )
+    def report(post_id: str) -> str:
+        return f"thanks {flask.request.form['reason']}"
+
+    return app, guard
+
+
+def test_form_sources_capture_an_html_form_post(
+    r: redis.Redis[bytes], capture_settings: Settings
+) -> None:
+    app, guard = _form_app(capture_settings)
+    try:
+        resp = app.test_client().post("/posts/p-7/report", data={"user": "u1", "reason": "spam"})
+        assert resp.status_code == 200
+        assert resp.text == "thanks spam"  # the view still reads the form
+        [event] = inbox_events(r)
+        assert (event.kind, event.account_id, event.item_id, event.value) == (
+            "report",
+            "u1",
+            "p-7",
+            "spam",
+        )
+    finally:
+        guard.close()
+
+
+def test_a_form_body_past_max_body_bytes_answers_413(
+    r: redis.Redis[bytes], capture_settings: Settings
+) -> None:
+    app, guard = _form_app(capture_settings.model_copy(update={"max_body_bytes": 1000}))
+    try:
+        data = {"user": "u1", "reason": "x" * 5000}
+        assert app.test_client().post("/posts/p-7/report", data=data).status_code == 413
+        assert inbox_events(r) == []
+    finally:
+        guard.close()
+
+
+def test_an_endpoint_that_never_supplies_account_age_is_warned_once(
+    r: redis.Redis[bytes], capture_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    app, guard = _form_app(capture_settings)
+    try:
+        with caplog.at_level("WARNING", logger="feedbackguard"):
+            for _ in range(2):
+                app.test_client().post("/posts/p-7/report", data={"user": "u", "reason": "x"})
+        [warning] = [rec for rec in caplog.records if "account_created_at" in rec.getMessage()]
+        assert "'report'" in warning.getMessage()
+    finally:
+        guard.close()
+
+
+def test_an_endpoint_with_account_age_is_not_warned(
+    r: redis.Redis[bytes], capture_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    app, guard = _form_app(capture_settings, account_created_at="form:since")
+    try:
+        with caplog.at_level("WARNING", logger="feedbackguard"):
+            guard.validate(app)
+        assert not [rec for rec in caplog.records if "account_created_at" in rec.getMessage()]
+    finally:
+        guard.close()
+
+
+def test_a_misspelt_json_path_is_logged_once_naming_the_key_the_body_has(
+    client: flask.testing.FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="feedbackguard"):
+        for _ in range(3):
+            assert post(client, {"lable": "billing"}).status_code == 422
+    [warning] = [rec for rec in caplog.records if "misspelt" in rec.getMessage()]
+    assert "json:label found nothing for value, but the body has 'lable'" in warning.getMessage()
+
+
+def test_a_json_spec_sent_a_form_is_logged_once(
+    client: flask.testing.FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="feedbackguard"):
+        for _ in range(2):
+            resp = client.post("/items/t-1/feedback", data={"label": "x"}, headers={"X-User": "a"})
+            assert resp.status_code == 422
+    [warning] = [rec for rec in caplog.records if "not JSON" in rec.getMessage()]
+    assert "form:" in warning.getMessage()
+
+
+@given(st.text(max_size=40))
+def test_text_without_a_known_prefix_is_never_taken_as_a_constant(text: str) -> None:
+    assume(not text.startswith(PREFIXES))
+    with pytest.raises(ValueError, match="is not a field source"):
+        compile_source(text, "account")
+
+
+@given(
+    st.sampled_from(PREFIXES[:-1]), st.from_regex(r"[A-Za-z_][A-Za-z0-9_.-]{0,20}", fullmatch=True)
+)
+def test_every_prefix_with_a_name_compiles(prefix: str, name: str) -> None:
+    assume(prefix != "json:" or (".." not in name and not name.endswith(".")))
+    compile_source(prefix + name, "account")

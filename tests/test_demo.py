@@ -17,16 +17,18 @@ pytestmark = pytest.mark.slow
 
 
 class Moderator:
-    """Logs in to the demo's review UI while the demo still runs (at its last lines)."""
+    """Collects the demo's lines and, when the report is out (the demo's `wait`), logs
+    in to its review UI, still up then."""
 
     def __init__(self) -> None:
+        self.lines: list[str] = []
         self.queue_page = ""
 
-    def __call__(self, line: str) -> None:
-        found = re.search(r"waiting for a moderator: \d+ at (\S+) \((\S+) / (\S+)\)", line)
-        if found is None:
-            return
-        url, user, password = found.groups()
+    def echo(self, line: str) -> None:
+        self.lines.append(line)
+
+    def wait(self, report: dict[str, Any]) -> None:
+        url, user, password = (report["review_ui"][k] for k in ("url", "user", "password"))
         base = url.split("/review/")[0]
         browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
         form = browser.open(f"{base}/review/login").read().decode()
@@ -45,14 +47,36 @@ def moderator() -> Moderator:
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory, moderator: Moderator) -> dict[str, Any]:
     home: Path = tmp_path_factory.mktemp("demo-home")
-    return run(Settings(home=home, redis_url=None, store_url=None), echo=moderator)
+    settings = Settings(home=home, redis_url=None, store_url=None)
+    return run(settings, echo=moderator.echo, wait=moderator.wait)
 
 
-def test_demo_moderator_login_opens_the_review_queue(
+def _index(lines: list[str], text: str) -> int:
+    return next(i for i, line in enumerate(lines) if text in line)
+
+
+def test_demo_review_ui_stays_up_after_the_report_until_the_wait_ends(
     report: dict[str, Any], moderator: Moderator
 ) -> None:
     assert report["review_ui"]["user"] == "demo-moderator"
     assert "Log out" in moderator.queue_page  # only a logged-in page has it
+
+
+def test_demo_gives_the_review_ui_and_its_login_before_sending(
+    report: dict[str, Any], moderator: Moderator
+) -> None:
+    ui = report["review_ui"]
+    hint = _index(moderator.lines, f"review UI at {ui['url']} (log in as {ui['user']} / ")
+    assert hint < _index(moderator.lines, "sending honest and hostile corrections")
+    assert "stays up after the report" in moderator.lines[hint + 1]
+
+
+def test_demo_model_is_better_retrained_on_what_feedbackguard_admitted(
+    report: dict[str, Any],
+) -> None:
+    model = report["model"]
+    assert model["accuracy_feedbackguard"] > model["accuracy_no_defence"]
+    assert model["accuracy_before_attack"] > model["accuracy_no_defence"]
 
 
 def test_every_demo_event_reaches_a_final_status(report: dict[str, Any]) -> None:

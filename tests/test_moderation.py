@@ -121,7 +121,7 @@ def test_review_cli_lists_and_approves(
     events = [make_event() for _ in range(2)]
     in_review(pipeline, r, events)
     runner = CliRunner()
-    listed = runner.invoke(main, ["review", "list", "--json"])
+    listed = runner.invoke(main, ["review", "list", "--namespace", NS, "--json"])
     assert listed.exit_code == 0, listed.output
     lines = [json.loads(line) for line in listed.stdout.splitlines()]
     assert {line["event"]["event_id"] for line in lines} == {e.event_id for e in events}

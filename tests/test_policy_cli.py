@@ -10,11 +10,14 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from feedbackguard import audit
+from feedbackguard import audit, inbox_writer
 from feedbackguard.cli import main
+from feedbackguard.pipeline.engine import Pipeline
+from feedbackguard.pipeline.runtime import default_analysers, default_checks
 from feedbackguard.policy import MAX_POLICY_BYTES
 from feedbackguard.policy.store import PolicyStore
 from feedbackguard.settings import Settings
+from feedbackguard.store import Store
 
 
 @pytest.fixture
@@ -126,3 +129,94 @@ def test_policy_set_that_disables_a_defence_needs_a_note_and_warns(
     assert done.exit_code == 0, done.output
     assert "disables consistency.outliers.enabled" in done.output
     assert audit.entries(r, 1)[0]["disables"] == ["consistency.outliers.enabled"]
+
+
+def test_policy_set_with_a_partial_file_is_refused_naming_what_it_would_reset(
+    runner: CliRunner, r: redis.Redis[bytes], tmp_path: Path
+) -> None:
+    store = PolicyStore(r, cache_s=0)
+    store.set(store.current().policy.model_copy(update={"probation_s": 60.0}), author="x")
+    path = tmp_path / "policy.toml"
+    path.write_text("[thresholds]\nreview = 0.4\nreject = 0.9\n")
+    done = runner.invoke(main, ["policy", "set", str(path)])
+    assert done.exit_code == 1
+    assert "probation_s (60.0 -> default 21600.0)" in done.output
+    assert "--merge" in done.output
+    assert store.current().version == 2
+
+
+def test_policy_set_merge_keeps_what_the_file_leaves_out(
+    runner: CliRunner, r: redis.Redis[bytes], tmp_path: Path
+) -> None:
+    store = PolicyStore(r, cache_s=0)
+    store.set(store.current().policy.model_copy(update={"probation_s": 60.0}), author="x")
+    path = tmp_path / "policy.toml"
+    path.write_text("[thresholds]\nreview = 0.4\n")
+    done = runner.invoke(main, ["policy", "set", str(path), "--merge"])
+    assert done.exit_code == 0, done.output
+    now = store.current().policy
+    assert (now.probation_s, now.thresholds.review, now.thresholds.reject) == (60.0, 0.4, 0.9)
+
+
+def test_policy_set_merge_patches_one_rate_limit_by_scope(
+    runner: CliRunner, r: redis.Redis[bytes], tmp_path: Path
+) -> None:
+    before = PolicyStore(r, cache_s=0).current().policy.ratelimit.limits
+    path = tmp_path / "policy.toml"
+    path.write_text('[[ratelimit.limits]]\nscope = "ip"\nlimit = 100\n')
+    done = runner.invoke(main, ["policy", "set", str(path), "--merge"])
+    assert done.exit_code == 0, done.output
+    after = PolicyStore(r, cache_s=0).current().policy.ratelimit.limits
+    assert [(x.name, x.limit) for x in after] == [
+        (x.name, 100 if x.scope == "ip" else x.limit) for x in before
+    ]
+
+
+def test_policy_set_prints_what_changed(
+    runner: CliRunner, r: redis.Redis[bytes], tmp_path: Path
+) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text("[thresholds]\nreview = 0.4\n")
+    done = runner.invoke(main, ["policy", "set", str(path), "--merge"])
+    assert "  thresholds.review: 0.5 -> 0.4" in done.output
+
+
+def test_policy_set_removing_a_limit_needs_a_note_and_names_it(
+    runner: CliRunner, r: redis.Redis[bytes], tmp_path: Path
+) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text('[[ratelimit.limits]]\nscope = "subnet"\nremove = true\n')
+    refused = runner.invoke(main, ["policy", "set", str(path), "--merge"])
+    assert refused.exit_code == 1
+    assert "ratelimit.limits[subnet:all:3600]" in refused.output
+    done = runner.invoke(main, ["policy", "set", str(path), "--merge", "--note", "CGNAT"])
+    assert "warning: this version disables ratelimit.limits[subnet:all:3600]" in done.output
+
+
+def test_policy_set_says_a_new_probation_is_not_retroactive(
+    runner: CliRunner, r: redis.Redis[bytes], tmp_path: Path
+) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text("probation_s = 60\n")
+    done = runner.invoke(main, ["policy", "set", str(path), "--merge"])
+    assert "note: probation_s 21600 -> 60 applies to events ingested from now on" in done.output
+
+
+def test_policy_dry_run_shows_the_moves_a_rate_limit_would_make(
+    runner: CliRunner, r: redis.Redis[bytes], tmp_path: Path, store: Store,
+    make_event: Any,
+) -> None:  # fmt: skip
+    pipeline = Pipeline(r=r, store=store, policies=PolicyStore(r, cache_s=0),
+                        checks=default_checks(), analysers=default_analysers())  # fmt: skip
+    pipe = r.pipeline()
+    inbox_writer.append(pipe, [make_event(account_id="busy", at=i) for i in range(6)])
+    pipe.execute()
+    while pipeline.ingest_batch("default", "t").entries:
+        pass
+    path = tmp_path / "policy.toml"
+    path.write_text('[[ratelimit.limits]]\nscope = "account"\nnew_account_limit = 2\n')
+    done = runner.invoke(main, ["policy", "dry-run", str(path), "--merge", "--hours", "1"])
+    assert done.exit_code == 0, done.output
+    assert "6 events of default replayed" in done.output
+    assert "pending -> rejected: 4  [+rate_limited.account 4]" in done.output
+    assert PolicyStore(r, cache_s=0).current().version == 1

@@ -30,12 +30,16 @@ def test_review_list_filters_by_reason_and_account_and_reject_works(
         per_event={dense.event_id: [Reason("sybil.dense", "", 0.6)]},
     )
     runner = CliRunner()
-    by_reason = runner.invoke(main, ["review", "list", "--reason", "sybil.dense", "--json"])
+    by_reason = runner.invoke(
+        main, ["review", "list", "--namespace", NS, "--reason", "sybil.dense", "--json"]
+    )
     assert by_reason.exit_code == 0, by_reason.output
     assert [json.loads(x)["event"]["event_id"] for x in by_reason.stdout.splitlines()] == [
         dense.event_id
     ]
-    by_account = runner.invoke(main, ["review", "list", "--account", "l1", "--json"])
+    by_account = runner.invoke(
+        main, ["review", "list", "--namespace", NS, "--account", "l1", "--json"]
+    )
     assert [json.loads(x)["event"]["event_id"] for x in by_account.stdout.splitlines()] == [
         lock.event_id
     ]

@@ -22,6 +22,7 @@ from feedbackguard.pipeline.runtime import Runtime
 from feedbackguard.settings import Settings
 from feedbackguard.web import auth
 from feedbackguard.web.server import create_app, secret_key
+from tests.review_helpers import PASSWORD, key_headers, log_in
 
 
 def test_healthz_is_ok(client: FlaskClient) -> None:
@@ -41,6 +42,36 @@ def test_readyz_is_503_when_redis_is_down(rt: Runtime) -> None:
     resp = create_app(rt).test_client().get("/readyz")
     assert resp.status_code == 503
     assert resp.json["checks"]["redis"].startswith("error")
+
+
+def _take_redis_down(rt: Runtime) -> None:
+    """Point the runtime's Redis at a closed port."""
+    rt.redis = redis.Redis(
+        host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)
+    )
+
+
+def test_admin_api_answers_503_naming_redis_when_redis_is_down(
+    client: FlaskClient, rt: Runtime
+) -> None:
+    headers = key_headers(rt.redis, "ops", "viewer")
+    _take_redis_down(rt)
+    resp = client.get("/api/v1/namespaces", headers=headers)
+    assert resp.status_code == 503
+    assert resp.json["error"] == "redis_unavailable"
+    assert "Redis" in resp.json["message"]
+    assert resp.headers["Retry-After"]
+
+
+def test_review_ui_answers_503_naming_redis_when_redis_is_down(
+    client: FlaskClient, rt: Runtime
+) -> None:
+    auth.add_user(rt.redis, "ana", "moderator", PASSWORD)
+    log_in(client)
+    _take_redis_down(rt)
+    resp = client.get("/review/")
+    assert resp.status_code == 503
+    assert "Redis" in resp.get_data(as_text=True)
 
 
 def test_metrics_expose_statuses_depths_and_timings(

@@ -3,18 +3,26 @@
     guard = FeedbackGuard(app)                    # or guard.init_app(app) later
 
     @app.post("/tickets/<ticket_id>/feedback")
-    @guard.feedback(kind="correction", account="g:user_id", item="view:ticket_id",
+    @guard.feedback(kind="correction", namespace="tickets", account="g:user_id",
+                    account_created_at="g:user_created_at", item="view:ticket_id",
                     value="json:label", payload=lambda: {"text": load(...)})
     def feedback(ticket_id): ...
+
+    guard.validate(app)                           # once the routes are registered
 
 or, without touching the views, a route table in the Flask config:
 
     FEEDBACKGUARD_ROUTES = {"feedback": {"kind": "correction", "account": "g:user_id",
                                          "item": "view:ticket_id", "value": "json:label"}}
 
-A field source is "json:a.b.0" (path in the request JSON), "view:name" (URL
-variable), "g:name" (attribute of flask.g), "header:Name", "const:text", any other
-value (a constant) or a callable taking no argument (called in the request context).
+A field source is "json:a.b.0" (path in the request JSON), "form:name" (HTML form
+field), "view:name" (URL variable), "g:name" (attribute of flask.g), "header:Name",
+"const:text", a callable taking no argument (called in the request context) or a
+value that is not text (a constant); `kind` and `namespace` also take their bare
+constant ("label", "tickets"). Any other text is refused when the spec is built, and
+the route table's endpoints and `view:` variables are checked against the app's
+routes by `guard.validate(app)` or before the first request (`CaptureConfigError`
+naming the entry), so a typo fails at start-up instead of in every request.
 
 Before the view runs, the event is validated (pydantic, docs/architecture.md's
 contract), request context is added (client IP per `trusted_proxies`, device id,
@@ -27,16 +35,17 @@ from paying the timeout again, and a background thread replays the spool once Re
 answers again.
 
 Modules: `extension` (FeedbackGuard), `state` (one app's Capture), `sources` (field
-sources), `request` (request context), `responses` (422/503), `breaker`, `senders`
-(sync or buffered), `spool` and `spool_retry`; the inbox write itself is
-feedbackguard/inbox_writer.py, shared with the worker side.
+sources), `validate` (the checks against the app's routes), `request` (request
+context), `responses` (422/503), `breaker`, `senders` (sync or buffered), `spool` and
+`spool_retry`; the inbox write itself is feedbackguard/inbox_writer.py, shared with
+the worker side.
 """
 
 from __future__ import annotations
 
 from feedbackguard.capture.breaker import CircuitBreaker
 from feedbackguard.capture.extension import EXTENSION, ROUTES_KEY, FeedbackGuard
-from feedbackguard.capture.sources import FeedbackSpec, compile_source
+from feedbackguard.capture.sources import CaptureConfigError, FeedbackSpec, compile_source
 from feedbackguard.capture.state import Capture, CaptureCounters
 from feedbackguard.clientaddr import client_ip
 
@@ -44,6 +53,7 @@ __all__ = [
     "EXTENSION",
     "ROUTES_KEY",
     "Capture",
+    "CaptureConfigError",
     "CaptureCounters",
     "CircuitBreaker",
     "FeedbackGuard",

@@ -1,6 +1,6 @@
-"""The request's JSON body, read within bounds: at most `max_body_bytes` (declared or
-actually read) and nested at most `max_json_depth` deep, so a hostile body costs
-capture neither unbounded memory nor a `RecursionError` (a 500 before the view)."""
+"""The request's body, read within bounds: at most `max_body_bytes` (declared or
+actually read) and, for JSON, nested at most `max_json_depth` deep, so a hostile body
+costs capture neither unbounded memory nor a `RecursionError` (a 500 before the view)."""
 
 from __future__ import annotations
 
@@ -53,6 +53,23 @@ def json_body(request: flask.Request, max_bytes: int, max_depth: int) -> Any:
     if deeper_than(body, max_depth):
         raise BodyTooDeep(max_depth)
     return body
+
+
+def parse_form(request: flask.Request, max_bytes: int) -> None:
+    """Parse the request's form body (URL-encoded or multipart; Werkzeug caches it for
+    the view) within `max_bytes`. Raises `BodyTooLarge`."""
+    own = request.max_content_length
+    limit = max_bytes if own is None else min(own, max_bytes)
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise BodyTooLarge(limit)
+    request.max_content_length = limit
+    try:
+        request.form  # noqa: B018 - parsed once, here, under the limit
+    except RequestEntityTooLarge as exc:
+        raise BodyTooLarge(limit) from exc
+    finally:
+        request.max_content_length = own
 
 
 def deeper_than(value: Any, limit: int) -> bool:

@@ -13,6 +13,7 @@ import flask
 from feedbackguard.capture.senders import BufferedSender
 from feedbackguard.capture.sources import FeedbackSpec
 from feedbackguard.capture.state import Capture, CaptureCounters
+from feedbackguard.capture.validate import SPEC_ATTRIBUTE, decorated_spec
 from feedbackguard.settings import Settings
 
 EXTENSION = "feedbackguard"
@@ -30,6 +31,14 @@ class FeedbackGuard:
     `Capture`, in `app.extensions["feedbackguard"]`: apps sharing one guard keep their
     own config, counters, spool and connections. The guard itself only remembers
     (weakly) which apps it serves, for `close()` and for use outside an app context.
+
+    Mistakes fail loudly, never per request: a spec with an unknown source prefix or
+    kind is refused by `feedback(...)` and a bad route-table entry by `init_app`
+    (`CaptureConfigError` naming the entry); what needs the app's routes (route-table
+    endpoints that exist, `view:` variables of the rules) is checked by
+    `validate(app)`, to call once the routes are registered, or else before the
+    app's first request, which then fails with the same error. Endpoints that never
+    supply the account's age are logged once as a WARNING.
 
     Constructing the guard and `init_app` start nothing. The first feedback request of
     each process opens the Redis connection and starts the spool-retry thread (and,
@@ -57,13 +66,13 @@ class FeedbackGuard:
         chosen = settings or self._settings or Settings.from_mapping(app.config)
         capture = Capture(chosen, app.config.get(ROUTES_KEY) or {}, clock=self._clock)
         app.extensions[EXTENSION] = capture
-        app.before_request(_route_table_hook)
+        app.before_request(_before_request)
         self._apps.append(weakref.ref(app))
         return capture
 
     def feedback(self, **spec: Any) -> Callable[[F], F]:
         """Decorator marking a view as a feedback endpoint (see feedbackguard.capture)."""
-        compiled = FeedbackSpec.build(spec)
+        compiled = FeedbackSpec.build(spec, "@feedback")
 
         def decorate(view: F) -> F:
             @functools.wraps(view)
@@ -73,20 +82,22 @@ class FeedbackGuard:
                     return refused
                 return view(*args, **kwargs)
 
-            wrapper._feedbackguard_spec = compiled  # type: ignore[attr-defined]
+            setattr(wrapper, SPEC_ATTRIBUTE, compiled)
             return cast(F, wrapper)
 
         return decorate
 
+    def validate(self, app: flask.Flask | None = None) -> None:
+        """Check the app's feedback endpoints against its routes now (once the routes
+        are registered, e.g. at the end of the app factory): `CaptureConfigError`
+        naming every bad entry. Without this call the check runs before the app's
+        first request."""
+        app = app or self._app_or_current()
+        _capture_of(app).validate(app)
+
     def capture_of(self, app: flask.Flask | None = None) -> Capture:
         """The state for `app`, else the current app, else the first app served."""
-        if app is None and flask.has_app_context():
-            app = flask.current_app
-        if app is None:
-            app = next(iter(self._served()), None)
-        if app is None:
-            raise RuntimeError("FeedbackGuard is not initialised on any app")
-        return _capture_of(app)
+        return _capture_of(app or self._app_or_current())
 
     @property
     def counters(self) -> CaptureCounters:
@@ -109,6 +120,15 @@ class FeedbackGuard:
             if isinstance(capture, Capture):
                 capture.close()
 
+    def _app_or_current(self) -> flask.Flask:
+        """The current app, else the first app served."""
+        app = flask.current_app if flask.has_app_context() else None
+        if app is None:
+            app = next(iter(self._served()), None)
+        if app is None:
+            raise RuntimeError("FeedbackGuard is not initialised on any app")
+        return app
+
     def _served(self) -> list[flask.Flask]:
         return [app for ref in self._apps if (app := ref()) is not None]
 
@@ -117,17 +137,17 @@ def _capture_of(app: flask.Flask) -> Capture:
     return cast(Capture, app.extensions[EXTENSION])
 
 
-def _route_table_hook() -> flask.Response | None:
-    """before_request: capture for endpoints named in FEEDBACKGUARD_ROUTES (unless the
-    view is decorated, which wins, so an event is never captured twice)."""
+def _before_request() -> flask.Response | None:
+    """before_request: the app's routes checked (once), then capture for endpoints
+    named in FEEDBACKGUARD_ROUTES (unless the view is decorated, which wins, so an
+    event is never captured twice)."""
+    app = cast(flask.Flask, flask.current_app._get_current_object())  # type: ignore[attr-defined]
+    capture = _capture_of(app)
+    capture.validate(app)
     endpoint = flask.request.endpoint
     if endpoint is None:
         return None
-    capture = _capture_of(flask.current_app)
     spec = capture.routes.get(endpoint)
-    if spec is None:
-        return None
-    view = flask.current_app.view_functions.get(endpoint)
-    if getattr(view, "_feedbackguard_spec", None) is not None:
+    if spec is None or decorated_spec(app.view_functions.get(endpoint)) is not None:
         return None
     return capture.capture(spec)

@@ -8,7 +8,7 @@ from typing import Any
 
 import flask
 
-from feedbackguard.capture.body import json_body
+from feedbackguard.capture.body import json_body, parse_form
 from feedbackguard.capture.sources import FeedbackSpec
 from feedbackguard.clientaddr import client_ip
 from feedbackguard.events import MAX_META_CHARS
@@ -19,15 +19,23 @@ USER_AGENT_HEADER = "User-Agent"
 _ID_FIELDS = frozenset({"account_id", "item_id"})
 
 
-def event_fields(request: flask.Request, spec: FeedbackSpec, settings: Settings) -> dict[str, Any]:
+def read_body(request: flask.Request, spec: FeedbackSpec, settings: Settings) -> Any:
+    """The parsed JSON body when the spec reads JSON (else None); the form is parsed
+    when the spec reads it. Raises `BodyTooLarge` / `BodyTooDeep` past the settings'
+    bounds."""
+    if spec.reads_form:
+        parse_form(request, settings.max_body_bytes)
+    if spec.reads_json:
+        return json_body(request, settings.max_body_bytes, settings.max_json_depth)
+    return None
+
+
+def event_fields(
+    request: flask.Request, spec: FeedbackSpec, settings: Settings, body: Any
+) -> dict[str, Any]:
     """The event's fields as this request gives them, before validation: the spec's
     sources (integer ids as text; missing ones left out) and the request context.
-    Raises `BodyTooLarge` / `BodyTooDeep` for a JSON body past the settings' bounds."""
-    body = (
-        json_body(request, settings.max_body_bytes, settings.max_json_depth)
-        if spec.reads_json
-        else None
-    )
+    `body` is what `read_body` returned."""
     fields: dict[str, Any] = {}
     for name, get in spec.getters:
         value = get(request, body)

@@ -3,7 +3,8 @@
 A `Capture` holds the app's settings, compiled route table, counters, breakers and
 spool. Redis is opened on first use, not when the app is set up: the first event to
 deliver (or the first spool replay) opens the client, which starts the embedded
-redis-server only when no `redis_url` is configured.
+redis-server only when no `redis_url` is configured. The checks that need the app's
+routes (`validate`) run once, before the app's first request unless called earlier.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from feedbackguard.capture import validate
 from feedbackguard.capture.body import BodyTooDeep, BodyTooLarge
 from feedbackguard.capture.breaker import REDIS_UNAVAILABLE, CircuitBreaker
-from feedbackguard.capture.request import event_fields
+from feedbackguard.capture.request import event_fields, read_body
 from feedbackguard.capture.responses import (
     full_response,
     invalid_response,
@@ -31,7 +33,7 @@ from feedbackguard.capture.responses import (
     too_large_response,
 )
 from feedbackguard.capture.senders import BufferedSender, Sender, SyncSender
-from feedbackguard.capture.sources import FeedbackSpec
+from feedbackguard.capture.sources import CaptureConfigError, FeedbackSpec
 from feedbackguard.capture.spool import Spool, SpoolFullError
 from feedbackguard.capture.spool_retry import SpoolRetrier
 from feedbackguard.connection import redis_url
@@ -64,6 +66,23 @@ class CaptureCounters:
         return dict(self.__dict__)
 
 
+def compile_routes(routes: Any) -> dict[str, FeedbackSpec]:
+    """The route table (`FEEDBACKGUARD_ROUTES`: endpoint -> spec) compiled;
+    `CaptureConfigError` naming the entry when one is not a valid spec."""
+    if not isinstance(routes, Mapping):
+        raise CaptureConfigError(
+            "FEEDBACKGUARD_ROUTES must map endpoint names to feedback specs, "
+            f"not {type(routes).__name__}"
+        )
+    compiled = {}
+    for endpoint, spec in routes.items():
+        where = f"FEEDBACKGUARD_ROUTES[{endpoint!r}]"
+        if not isinstance(spec, Mapping):
+            raise CaptureConfigError(f"{where}: a spec maps fields to sources, not {spec!r}")
+        compiled[str(endpoint)] = FeedbackSpec.build(spec, where)
+    return compiled
+
+
 def capture_client(settings: Settings) -> redis.Redis[bytes]:
     """A client that fails fast: `redis_timeout_ms` socket timeouts and no retries
     (redis-py >= 6 retries 3 times by default, which would triple the outage cost)."""
@@ -89,7 +108,7 @@ class Capture:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
-        self.routes = {endpoint: FeedbackSpec.build(spec) for endpoint, spec in routes.items()}
+        self.routes = compile_routes(routes)
         self.counters = CaptureCounters()
         self.breaker = CircuitBreaker(settings.breaker_cooldown_s, clock)
         # Open while an inbox is past `inbox_maxlen`: new events go to the overflow path.
@@ -103,6 +122,9 @@ class Capture:
         self._open_lock = threading.Lock()
         self._opened: tuple[redis.Redis[bytes], InboxWriter] | None = None
         self._retrier = SpoolRetrier(self)
+        self._check_lock = threading.Lock()
+        self._checked: CaptureConfigError | bool = False
+        self._warned: set[tuple[str | None, str]] = set()
         self.sender: Sender = (
             BufferedSender(self) if settings.capture_mode == "buffered" else SyncSender(self)
         )
@@ -127,6 +149,38 @@ class Capture:
                 opened = self._opened
         return opened
 
+    # -- the app's routes, checked once ------------------------------------------
+
+    def validate(self, app: flask.Flask) -> None:
+        """Check the app's feedback endpoints against its routes (see
+        `capture.validate`), once: `CaptureConfigError` naming every bad entry, now and
+        at every later call; a WARNING, once, naming the endpoints that never supply
+        the account's age."""
+        if self._checked is False:
+            with self._check_lock:
+                if self._checked is False:
+                    self._checked = self._check(app)
+        if isinstance(self._checked, CaptureConfigError):
+            raise self._checked
+
+    def _check(self, app: flask.Flask) -> CaptureConfigError | bool:
+        found = validate.problems(app, self.routes)
+        if found:
+            return CaptureConfigError(
+                "feedbackguard: the app's feedback endpoints are misconfigured:\n  "
+                + "\n  ".join(found)
+            )
+        ageless = validate.without_account_age(app, self.routes)
+        if ageless:
+            log.warning(
+                "feedbackguard: feedback endpoint(s) %s never supply account_created_at; "
+                "account age drives several checks (the young-account rate limits, consensus "
+                "weight, Sybil infrastructure, trust seeds): add account_created_at=... to "
+                "their spec",
+                ", ".join(repr(e) for e in ageless),
+            )
+        return True
+
     # -- per request -----------------------------------------------------------
 
     def capture(self, spec: FeedbackSpec) -> flask.Response | None:
@@ -136,9 +190,11 @@ class Capture:
         self._retrier.ensure_started()
         # One context-local lookup, not one per field.
         request: flask.Request = cast(Any, flask.request)._get_current_object()
+        body = None
         try:
+            body = read_body(request, spec, self.settings)
             event = FeedbackEvent.model_validate(
-                event_fields(request, spec, self.settings), context=self._edge
+                event_fields(request, spec, self.settings, body), context=self._edge
             )
         except BodyTooLarge as exc:
             self.counters.invalid += 1
@@ -148,6 +204,7 @@ class Capture:
             return too_deep_response(exc.limit)
         except pydantic.ValidationError as exc:
             self.counters.invalid += 1
+            self._explain(request, spec, body)
             return None if self.pass_invalid else invalid_response(exc)
         if not self.spool_overflow and not self.backpressure.allow():
             self.counters.refused += 1
@@ -159,6 +216,43 @@ class Capture:
             self.counters.dropped += 1
             log.exception("feedbackguard capture failed; event %s dropped", event.event_id)
         return None
+
+    def _explain(self, request: flask.Request, spec: FeedbackSpec, body: Any) -> None:
+        """On refused feedback, log once per endpoint and source what looks like the
+        spec's mistake rather than the end user's: a JSON spec sent a body that is not
+        JSON (an HTML form?), or a `json:` path that found nothing beside a key that
+        looks like it (a misspelt path)."""
+        if not spec.reads_json:
+            return
+        endpoint = request.endpoint
+        if body is None:
+            self._warn_once(
+                endpoint,
+                "",
+                "feedbackguard: endpoint %r reads json: sources but the request body is not "
+                "JSON; for HTML forms use form: sources",
+                endpoint,
+            )
+            return
+        for name, source in spec.json_sources:
+            if source(request, body) is None:
+                near = source.near_miss(body)
+                if near is not None:
+                    self._warn_once(
+                        endpoint,
+                        source.text,
+                        "feedbackguard: endpoint %r: json:%s found nothing for %s, but the body "
+                        "has %r; a misspelt path? (every such request is refused)",
+                        endpoint,
+                        source.text,
+                        name,
+                        near,
+                    )
+
+    def _warn_once(self, endpoint: str | None, what: str, message: str, *args: Any) -> None:
+        if (endpoint, what) not in self._warned:
+            self._warned.add((endpoint, what))
+            log.warning(message, *args)
 
     # -- delivery --------------------------------------------------------------
 

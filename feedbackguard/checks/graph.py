@@ -2,8 +2,9 @@
 
 Per batch (`GraphCheck`): every event's compact row (`graph.window.row_of`) is
 appended to its namespace's window in Redis, in slices of `policy.graph.bucket_s` of
-event time, and events of accounts that the last analysis found risky get its
-reasons at once; events of admin-blocked accounts are rejected (`account.blocked`).
+event time (the ids of report events beside it), and events of accounts that the last
+analysis found risky get its reasons at once; events of admin-blocked accounts are
+rejected (`account.blocked`).
 One pipelined round trip per batch.
 
 Periodically (`GraphAnalyser`): the window is loaded (duplicates of redelivered
@@ -12,6 +13,10 @@ batches dropped by event id), every graph detector runs on it
 by the check, the moderator review UI and `feedbackguard accounts show`, and the
 events in the window of accounts at `policy.graph.min_risk` or more are returned so
 the pipeline re-judges them (pending to review or rejected, admitted to quarantined).
+The report analysis (`graph.reports`) runs on the same window: the reports of
+correlated cohorts on an item get `reports.correlated` scored by harm and are
+re-judged the same way. Each run publishes every account's independence weight
+(`graph.independence`).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from dataclasses import asdict
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import orjson
 import redis
 
@@ -36,6 +42,7 @@ from feedbackguard.checks.base import (
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.graph import independence
 from feedbackguard.graph.analysis import AccountRisk, AnalysisResult, Cluster, analyse
+from feedbackguard.graph.reports import CORRELATED, ReportBurst, detect_report_bursts
 from feedbackguard.graph.window import EventWindow, Row, Rows, row_of
 from feedbackguard.policy import Graph
 
@@ -106,6 +113,37 @@ class BucketCache:
         return [kept[key][1] for key in keys_ if key in kept]
 
 
+def record_reports(
+    pipe: redis.client.Pipeline[bytes],
+    namespace: str,
+    events: Sequence[FeedbackEvent],
+    policy: Graph,
+) -> None:
+    """Queue on `pipe` the ids of the events of the report kinds (the window's rows do
+    not carry the kind), for the report analysis (`graph.reports`)."""
+    if not policy.detect.reports.enabled:
+        return  # nothing would trim them
+    kinds = policy.detect.reports.kinds
+    found = {e.event_id: e.received_at.timestamp() for e in events if e.kind in kinds}
+    if found:
+        pipe.zadd(keys.report_ids(namespace), found)
+        pipe.expire(keys.report_ids(namespace), int(policy.window_s + 2 * policy.bucket_s))
+
+
+def load_report_mask(
+    r: redis.Redis[bytes], namespace: str, start: float, rows: Rows
+) -> npt.NDArray[np.bool_]:
+    """Per row, whether it is a report; forgets report ids older than `start`."""
+    key = keys.report_ids(namespace)
+    pipe = r.pipeline(transaction=False)
+    pipe.zremrangebyscore(key, "-inf", start)
+    pipe.zrangebyscore(key, f"({start}", "+inf")
+    ids = {raw.decode() for raw in pipe.execute()[1]}
+    if not ids:
+        return np.zeros(len(rows), dtype=bool)
+    return np.fromiter((e in ids for e in rows.event_id), dtype=bool, count=len(rows))
+
+
 def load_window(
     r: redis.Redis[bytes],
     namespace: str,
@@ -158,6 +196,7 @@ class GraphCheck:
         pipe = ctx.redis.pipeline(transaction=False)
         if policy.enabled:
             append_rows(pipe, ctx.namespace, [row_of(e) for e in events], policy)
+            record_reports(pipe, ctx.namespace, events, policy)
         pipe.hmget(keys.account_states(), names)
         pipe.hmget(keys.graph_risk(ctx.namespace), names)
         replies = pipe.execute()
@@ -202,11 +241,24 @@ class GraphAnalyser:
             trusted=[*trusted, *auto_seeds(window, policy, set(rejected))],
             rejected=rejected,
         )
+        bursts = (
+            detect_report_bursts(
+                window,
+                load_report_mask(r, ctx.namespace, start, rows),
+                policy.detect.reports,
+                ctx.now,
+                _mask(window, trusted),
+            )
+            if policy.detect.reports.enabled
+            else []
+        )
         independence.publish(
             r,
             ctx.namespace,
             window.account_ids,
-            independence.cohort_weights(window.n_accounts, result.cohorts),
+            independence.cohort_weights(
+                window.n_accounts, [*result.cohorts, *(c for b in bursts for c in b.cohorts)]
+            ),
         )
         vouched = set(trusted)
         risky = {
@@ -234,6 +286,10 @@ class GraphAnalyser:
         for event_id, account in zip(rows.event_id, rows.account, strict=True):
             if account in changed:
                 verdicts[event_id] = [Reason(*x) for x in findings[account]["reasons"]]
+        for burst in bursts:
+            reason = _burst_reason(window, burst, policy.detect.reports.action_reports)
+            for e in burst.events.tolist():
+                verdicts.setdefault(rows.event_id[e], []).append(reason)
         return verdicts
 
 
@@ -253,6 +309,23 @@ def auto_seeds(window: EventWindow, policy: Graph, exclude: set[str]) -> list[st
         if window.account_ids[i] not in exclude
     )
     return [name for _, name in ranked[: policy.seed_max]]
+
+
+def _mask(window: EventWindow, names: Sequence[str]) -> npt.NDArray[np.bool_]:
+    """Per account of the window, whether it is one of `names`."""
+    chosen = set(names)
+    return np.fromiter((a in chosen for a in window.account_ids), bool, window.n_accounts)
+
+
+def _burst_reason(window: EventWindow, burst: ReportBurst, action: int) -> Reason:
+    """`reports.correlated`, scored by the burst's harm."""
+    largest = max((c.size for c in burst.cohorts), default=1)
+    detail = (
+        f"{burst.reporters} accounts reported {window.item_ids[burst.item]}, about "
+        f"{burst.independent} independently ({burst.without_history} without history "
+        f"before the burst, largest cohort {largest}); {action} reports act on an item"
+    )
+    return Reason(CORRELATED, detail, round(burst.harm, SCORE_DIGITS))
 
 
 def _risk_json(found: AccountRisk) -> dict[str, Any]:

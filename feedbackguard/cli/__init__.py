@@ -23,6 +23,7 @@ from feedbackguard.cli.review import review_group
 from feedbackguard.cli.serve import serve
 from feedbackguard.cli.simulate import simulate_command
 from feedbackguard.cli.spool import spool_group
+from feedbackguard.cli.status import status
 from feedbackguard.cli.store import store
 from feedbackguard.cli.users import users_group
 from feedbackguard.cli.worker import worker
@@ -57,6 +58,7 @@ def main() -> None:
 
 
 main.add_command(demo)
+main.add_command(status)
 main.add_command(accounts_group)
 main.add_command(review_group)
 main.add_command(policy_group)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from typing import Any
 
 import click
 
@@ -22,7 +23,8 @@ def demo(as_json: bool, keep_running: bool) -> None:
     """Start a private Redis, the example support desk and a worker; send honest
     corrections and three attacks (a Sybil swarm, a flood, slow sleepers) over HTTP;
     print what was admitted, rejected and sent to review, and what retraining on the
-    admitted data does to the desk's model.
+    admitted data does to the desk's model. On a terminal the review UI stays up after
+    the report until Enter.
 
     Uses <FEEDBACKGUARD_HOME>/demo and never a configured Redis or store."""
 
@@ -32,8 +34,19 @@ def demo(as_json: bool, keep_running: bool) -> None:
     # A SIGTERM (a process manager, `timeout`) stops the demo like Ctrl-C does: its
     # worker and private Redis are shut down on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    def until_enter(report: dict[str, Any]) -> None:
+        click.prompt("press Enter to stop the demo", default="", show_default=False)
+
+    # On a terminal, the review UI stays up after the report until Enter.
+    at_terminal = sys.stdin.isatty() and sys.stdout.isatty() and not as_json
     try:
-        report = run(default_settings(), echo, keep_running=keep_running)
+        report = run(
+            default_settings(),
+            echo,
+            keep_running=keep_running,
+            wait=until_enter if at_terminal else None,
+        )
     except KeyboardInterrupt:
         raise SystemExit(130) from None
     except RuntimeError as exc:

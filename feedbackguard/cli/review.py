@@ -5,12 +5,15 @@ from __future__ import annotations
 import getpass
 import json
 from dataclasses import asdict
+from typing import get_args
 
 import click
+import redis
 
 from feedbackguard.cli.home import existing_settings
 from feedbackguard.cli.options import namespace_option
-from feedbackguard.pipeline import ledger, runtime
+from feedbackguard.decisions import Status
+from feedbackguard.pipeline import ledger, namespaces, runtime
 from feedbackguard.review import moderation, queue
 
 
@@ -20,7 +23,11 @@ def review_group() -> None:
 
 
 @review_group.command("list")
-@namespace_option
+@click.option(
+    "--namespace",
+    default=None,
+    help="List this namespace's items (without it: every namespace's counts).",
+)
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
 @click.option("--offset", default=0, show_default=True, type=click.IntRange(0))
 @click.option("--reason", default=None, help="Only items with this reason code.")
@@ -28,7 +35,7 @@ def review_group() -> None:
 @click.option("--cluster", default=None, help="Only items of this cluster's accounts.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def list_command(
-    namespace: str,
+    namespace: str | None,
     limit: int,
     offset: int,
     reason: str | None,
@@ -36,9 +43,15 @@ def list_command(
     cluster: str | None,
     as_json: bool,
 ) -> None:
-    """Items waiting for a moderator, oldest first."""
+    """Items waiting for a moderator, oldest first; without --namespace, how many
+    wait in each namespace."""
     existing_settings(redis=True, store=True)
     rt = runtime.current()
+    if namespace is None:
+        if reason or account or cluster:
+            raise click.UsageError("--reason, --account and --cluster need --namespace")
+        _list_namespaces(rt.redis, as_json)
+        return
     if reason or account or cluster:
         queue.ensure_indexed(rt.redis, namespace, rt.settings.review_sync_s)
         filters = queue.Filters(reason=reason, account=account, cluster=cluster)
@@ -64,6 +77,25 @@ def list_command(
         )
     if not as_json:
         click.echo(f"{len(items)} item(s) shown", err=True)
+
+
+def _list_namespaces(r: redis.Redis[bytes], as_json: bool) -> None:
+    """Every namespace's review backlog and events by status."""
+    found = [namespaces.info(r, name) for name in namespaces.known(r)]
+    statuses = get_args(Status)
+    if as_json:
+        for info in found:
+            counts = {s: info.stats.get(s, 0) for s in statuses}
+            click.echo(json.dumps({"namespace": info.namespace, "statuses": counts}))
+        return
+    width = max([len("namespace"), *(len(info.namespace) for info in found)])
+    click.echo(f"{'namespace':<{width}}" + "".join(f" {s:>11}" for s in statuses))
+    for info in found:
+        row = "".join(f" {info.stats.get(s, 0):>11,}" for s in statuses)
+        click.echo(f"{info.namespace:<{width}}{row}")
+    click.echo(
+        f"{len(found)} namespace(s); `review list --namespace NS` lists one's items", err=True
+    )
 
 
 def _decide(

@@ -10,6 +10,8 @@ import click
 import redis
 from rq import Queue, SimpleWorker
 
+from feedbackguard.cli.options import log_level_option
+from feedbackguard.logs import configure
 from feedbackguard.pipeline import jobs, runtime
 
 log = logging.getLogger(__name__)
@@ -36,21 +38,26 @@ class _Worker(SimpleWorker):
     type=click.Choice(jobs.QUEUES),
     help="Queues to serve (repeatable; default: all).",
 )
-@click.option("--log-level", default="WARNING", show_default=True)
-def worker(burst: bool, queue_names: tuple[str, ...], log_level: str) -> None:
+@log_level_option
+def worker(burst: bool, queue_names: tuple[str, ...], log_level: str | None) -> None:
     """Process feedback: ingest batches, release ended probations, run analysis.
 
     Jobs run in the worker process itself (RQ's SimpleWorker): each job is a batch
     loop of seconds, so forking per job would only cost. Start as many as you have
-    cores; they share the work through Redis.
+    cores; they share the work through Redis. At INFO it logs a line per batch
+    (decided, by status), per release and per analysis step.
     """
-    logging.basicConfig(level=log_level.upper())
     rt = runtime.current()
+    level = (log_level or rt.settings.log_level).upper()
+    configure(level)
+    # RQ's own lines (a job started, a job done) repeat ours: only at DEBUG.
+    rq_level = "WARNING" if level == "INFO" else level
     queues = [Queue(name, connection=rt.redis) for name in (queue_names or jobs.QUEUES)]
+    log.info("worker serving %s", ", ".join(q.name for q in queues))
     rq_worker = _Worker(queues, connection=rt.redis)
     if burst:
         while jobs.pump_tick(rt.pipeline, workers=1, lock_ms=1) or any(q.count for q in queues):
-            rq_worker.work(burst=True, logging_level=log_level.upper())
+            rq_worker.work(burst=True, logging_level=rq_level)
         return
     pump = jobs.Pump(
         rt.pipeline, rt.settings.pump_interval_s, wall_clock=rt.settings.clock == "wall"
@@ -59,7 +66,7 @@ def worker(burst: bool, queue_names: tuple[str, ...], log_level: str) -> None:
     try:
         while True:
             try:
-                rq_worker.work(logging_level=log_level.upper())
+                rq_worker.work(logging_level=rq_level)
             except redis.ConnectionError as exc:  # raised by RQ's teardown, Redis gone
                 log.warning("lost Redis: %s", exc)
             if rq_worker.stop_signalled:

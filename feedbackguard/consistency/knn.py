@@ -122,6 +122,12 @@ def current(r: redis.Redis[bytes], namespace: str, policy: Knn) -> Reference | N
     return fitted
 
 
+def forget(namespace: str) -> None:
+    """Drop the namespace's cached reference (a dry run's scratch namespace, gone)."""
+    with _cache_lock:
+        _cache.pop(namespace, None)
+
+
 def scores(disagreement: FloatArray, policy: Knn) -> FloatArray:
     """Score per row: 0 below `min_disagreement`, then from max_score/2 up to max_score."""
     span = max(1.0 - policy.min_disagreement, 1e-9)

@@ -10,6 +10,8 @@ evidence; the modules hold one detector each:
 - `dense`: FRAUDAR-style dense blocks, time-aware (coordination.dense_block);
 - `infrastructure`: young accounts on shared IPs / subnets / devices (sybil.infrastructure);
 - `trust`: SybilRank and its signed variant (sybil.trust);
+- `reports`: report bursts from correlated cohorts, scored by harm (reports.correlated);
+- `independence`: each account's independence weight, published for the consensus;
 - `analysis`: combining, corroboration (sybil.cluster) and evidence.
 """
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from feedbackguard.events import Kind
+
 HOUR = 3600.0
 DAY = 24 * HOUR
 
@@ -239,6 +241,87 @@ class TrustPolicy(_Section):
     )
 
 
+class ReportsPolicy(_Section):
+    """Report bursts weighed by independence (`graph.reports`, reports.correlated).
+
+    Per item, its reporters are grouped into cohorts that count as one voice: accounts
+    that share an IP, /24 or device, were created within `created_gap_s` of each
+    other, or lack history before the item's burst (nothing tells them apart, so
+    they count together). The item's independent count is its number of cohorts;
+    when the raw count of reporters exceeds it, the reports of the cohorts larger
+    than one get `reports.correlated`, scored by harm: the share of the way from the
+    independent count to `action_reports` that the correlated reports cover.
+    """
+
+    enabled: bool = Field(True, description="False skips the report analysis.")
+    kinds: tuple[Kind, ...] = Field(
+        ("report",),
+        min_length=1,
+        description="Feedback kinds that count towards an action on an item.",
+    )
+    action_reports: int = Field(
+        5,
+        ge=1,
+        description="Reports on one item at which the product acts on it (takedown or "
+        "demotion). Independent reporters reaching it alone make the item's reports "
+        "harmless whatever their cohorts.",
+    )
+    min_excess: int = Field(
+        3,
+        ge=1,
+        description="Reporters beyond the independent count needed to flag an item. Two "
+        "reporters in one cohort are common and weak evidence (a couple on one home IP, "
+        "two carrier-NAT users, two newcomers): measured on simulated honest traffic, "
+        "2 flagged honest reports on the most reported items, 3 none.",
+    )
+    burst_gap_s: float = Field(
+        DAY,
+        gt=0,
+        description="Reports of one item further apart than this start a new burst. Only "
+        "reporters without history within one burst count together: newcomers who "
+        "report an item days apart are as independent as anyone.",
+    )
+    history_bucket_s: float = Field(
+        6 * HOUR,
+        gt=0,
+        description="Width of the activity periods that make up an account's history.",
+    )
+    history_min_buckets: int = Field(
+        2,
+        ge=1,
+        description="Distinct periods with activity before the burst (at least "
+        "history_gap_s before it) that make an account established: it acted on its "
+        "own before. Account age alone never does (accounts bought aged, idle until "
+        "the attack, have none).",
+    )
+    history_gap_s: float = Field(
+        HOUR,
+        ge=0,
+        description="Activity this close before a burst is not history (a warm-up).",
+    )
+    created_gap_s: float = Field(
+        HOUR,
+        ge=0,
+        description="Reporters of one item whose accounts were created within this of "
+        "each other count together (accounts made in bulk). Among a crowd of old "
+        "accounts, creation times this close are rare.",
+    )
+    settle_s: float = Field(
+        30 * 60,
+        ge=0,
+        description="An item is judged once its last report is this old, so that an "
+        "organic burst is seen whole (its historied reporters keep arriving) before "
+        "any of its reports is sent away.",
+    )
+    max_wait_s: float = Field(
+        3 * HOUR,
+        ge=0,
+        description="An item still receiving reports is judged anyway once its burst is "
+        "this old, so that a slow brigade is judged before its first reports end their "
+        "probation (keep it below probation_s minus analysis.interval_s).",
+    )
+
+
 class CombinePolicy(_Section):
     """How detector findings become per-account risk (noisy-OR of reason scores)."""
 
@@ -278,4 +361,5 @@ class GraphPolicy(_Section):
     dense: DensePolicy = DensePolicy()
     infrastructure: InfrastructurePolicy = InfrastructurePolicy()
     trust: TrustPolicy = TrustPolicy()
+    reports: ReportsPolicy = ReportsPolicy()
     combine: CombinePolicy = CombinePolicy()

@@ -73,6 +73,14 @@ class BatchOutcome:
     held: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
 
+    def __str__(self) -> str:
+        """One line for the worker's log: what was decided, by status, and set aside."""
+        line = f"batch of {self.entries}: decided {self.decided}"
+        if self.statuses:
+            line += " (" + ", ".join(f"{n} {s}" for s, n in sorted(self.statuses.items())) + ")"
+        aside = {"duplicates": self.duplicates, "held": self.held, "dead": self.dead}
+        return line + "".join(f", {n} {what}" for what, n in aside.items() if n)
+
 
 @dataclass
 class Redecision:
@@ -80,6 +88,11 @@ class Redecision:
 
     changed: dict[tuple[str, str], int] = field(default_factory=dict)
     quarantined: int = 0
+
+    def __str__(self) -> str:
+        """One line for the worker's log: how many moved, and from where to where."""
+        moves = ", ".join(f"{n} {a}->{b}" for (a, b), n in sorted(self.changed.items()))
+        return f"{sum(self.changed.values())} re-decided" + (f" ({moves})" if moves else "")
 
 
 @dataclass
@@ -301,11 +314,30 @@ class Pipeline:
         )
         verdicts: Verdicts = {}
         for analyser in self.analysers:
-            for event_id, reasons in analyser(ctx).items():
+            step = time.perf_counter()
+            found = analyser(ctx)
+            took = time.perf_counter() - step
+            log.info(
+                "%s: analysis %s found %d events in %.1f s",
+                namespace,
+                analyser.name,
+                len(found),
+                took,
+                extra={"namespace": namespace},
+            )
+            for event_id, reasons in found.items():
                 verdicts.setdefault(event_id, []).extend(reasons)
         outcome = self.redecide(namespace, verdicts, actor="analysis")
         self.r.set(keys.analysed(namespace), repr(now))
-        metrics.observe(self.r, namespace, "analysis", time.perf_counter() - started)
+        took = time.perf_counter() - started
+        metrics.observe(self.r, namespace, "analysis", took)
+        log.info(
+            "%s: analysis done in %.1f s, %s",
+            namespace,
+            took,
+            outcome,
+            extra={"namespace": namespace},
+        )
         return outcome
 
     def redecide(self, namespace: str, verdicts: Verdicts, actor: str) -> Redecision:

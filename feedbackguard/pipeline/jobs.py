@@ -45,6 +45,7 @@ def ingest_job(namespace: str) -> int:
         total += outcome.entries
         if outcome.entries == 0:
             break
+        log.info("%s: %s", namespace, outcome, extra={"namespace": namespace})
     return total
 
 
@@ -55,6 +56,8 @@ def release_job(namespace: str) -> int:
     while True:
         released = rt.pipeline.release(namespace)
         total += released
+        if released:
+            log.info("%s: released %d", namespace, released, extra={"namespace": namespace})
         if released == 0 and not rt.redis.exists(keys.releasing(namespace)):
             return total
 

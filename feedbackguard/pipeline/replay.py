@@ -109,6 +109,8 @@ def start_workers(count: int, settings: Settings, url: str) -> list[subprocess.P
     )
     if settings.store_url:
         env["FEEDBACKGUARD_STORE_URL"] = settings.store_url
+    # The caller prints its own progress: its workers log only problems, unless asked.
+    env.setdefault("FEEDBACKGUARD_LOG_LEVEL", "WARNING")
     command = [sys.executable, "-m", "feedbackguard", "worker"]
     return [subprocess.Popen(command, env=env) for _ in range(count)]
 

@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
+import redis
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
@@ -24,6 +25,7 @@ from feedbackguard.pipeline.runtime import Runtime
 from feedbackguard.settings import Settings
 from feedbackguard.web import auth
 from feedbackguard.web.admin import create_admin_blueprint
+from feedbackguard.web.admin.api import ApiError, error_response
 from feedbackguard.web.context import init_runtime
 from feedbackguard.web.review import create_review_blueprint
 
@@ -32,6 +34,8 @@ log = logging.getLogger("feedbackguard.web.server")
 SECRET_KEY_FILE: Final = "secret_key"  # noqa: S105 (a file name)
 SECRET_KEY_BYTES: Final = 32
 READY_PROBE_EVENT: Final = "__readyz__"
+REDIS_DOWN_MESSAGE: Final = "Redis is unreachable; try again when it is back"
+REDIS_RETRY_AFTER_S: Final = 5
 
 
 def secret_key(settings: Settings) -> str:
@@ -105,13 +109,15 @@ def create_app(runtime: Runtime | None = None) -> Flask:
             200 if ok else 503
         )
 
+    def wants_json() -> bool:
+        return request.path.startswith(admin_prefix + "/v1") or (
+            request.accept_mimetypes.best == "application/json"
+        )
+
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:
         """JSON errors under the admin API (and for JSON clients); HTML elsewhere."""
-        wants_json = request.path.startswith(admin_prefix + "/v1") or (
-            request.accept_mimetypes.best == "application/json"
-        )
-        if not wants_json:
+        if not wants_json():
             return exc
         body = {
             "error": (exc.name or "error").lower().replace(" ", "_"),
@@ -122,6 +128,19 @@ def create_app(runtime: Runtime | None = None) -> Flask:
         if exc.code == 405 and exc.get_response().headers.get("Allow"):
             resp.headers["Allow"] = exc.get_response().headers["Allow"]
         return resp
+
+    @app.errorhandler(redis.ConnectionError)
+    @app.errorhandler(redis.TimeoutError)
+    def redis_unavailable(exc: redis.RedisError) -> Any:
+        """503 naming Redis (a client retries later), not a 500: Redis down or too
+        slow is an outage of a dependency, not a bug. The details stay in the log."""
+        log.error("redis unavailable: %s", exc, extra={"path": request.path})
+        if wants_json():
+            resp, status = error_response(ApiError(503, "redis_unavailable", REDIS_DOWN_MESSAGE))
+        else:
+            resp, status = Response(REDIS_DOWN_MESSAGE, mimetype="text/plain"), 503
+        resp.headers["Retry-After"] = str(REDIS_RETRY_AFTER_S)
+        return resp, status
 
     @app.before_request
     def _started() -> None:

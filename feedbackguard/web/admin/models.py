@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from feedbackguard.decisions import Status
+from feedbackguard.pipeline.dryrun import DEFAULT_HOURS, DEFAULT_MAX_EVENTS
 from feedbackguard.policy.lists import Action
 from feedbackguard.policy.lists import Kind as ListKind
 from feedbackguard.web.auth import Role
@@ -62,7 +62,11 @@ class PolicyVersionOut(_Out):
     policy: dict[str, Any]
     disables: list[str] = Field(
         default_factory=list,
-        description="defences this change turned off (dotted paths), also in the audit log",
+        description="defences and limits this change removed (dotted paths), also in the audit log",
+    )
+    notes: list[str] = Field(
+        default_factory=list,
+        description="what the change does not do, e.g. probation_s is not retroactive",
     )
 
 
@@ -97,26 +101,52 @@ class PolicyRollback(_In):
 
 class DryRunRequest(_In):
     namespace: str = Field("default", pattern=NAME_PATTERN)
-    hours: float = Field(24.0, gt=0, le=DRY_RUN_MAX_HOURS)
+    hours: float = Field(DEFAULT_HOURS, gt=0, le=DRY_RUN_MAX_HOURS)
     policy: dict[str, Any] | None = Field(None, description="a whole proposed policy")
     patch: dict[str, Any] | None = Field(None, description="or a patch to the current one")
-    max_events: int = Field(50_000, ge=1, le=DRY_RUN_MAX_EVENTS)
+    max_events: int = Field(DEFAULT_MAX_EVENTS, ge=1, le=DRY_RUN_MAX_EVENTS)
 
 
-class Transition(_Out):
-    old: Status
-    new: Status
+class MoveOut(_Out):
+    old: str = Field(description="status under the policy in force (replayed)")
+    new: str = Field(description="status under the proposed policy (replayed)")
     count: int
+    reasons: dict[str, int] = Field(
+        description="reason codes the proposal adds (+code) or drops (-code); the same "
+        "codes, unprefixed, when only thresholds differ"
+    )
+    populations: dict[str, int] = Field(description="by account age at the event")
+    examples: list[str] = Field(description="a few of the event ids that move")
+
+
+class LiveAgreement(_Out):
+    compared: int = Field(description="events no moderator decided live")
+    agreed: int = Field(
+        description="of those, replayed under the policy in force to their live status"
+    )
+    moderated: int = Field(description="events a moderator decided live (not compared)")
 
 
 class DryRunOut(_Out):
     namespace: str
     current_version: int
-    examined: int = Field(description="events of the window whose record was found")
-    skipped_moderated: int = Field(description="decided by a moderator: never re-scored")
+    since: datetime = Field(description="event time the replay starts from")
+    until: datetime = Field(description="the namespace's clock")
+    window_start: datetime = Field(description="the oldest event time the graph window holds")
+    events: int = Field(description="events replayed")
+    missing: int = Field(description="events of the window whose record had expired")
+    truncated: bool = Field(description="more events than max_events: the newest were replayed")
     changed: int = Field(description="events whose status would change")
-    transitions: list[Transition] = Field(description="count by (old status, new status)")
-    truncated: bool
+    moves: list[MoveOut] = Field(description="by (status in force, proposed status)")
+    baseline: dict[str, int] = Field(description="replayed statuses under the policy in force")
+    candidate: dict[str, int] = Field(description="replayed statuses under the proposal")
+    live: LiveAgreement
+    audit: dict[str, dict[str, int]] = Field(
+        description="audit entries each replay would have written (held back), by action"
+    )
+    disables: list[str] = Field(description="defences and limits the proposal removes")
+    notes: list[str]
+    seconds: float
     method: str
 
 

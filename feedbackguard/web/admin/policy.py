@@ -1,5 +1,5 @@
 """Admin endpoints for the policy: read it, replace or patch it, its history with diffs,
-rollback, and the dry run of a proposed policy over recent decisions."""
+rollback, and the dry run of a proposed policy over the namespace's recent events."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ from typing import Any
 
 import pydantic
 
+from feedbackguard.pipeline import dryrun
 from feedbackguard.policy import Policy, PolicyTooLarge
+from feedbackguard.policy.disables import diff
+from feedbackguard.policy.merge import PatchError, SilentReset
 from feedbackguard.policy.store import PolicyVersion, UnknownPolicyVersion, UnnotedDisable
 from feedbackguard.web.admin import models as m
 from feedbackguard.web.admin import policyops
@@ -18,7 +21,9 @@ from feedbackguard.web.context import runtime
 api = Registry()
 
 
-def _version_out(v: PolicyVersion, disables: list[str] | None = None) -> m.PolicyVersionOut:
+def _version_out(
+    v: PolicyVersion, disables: list[str] | None = None, notes: list[str] | None = None
+) -> m.PolicyVersionOut:
     return m.PolicyVersionOut(
         version=v.version,
         author=v.author,
@@ -26,6 +31,7 @@ def _version_out(v: PolicyVersion, disables: list[str] | None = None) -> m.Polic
         note=v.note,
         policy=policyops.as_json(v.policy),
         disables=disables or [],
+        notes=notes or [],
     )
 
 
@@ -36,10 +42,24 @@ def _validated(whole: dict[str, Any] | None, patch: dict[str, Any] | None) -> Po
         raise invalid(exc, prefix="policy") from exc
     except PolicyTooLarge as exc:
         raise ApiError(413, "policy_too_large", str(exc)) from exc
+    except SilentReset as exc:
+        detail = [
+            m.FieldError(
+                loc=f"policy.{path}",
+                msg=f"left out: would be reset from {old!r} to its default {new!r}",
+                type="silent_reset",
+            )
+            for path, old, new in exc.resets
+        ]
+        raise ApiError(422, "silent_reset", str(exc), detail) from exc
+    except PatchError as exc:
+        detail = [m.FieldError(loc=f"patch.{exc.path}", msg=str(exc), type="patch")]
+        raise ApiError(422, "invalid", str(exc), detail) from exc
 
 
 def _put_in_force(policy: Policy, note: str) -> m.PolicyVersionOut:
-    """A new version; a change turning defences off needs a note (422 otherwise)."""
+    """A new version; a change removing defences or limits needs a note (422 otherwise)."""
+    before = policies().current().policy
     disabled = policyops.disabled_by(policies(), policy)
     try:
         version = policies().set(policy, author=actor(), note=note, note_disables=True)
@@ -48,7 +68,8 @@ def _put_in_force(policy: Policy, note: str) -> m.PolicyVersionOut:
         raise ApiError(422, "note_required", str(exc), detail) from exc
     except PolicyTooLarge as exc:
         raise ApiError(413, "policy_too_large", str(exc)) from exc
-    return _version_out(version, disabled)
+    probation = dryrun.probation_note(runtime().redis, before, policy)
+    return _version_out(version, disabled, [probation] if probation else [])
 
 
 @api.endpoint("GET", "/v1/policy", role="viewer", out=m.PolicyVersionOut)
@@ -66,7 +87,9 @@ def get_policy() -> m.PolicyVersionOut:
     errors=(413,),
 )
 def replace_policy(body: m.PolicyReplace) -> m.PolicyVersionOut:
-    """Replace the whole policy (a new version)."""
+    """Replace the whole policy (a new version). Settings it leaves out take their
+    defaults; where that would reset a value in force, it is refused (422
+    `silent_reset`, naming each one): PATCH changes part of the policy."""
     return _put_in_force(_validated(body.policy, None), body.note)
 
 
@@ -79,7 +102,9 @@ def replace_policy(body: m.PolicyReplace) -> m.PolicyVersionOut:
     errors=(413,),
 )
 def patch_policy(body: m.PolicyPatch) -> m.PolicyVersionOut:
-    """Deep-merge a patch into the policy (a new version)."""
+    """Merge a patch into the policy (a new version): objects key by key; rate limits
+    by scope and kinds (and window_s when given), feature triggers by name, each entry
+    added, updated, or removed with `"remove": true`; other lists replaced."""
     return _put_in_force(_validated(None, body.patch), body.note)
 
 
@@ -103,7 +128,7 @@ def policy_history(query: HistoryQuery) -> m.PolicyHistoryOut:
                 author=v.author,
                 created_at=v.created_at,
                 note=v.note,
-                diff=policyops.diff(
+                diff=diff(
                     policyops.as_json(before.policy) if before else None,
                     policyops.as_json(v.policy),
                 ),
@@ -131,28 +156,28 @@ def rollback_policy(body: m.PolicyRollback) -> m.PolicyVersionOut:
 @api.endpoint(
     "POST",
     "/v1/policy/dry-run",
-    role="viewer",
+    role="admin",  # it replays up to max_events twice: worker-sized CPU, not a read
     out=m.DryRunOut,
     body=m.DryRunRequest,
     errors=(413,),
 )
 def dry_run(body: m.DryRunRequest) -> m.DryRunOut:
-    """How recent decisions would change under a proposed policy (nothing is written)."""
+    """What the proposed policy would have done to the namespace's last `hours` of
+    events: both policies replayed through the real pipeline on scratch namespaces
+    (nothing live is written), compared event by event. It takes as long as two
+    replays of those events (docs/benchmarks.md): for long windows use
+    `feedbackguard policy dry-run`, or a smaller `max_events`."""
     if body.policy is not None and body.patch is not None:
         raise ApiError(422, "invalid", "give policy or patch, not both")
     policy = _validated(body.policy, body.patch)
-    r = runtime().redis
-    found = policyops.dry_run(r, body.namespace, policy, body.hours, body.max_events)
-    return m.DryRunOut(
-        namespace=body.namespace,
-        current_version=policies().current().version,
-        examined=found.examined,
-        skipped_moderated=found.skipped_moderated,
-        changed=found.changed,
-        transitions=[
-            m.Transition(old=old, new=new, count=n)
-            for (old, new), n in sorted(found.transitions.items())
-        ],
-        truncated=found.truncated,
-        method=policyops.DRY_RUN_METHOD,
+    current = policies().current()
+    report = dryrun.dry_run(
+        runtime().redis,
+        body.namespace,
+        current,
+        policy,
+        hours=body.hours,
+        max_events=body.max_events,
+        batch_size=runtime().settings.batch_size,
     )
+    return policyops.dry_run_out(report, current.version)
