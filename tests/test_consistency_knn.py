@@ -15,10 +15,8 @@ from feedbackguard.checks.base import AnalysisContext, CheckContext
 from feedbackguard.consistency import knn, recent
 from feedbackguard.consistency.analyser import ConsistencyAnalyser
 from feedbackguard.consistency.ingest import KnnCheck, RecentRecorder
-from feedbackguard.decisions import Decision
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.graph.window import value_key
-from feedbackguard.pipeline.ledger import encode_record
 from feedbackguard.policy import Knn, Policy
 from tests.conftest import T0
 
@@ -104,10 +102,7 @@ def test_the_analyser_builds_the_reference_from_admitted_events_and_rechecks_pen
     pipe = r.pipeline()
     for e in events:  # admitted records (what release writes)
         pipe.set(f"fg:{{{NS}}}:ev:{e.event_id}", b'{"event":{},"trail":[{"status":"admitted"}]}')
-    waiting = Decision(event_id=odd.event_id, status="pending", risk=0.0, policy_version=1)
-    pipe.set(
-        f"fg:{{{NS}}}:ev:{odd.event_id}", encode_record(b"{}", [waiting.model_dump(mode="json")])
-    )
+    pipe.set(f"fg:{{{NS}}}:ev:{odd.event_id}", b'{"event":{},"trail":[{"status":"pending"}]}')
     pipe.execute()
     verdicts = ConsistencyAnalyser()(
         AnalysisContext(r, Policy.default(), NS, (T0 + timedelta(hours=2)).timestamp(), None)  # type: ignore[arg-type]

@@ -81,10 +81,8 @@ def recheck(
         return {}
     window = votes.window
     ids = [window.event_ids[i] for i in waiting]
-    current = [
-        {} if raw is None else {str(r["code"]): float(r["score"]) for r in raw.trail[-1]["reasons"]}
-        for raw in ledger.load_raw(ctx.redis, ctx.namespace, ids)
-    ]
+    raws = ctx.redis.mget([keys.record(ctx.namespace, e) for e in ids])
+    current = [{} if raw is None else ledger.last_reasons(raw) for raw in raws]
     out: dict[int, list[Reason]] = {}
     for i, now in zip(waiting, current, strict=True):
         against, support = votes.judge(i)
