@@ -85,9 +85,10 @@ def test_rate_limited_feedback_casts_no_vote(r: redis.Redis[bytes], make_event: 
     assert check(votes(make_event, 1, "billing"), ctx(r)) == {}
 
 
-def test_correction_against_a_confident_model_is_flagged_more_for_young_accounts(
+def test_correction_against_a_confident_model_is_flagged_alike_for_young_and_old_accounts(
     r: redis.Redis[bytes], make_event: MakeEvent
 ) -> None:
+    # Youth is who sent it (suspicion), not what the label would change (harm).
     said = {"label": "billing", "confidence": 0.97}
     old = make_event(kind="correction", value="shipping", model_output=said, account_created_at=OLD)
     young = make_event(
@@ -97,8 +98,25 @@ def test_correction_against_a_confident_model_is_flagged_more_for_young_accounts
     found = ModelCheck()([old, young, agree], ctx(r))
     assert set(found) == {0, 1}
     assert found[0][0].code == MODEL
+    assert found[1][0].score == found[0][0].score
+    assert found[0][0].score < Policy.default().decide.wrong_harm
+
+
+def test_a_young_bonus_set_in_policy_flags_young_accounts_more(
+    r: redis.Redis[bytes], make_event: MakeEvent
+) -> None:
+    policy = Policy.default()
+    model = policy.consistency.model.model_copy(update={"young_bonus": 0.3})
+    policy = policy.model_copy(
+        update={"consistency": policy.consistency.model_copy(update={"model": model})}
+    )
+    said = {"label": "billing", "confidence": 0.97}
+    old = make_event(kind="correction", value="shipping", model_output=said, account_created_at=OLD)
+    young = make_event(
+        kind="correction", value="shipping", model_output=said, account_created_at=YOUNG
+    )
+    found = ModelCheck()([old, young], ctx(r, policy))
     assert found[1][0].score > found[0][0].score
-    assert found[0][0].score < Policy.default().thresholds.review
 
 
 def test_an_unsure_model_output_is_not_evidence(

@@ -52,7 +52,7 @@ def test_every_event_of_a_locked_namespace_goes_to_review(
     assert sorted(found) == [0, 1, 2]
     assert found[0][0].code == LOCKDOWN
     assert found[0][0].score == policy.thresholds.review
-    assert decide("e", found[0], policy.thresholds, 1, T0).status == "review"
+    assert decide(events[0], found[0], policy, 1, T0).status == "review"
 
 
 def test_lockdown_check_is_silent_when_the_namespace_is_open(

@@ -4,15 +4,20 @@ At most once per `consistency.recent.every_s` of event time, over the recent win
 (`consistency.recent`) with each event's current status:
 
 1. refresh the kNN reference set: the seed plus the window's admitted events with
-   features (newest `knn.reference_max`), and re-check pending events against it
-   (events ingested before the reference existed get their `consistency.knn` now);
+   features (newest `knn.reference_max`), and re-check pending and admitted events
+   against it (events ingested before the reference existed get their
+   `consistency.knn` now; an admitted label it shows wrong is quarantined);
 2. discover suspected triggers; every pending, in-review or admitted event carrying
    one (new or known) gets `trigger.suspected` (admitted ones are quarantined by the
    pipeline's re-decision);
-3. mark unreliable labellers (`consistency.unreliable`, by label agreement): their
-   events get `consistency.reputation`;
+3. mark unreliable labellers (`consistency.unreliable`, by label agreement, a label
+   the item's independent consensus backs never counting as disputed): their events
+   get `consistency.reputation`;
 4. refit the outlier forest; pending events of isolated accounts get `outlier`;
-5. test the label distribution for drift (alerts, optionally lockdown).
+5. judge every waiting label against the item's consensus again, with today's
+   weights (`consistency.consensus`): its `consistency.consensus` and
+   `consistency.support` reasons follow;
+6. test the label distribution for drift (alerts, optionally lockdown).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import numpy as np
 
 from feedbackguard import keys
 from feedbackguard.checks.base import AnalysisContext, Reason, Verdicts
-from feedbackguard.consistency import drift, knn, outliers, recent, triggers, unreliable
+from feedbackguard.consistency import consensus, drift, knn, outliers, recent, triggers, unreliable
 
 JUDGED = frozenset({"pending", "review", "admitted"})
 
@@ -41,16 +46,20 @@ class ConsistencyAnalyser:
         status = np.asarray(window.statuses, dtype=np.str_)
         ids = window.event_ids
         verdicts: Verdicts = {}
+        flagged: set[int] = set()
 
         def add(index: int, reason: Reason) -> None:
             verdicts.setdefault(ids[index], []).append(reason)
+            flagged.add(index)
 
         rows, matrix = window.feature_matrix()
         values = [window.values[i] for i in rows.tolist()]
         if policy.knn.enabled and len(rows):
             self._refresh_reference(ctx, rows, matrix, values, status)
             reference = knn.current(ctx.redis, ctx.namespace, policy.knn)
-            waiting = np.flatnonzero(status[rows] == "pending")
+            # Pending labels, and admitted ones (admitted before this reference
+            # existed, or before it knew better: quarantined if now found wrong).
+            waiting = np.flatnonzero(np.isin(status[rows], ("pending", "admitted")))
             if reference is not None and reference.width == matrix.shape[1] and len(waiting):
                 share = reference.disagreement(matrix[waiting], [values[j] for j in waiting])
                 score = knn.scores(share, policy.knn)
@@ -60,8 +69,9 @@ class ConsistencyAnalyser:
                         int(rows[waiting[j]]),
                         Reason(knn.CODE, knn.detail(float(share[j]), k), float(score[j])),
                     )
+        votes = consensus.Votes(ctx, window, status)
         if policy.unreliable.enabled:
-            self._unreliable(ctx, window, rows, matrix, values, status, add)
+            self._unreliable(ctx, window, rows, matrix, values, status, votes, add)
         if policy.discovery.enabled and len(rows):
             found = triggers.discover(window, rows, matrix, policy.discovery, ctx.now)
             triggers.save(ctx.redis, ctx.namespace, found, actor="analysis")
@@ -83,6 +93,8 @@ class ConsistencyAnalyser:
                 for index in np.flatnonzero(status == "pending").tolist():
                     if window.accounts[index] in odd:
                         add(index, reason)
+        for index, reasons in consensus.recheck(ctx, votes, status, flagged).items():
+            verdicts.setdefault(ids[index], []).extend(reasons)
         if policy.drift.enabled:
             found_shifts = drift.shifts(window, ctx.now, policy.drift)
             drift.alert(ctx.redis, ctx.namespace, found_shifts, ctx.now, policy.drift)
@@ -97,6 +109,7 @@ class ConsistencyAnalyser:
         matrix: np.ndarray,
         values: list[str],
         status: np.ndarray,
+        votes: consensus.Votes,
         add: Callable[[int, Reason], None],
     ) -> None:
         policy = ctx.policy.consistency
@@ -106,7 +119,7 @@ class ConsistencyAnalyser:
         )
         if reference is not None and len(rows) and reference.width == matrix.shape[1]:
             share = reference.disagreement(matrix, values)
-        disputed = unreliable.disputed(window, rows, share, policy)
+        disputed = unreliable.disputed(window, rows, share, policy) & ~votes.supported()
         odd = unreliable.labellers(window, disputed, policy)
         unreliable.save(ctx.redis, ctx.namespace, odd)
         if not odd:

@@ -1,17 +1,66 @@
-"""The decision engine: every check's reasons -> one risk and one status, by policy.
+"""The decision engine: an event's reasons -> its suspicion, its harm, one status.
 
-Risk is the noisy-OR of the reasons' scores: independent pieces of evidence add up,
-and no number of weak reasons alone reaches certainty.
+Two questions are kept apart (docs/architecture.md, "Decide"):
+
+* **suspicion**: who sent the feedback, from where, with whom: the graph's findings
+  (lockstep, dense blocks, infrastructure, trust, confirmed clusters) and outliers.
+  Crowds that are honest look like this too (a class on one IP, a sign-up wave,
+  campus NAT, power users), so suspicion alone never rejects feedback whose harm is
+  known to be low; it lowers the group's weight in the consensus instead
+  (`checks.disagreement`).
+* **harm** (`Decision.harm`): what admitting the event would change. A label's harm
+  is its disagreement with independent evidence (the kNN reference, a confident
+  model, the item's consensus weighted by trust and independence, a suspected
+  trigger), discounted by the independent consensus, or the model, that backs it: a
+  correction of a confident model that independent accounts agree with is no harm.
+  A report's harm is what its `reports.*` reasons say it would push the item towards.
+
+`risk` stays the noisy-OR of the scores of the reasons against the event (suspicion
+and disagreement alike), so independent evidence adds up and no number of weak
+reasons alone reaches certainty; the review queue orders by it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any, Final
 
 from feedbackguard.decisions import Decision, Status
-from feedbackguard.policy import Thresholds
+from feedbackguard.events import LABEL_KINDS, FeedbackEvent
+from feedbackguard.graph.window import value_key
+from feedbackguard.policy import Policy, Thresholds
 from feedbackguard.reasons import Reason
+
+# Reasons that reject whatever else is known: an admin's word, a limit, a known trigger.
+HARD: Final = frozenset({"list.denied", "account.blocked", "trigger.known"})
+RATE_LIMITED: Final = "rate_limited."
+LOCKDOWN: Final = "lockdown"
+UNRELIABLE: Final = "consistency.reputation"
+# Who sent it: the graph's findings and behavioural outliers.
+SUSPICION: Final = frozenset(
+    {
+        "coordination.lockstep",
+        "coordination.dense_block",
+        "sybil.infrastructure",
+        "sybil.trust",
+        "sybil.cluster",
+        "outlier",
+    }
+)
+# A label's disagreement with independent evidence.
+AGAINST: Final = frozenset(
+    {"consistency.consensus", "consistency.model", "consistency.knn", "trigger.suspected"}
+)
+SUPPORT: Final = "consistency.support"
+"""The item's independent, trust-weighted consensus agrees with the label."""
+REPORTS: Final = "reports."
+"""Report reasons (`reports.correlated`, ...): their score is the report's harm."""
+MISTAKE: Final = "consistency.mistake"
+"""Added by the decision: a label that disagrees with independent evidence, from an
+account in good standing, is not used for training (and the account is not
+penalised: only moderators' outcomes count towards its reputation)."""
+NOT_RISK: Final = frozenset({SUPPORT, MISTAKE})
 
 
 def combine(reasons: Iterable[Reason]) -> float:
@@ -30,23 +79,134 @@ def status_for(risk: float, thresholds: Thresholds) -> Status:
     return "pending"
 
 
+def _hard(reasons: Iterable[Reason]) -> bool:
+    return any(r.code in HARD or r.code.startswith(RATE_LIMITED) for r in reasons)
+
+
+def model_support(event: FeedbackEvent) -> float:
+    """How strongly the product's model already says what the label says (its
+    confidence when it agrees, else 0): admitting such a label teaches the model
+    nothing it does not already predict."""
+    said = event.model_output
+    if said is None or event.kind not in LABEL_KINDS:
+        return 0.0
+    return said.confidence if value_key(said.label) == value_key(event.value) else 0.0
+
+
+def harm(event: FeedbackEvent, reasons: Iterable[Reason]) -> float | None:
+    """What admitting `event` would change, in 0..1; None when nothing independent
+    says either way (no model output, no disagreement, no consensus). A model output
+    is a yardstick whatever it says: below `consistency.model.min_confidence` its
+    disagreement is no evidence, and the kNN reference judges pending and admitted
+    labels again as it grows (`consistency.analyser`).
+
+    Label: the noisy-OR of its disagreement reasons times (1 - its best support),
+    support being the independent consensus backing it (`consistency.support`) or the
+    model agreeing with it. Disagreement with the model alone scores at most
+    `consistency.model.max_score`, below `decide.wrong_harm`: a correction of the
+    model is not harm until the kNN reference or the consensus disagrees too, and
+    independent agreement outweighs both. Report (and other kinds): the noisy-OR of
+    its `reports.*` reasons, None without one.
+    """
+    found = list(reasons)
+    if event.kind not in LABEL_KINDS:
+        reports = [r for r in found if r.code.startswith(REPORTS)]
+        return combine(reports) if reports else None
+    against = combine(r for r in found if r.code in AGAINST)
+    support = max(
+        [model_support(event), *(r.score for r in found if r.code == SUPPORT)], default=0.0
+    )
+    if against == 0.0 and support == 0.0 and event.model_output is None:
+        return None
+    return against * (1.0 - support)
+
+
+def group_harm(decisions: Iterable[Decision]) -> float:
+    """A group's harm: the sum of its members' (what admitting all of it would
+    change, in events' worth; review cases are ordered by it)."""
+    return sum(d.harm for d in decisions)
+
+
+def _status(
+    event: FeedbackEvent, reasons: list[Reason], risk: float, found: float | None, policy: Policy
+) -> Status:
+    """Suspicion and harm -> status (see `decide`)."""
+    rules = policy.decide
+    if _hard(reasons):
+        return "rejected"
+    codes = {r.code for r in reasons}
+    if LOCKDOWN in codes:
+        return "review"
+    if UNRELIABLE in codes:
+        return "rejected"
+    if found is None:
+        return status_for(risk, policy.thresholds)
+    suspect = combine(r for r in reasons if r.code in SUSPICION) >= rules.suspect
+    if found >= rules.wrong_harm:
+        if suspect or event.kind not in LABEL_KINDS:
+            return "rejected"
+        support = max((r.score for r in reasons if r.code == SUPPORT), default=0.0)
+        return "review" if support >= rules.contested_support else "pending"
+    return "pending"
+
+
 def decide(
-    event_id: str,
+    event: FeedbackEvent,
     reasons: list[Reason],
-    thresholds: Thresholds,
+    policy: Policy,
     policy_version: int,
     decided_at: datetime,
 ) -> Decision:
-    """The automatic decision for one event. Rate-limited events are always rejected."""
-    risk = combine(reasons)
-    status: Status = status_for(risk, thresholds)
-    if any(r.code.startswith("rate_limited.") for r in reasons):
-        status = "rejected"
+    """The automatic decision for one event, from every reason found for it so far.
+
+    * Rate limits, deny lists, blocked accounts and known triggers reject; a locked
+      down namespace sends everything to review.
+    * An account whose labels disagree with independent evidence most of the time
+      (`consistency.reputation`) is rejected: a moderator would only confirm it.
+    * Where harm is known, it decides: a label that disagrees with independent
+      evidence (harm >= `decide.wrong_harm`) is rejected with its group when the
+      sender is suspect; from an account in good standing it is a lone mistake,
+      which stays pending through its probation (independent accounts may still
+      back it: a correction of the model) and is rejected as `consistency.mistake`
+      at release if its harm stands (`still_harmful`), unless the item is contested
+      (independent support of at least `decide.contested_support` against strong
+      evidence): then a moderator decides. Feedback below `decide.wrong_harm` is
+      admitted after probation whoever sent it: shared infrastructure, creation
+      time or co-action lower a group's weight in the consensus, not its labels.
+    * Where nothing independent says either way (no model output, no features, no
+      consensus, a report no report analysis judged), suspicion decides by the
+      policy's `thresholds`, as before harm was known.
+    """
+    reasons = [r for r in reasons if r.code != MISTAKE]
+    risk = combine(r for r in reasons if r.code not in NOT_RISK)
+    found = harm(event, reasons)
+    status = _status(event, reasons, risk, found, policy)
     return Decision(
-        event_id=event_id,
+        event_id=event.event_id,
         status=status,
         risk=round(risk, 6),
+        harm=round(found or 0.0, 6),
         reasons=tuple(reasons),
         policy_version=policy_version,
         decided_at=decided_at,
     )
+
+
+def still_harmful(harm: float, policy: Policy) -> bool:
+    """Whether a pending or admitted event of this harm may not be (or stay)
+    admitted: its harm reached `decide.wrong_harm` and no independent support
+    outweighed it (`decide` keeps such lone mistakes pending through probation)."""
+    return harm >= policy.decide.wrong_harm
+
+
+def mistake(decision: dict[str, Any]) -> dict[str, Any]:
+    """`consistency.mistake` (JSON form) for a lone mistake rejected at release."""
+    return {
+        "code": MISTAKE,
+        "detail": (
+            f"disagrees with independent evidence (harm {float(decision['harm']):.2f}) and no "
+            "independent account backed it during its probation: not used for training; "
+            "the account is not penalised"
+        ),
+        "score": round(float(decision["harm"]), 4),
+    }

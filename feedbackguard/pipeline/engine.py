@@ -38,7 +38,7 @@ from feedbackguard.checks.base import (
 from feedbackguard.decisions import Status, json_time
 from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import inbox, ledger, state
-from feedbackguard.pipeline.decide import decide
+from feedbackguard.pipeline.decide import decide, mistake, still_harmful
 from feedbackguard.policy import Policy
 from feedbackguard.policy.store import PolicyStore, PolicyVersion
 from feedbackguard.review import budget
@@ -232,13 +232,7 @@ class Pipeline:
             if index in poisoned:
                 batch.dead.append(_dead(b"", raw, "check crashed", poisoned[index]))
                 continue
-            decision = decide(
-                event.event_id,
-                findings.get(index, []),
-                current.policy.thresholds,
-                current.version,
-                now,
-            )
+            decision = decide(event, findings.get(index, []), current.policy, current.version, now)
             received = event.received_at.timestamp()
             changes.append(
                 state.change(
@@ -326,12 +320,18 @@ class Pipeline:
         # event's JSON is spliced in as it is, and the admitting decision is the last
         # one with its status and time changed (what `model_copy` + `model_dump` give),
         # several times cheaper than models (docs/benchmarks.md, "Pipeline throughput").
+        # A lone mistake whose harm no independent support outweighed during its
+        # probation is rejected instead (`decide.still_harmful`).
         decided_at = json_time(datetime.now(UTC))
         changes: list[state.Change] = []
         for record in ledger.load_raw(self.r, namespace, ids):
             if record is None or record.status != "pending":
                 continue  # expired, or re-decided by analysis before the claim
-            final = {**record.trail[-1], "status": "admitted", "decided_at": decided_at}
+            last = record.trail[-1]
+            final = {**last, "status": "admitted", "decided_at": decided_at}
+            if still_harmful(float(last["harm"]), current.policy):
+                final["status"] = "rejected"
+                final["reasons"] = [*last["reasons"], mistake(last)]
             changes.append(state.change(record.then(final)))
         pipe = self.r.pipeline(transaction=True)
         state.apply(pipe, namespace, changes, ttl_s=current.policy.outcome_ttl_s, store=self.store)
@@ -416,9 +416,11 @@ class Pipeline:
                     continue
                 record = raw.validated()
                 last = record.decision
-                decision = decide(event_id, merged, policy.thresholds, current.version, now)
-                new: Status = _redecided_status(last.status, decision.status)
-                if new == last.status and decision.risk == last.risk:
+                decision = decide(record.event, merged, policy, current.version, now)
+                new: Status = _redecided_status(
+                    last.status, decision.status, still_harmful(decision.harm, policy)
+                )
+                if (new, decision.risk, decision.harm) == (last.status, last.risk, last.harm):
                     continue
                 decision = decision.model_copy(update={"status": new, "decided_by": actor})
                 changes.append(
@@ -442,26 +444,34 @@ class Pipeline:
 
 def _merge(last: Sequence[Mapping[str, Any]], found: Sequence[Reason]) -> list[Reason] | None:
     """The last decision's reasons (JSON form) with `found` added (a code found again
-    takes the new score); None when nothing changes."""
+    takes the new score; a score of 0 withdraws the code: the analysis no longer finds
+    it, e.g. a consensus that stopped disagreeing once a brigade lost its weight);
+    None when nothing changes."""
     reasons = {
         r["code"]: Reason(r["code"], r["detail"], r["score"], r.get("group", "")) for r in last
     }
     changed = False
     for reason in found:
         old = reasons.get(reason.code)
-        if old is None or old.score != reason.score:
+        if reason.score == 0.0:
+            if old is not None:
+                del reasons[reason.code]
+                changed = True
+        elif old is None or old.score != reason.score:
             reasons[reason.code] = reason
             changed = True
     return list(reasons.values()) if changed else None
 
 
-def _redecided_status(old: Status, new: Status) -> Status:
+def _redecided_status(old: Status, new: Status, harmful: bool) -> Status:
+    """`harmful`: the new decision's harm would keep it out of training (a lone
+    mistake `decide` leaves pending until its probation ends)."""
     if old == "pending":
         return new
     if old == "review":
         return "rejected" if new == "rejected" else "review"
-    # admitted
-    return "admitted" if new == "pending" else "quarantined"
+    # admitted: its probation is over, so a lone mistake found now is quarantined too
+    return "admitted" if new == "pending" and not harmful else "quarantined"
 
 
 def _dead(entry_id: bytes, raw: bytes, what: str, error: str) -> dict[str, Any]:

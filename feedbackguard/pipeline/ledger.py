@@ -125,6 +125,17 @@ def last_status(raw: bytes) -> str:
     return raw[start : raw.index(b'"', start)].decode()
 
 
+def last_reasons(raw: bytes) -> dict[str, float]:
+    """Code -> score of the reasons of a record's last decision, read without
+    validating the record (the consistency analysis reads those of every waiting
+    event of its window at each run)."""
+    cut = raw.rfind(_TRAIL_OPEN)
+    if cut < 0 or not raw.endswith(_RECORD_CLOSE):
+        raise ValueError("not a feedbackguard record")
+    trail = orjson.loads(raw[cut + len(_TRAIL_OPEN) : -len(_RECORD_CLOSE)])
+    return {str(r["code"]): float(r["score"]) for r in trail[-1].get("reasons", ())}
+
+
 def write_records(
     pipe: redis.client.Pipeline[bytes],
     namespace: str,

@@ -36,8 +36,8 @@ def default_checks() -> list[Check]:
         GraphCheck(),
         TriggerCheck(),
         ModelCheck(),
-        ConsensusCheck(),
         *consistency_checks(),  # lockdown, recent, kNN, suspected triggers, outliers
+        ConsensusCheck(),  # last: records support where something speaks against
     ]
 
 

@@ -93,6 +93,20 @@ class Thresholds(_Section):
         return self
 
 
+class Decide(_Section):
+    """How suspicion (who sent feedback, from where, with whom) and harm (what
+    admitting it would change) make a decision (`feedbackguard.pipeline.decide`).
+
+    Harm of a label: its disagreement with independent evidence (the kNN reference, a
+    confident model, the item's consensus weighted by trust and independence), less
+    the independent consensus that backs it; of a report: the `reports.*` reasons.
+    """
+
+    wrong_harm: float = Field(0.5, gt=0, le=1)
+    suspect: float = Field(0.5, gt=0, le=1)
+    contested_support: float = Field(0.3, gt=0, le=1)
+
+
 class RateLimit(_Section):
     """`limit` events per `window_s` for each distinct value of `scope` (a GCRA)."""
 
@@ -156,7 +170,8 @@ class Consensus(_Section):
     min_confidence: float = Field(0.6, ge=0, le=1)
     max_score: float = Field(0.35, ge=0, le=1)
     young_weight: float = Field(0.2, ge=0, le=1)
-    young_bonus: float = Field(0.2, ge=0, le=1)
+    young_bonus: float = Field(0.0, ge=0, le=1)
+    support_min_weight: float = Field(2.0, gt=0)
     ttl_s: float = Field(30 * 86400, gt=0)
 
 
@@ -166,7 +181,7 @@ class ModelDisagreement(_Section):
     enabled: bool = True
     min_confidence: float = Field(0.9, ge=0, le=1)
     max_score: float = Field(0.2, ge=0, le=1)
-    young_bonus: float = Field(0.3, ge=0, le=1)
+    young_bonus: float = Field(0.0, ge=0, le=1)
 
 
 class FeatureRule(_Section):
@@ -229,7 +244,7 @@ class Knn(_Section):
     enabled: bool = True
     k: int = Field(10, ge=1, le=200)
     min_disagreement: float = Field(0.7, ge=0.5, le=1)
-    max_score: float = Field(0.45, ge=0, le=1)
+    max_score: float = Field(0.6, ge=0, le=1)
     reference_max: int = Field(20_000, ge=10, le=1_000_000)
     min_reference: int = Field(30, ge=1)
 
@@ -329,6 +344,7 @@ class Policy(_Section):
     outcome_ttl_s: float = Field(30 * 86400, gt=0)
     clock_skew_s: float = Field(60, ge=0)
     thresholds: Thresholds = Thresholds()
+    decide: Decide = Decide()
     ratelimit: RateLimits = RateLimits()
     analysis: Analysis = Analysis()
     graph: Graph = Graph()
