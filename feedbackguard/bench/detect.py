@@ -90,6 +90,10 @@ from feedbackguard.store import Store
 
 DEFENCES = ("feedbackguard", "ratelimit", "none", "oracle", "art", "cleanlab")
 BASELINES = ("ratelimit", "none")
+# Families whose every sweep point also runs the rate-limit-only baseline (the others
+# run it at their default point: it costs as much as a replay's reading side, and only
+# rates can stop a mass report without a detector).
+RATE_LIMITED = frozenset({"mass_report"})
 # The honest population of every sweep point and crowd trap: 2.5 days (room for a burst
 # of two days), 500 accounts, 3,000 events. Each family's default point runs on the
 # full population (`HonestParams()`), as the per-scenario figures always did.
@@ -276,6 +280,8 @@ def run_feedbackguard(sim: Simulation, lane: Lane, workdir: Path) -> RunScore:
             frontier.append((time.time(), events[min(done, total) - 1].received_at.timestamp()))
 
     lane.ensure_worker()
+    with Store.from_settings(lane.settings) as store:
+        rows_before = store.count()
     started = time.monotonic()
     replay(path, lane.settings, spawn_workers=False, decisions_out=io.BytesIO(),
            progress=progress)  # fmt: skip
@@ -287,10 +293,15 @@ def run_feedbackguard(sim: Simulation, lane: Lane, workdir: Path) -> RunScore:
     finally:
         r.close()
     statuses = {i: rec.decision.status for i, rec in records.items()}
-    stored = [i for i, status in statuses.items() if status in ("admitted", "quarantined")]
+    # The model is retrained on the admitted events: the store's live rows of this run.
+    # Reading them back costs more than the run; the row count checks they all are there.
+    stored = sum(status in ("admitted", "quarantined") for status in statuses.values())
     with Store.from_settings(lane.settings) as store:
-        items = [store.get(event_id) for event_id in stored]
-    kept = [item.event for item in items if item is not None and not item.quarantined]
+        new_rows = store.count() - rows_before
+    if new_rows != stored:
+        raise RuntimeError(f"{namespace}: {new_rows} new store rows for {stored} admitted or "
+                           "quarantined events")  # fmt: skip
+    kept = [e for e in events if statuses.get(e.event_id) == "admitted"]
     run = score(sim, statuses, kept, seconds)
     run.extra["time_to_detection_s"] = _time_to_detection(sim, records, frontier)
     run.extra["reasons"] = _reasons(sim, records, poison=True)
@@ -430,6 +441,7 @@ class Job:
     seed: int
     honest: HonestParams
     full: bool  # also the oracle and the offline peers (the per-scenario figures)
+    rate_limit: bool = True  # also the rate-limit-only baseline
 
 
 def run_job(job: Job, dataset: DatasetName, lane: Lane, workdir: Path, run_id: str,
@@ -443,11 +455,10 @@ def run_job(job: Job, dataset: DatasetName, lane: Lane, workdir: Path, run_id: s
         "events": len(sim.events), "poison": sum(t.is_poison for t in sim.truth.values()),
         "goal": sim.attack.goal,
     }  # fmt: skip
-    runs: dict[str, RunScore] = {
-        "feedbackguard": run_feedbackguard(sim, lane, workdir),
-        "ratelimit": run_ratelimit(sim, lane, workdir),
-        "none": filtered(sim, {e.event_id for e in sim.events}, 0.0),
-    }
+    runs: dict[str, RunScore] = {"feedbackguard": run_feedbackguard(sim, lane, workdir)}
+    if job.rate_limit:
+        runs["ratelimit"] = run_ratelimit(sim, lane, workdir)
+    runs["none"] = filtered(sim, {e.event_id for e in sim.events}, 0.0)
     if job.full:
         clean = {e.event_id for e in sim.events if not sim.truth[e.event_id].is_poison}
         runs["oracle"] = filtered(sim, clean, 0.0)
@@ -494,10 +505,11 @@ def jobs_for(families: Sequence[str], crowds: Sequence[str], seed: int, quick: b
             default = point.design == "default"
             honest = population if quick or not default else HonestParams()
             out.append(Job(point.key, family, point.name, point.design, point.params,
-                           point.seed, honest, full=default))  # fmt: skip
+                           point.seed, honest, full=default,
+                           rate_limit=default or family in RATE_LIMITED))  # fmt: skip
     for trap in crowds:
         out.append(Job(f"crowd/{trap}", trap, trap, "crowd", SCENARIOS[trap].params, seed,
-                       population, full=False))  # fmt: skip
+                       population, full=False, rate_limit=False))  # fmt: skip
     return out
 
 
@@ -620,8 +632,13 @@ def run(
                         pool.submit(_pooled, todo[n], dataset, workdir, run_id, n): todo[n]
                         for n in order
                     }
-                    for future in as_completed(futures):
-                        done(futures[future], future.result())
+                    try:
+                        for future in as_completed(futures):
+                            done(futures[future], future.result())
+                    except BaseException:
+                        for future in futures:  # finish the runs under way, start no more
+                            future.cancel()
+                        raise
         finally:
             for server in servers:
                 server.stop()
