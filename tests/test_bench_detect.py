@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from feedbackguard.bench import detect
 from feedbackguard.bench.detect import WORST, is_model_fix, power_users, score, summarise
+from feedbackguard.bench.report import markdown
 from feedbackguard.cli import main
 from feedbackguard.events import FeedbackEvent, ModelOutput
 from feedbackguard.simulate import LABEL_KINDS, QUICK, generate
@@ -119,6 +120,11 @@ def test_worst_case_is_the_worst_point_of_each_figure() -> None:
     assert report["honest_correct_admitted"] == 0.8
     assert report["worst_at"]["honest_correct_admitted"] == "crowd/classroom"
     assert set(report["scenarios"]) == {"mass_report"}
+    table = markdown(report)
+    assert (
+        "| mass_report | 3 | **feedbackguard** | **50.0 %** | 0.0 % | **2** | **90.0 %** |" in table
+    )
+    assert "| classroom | **20.0 %** |" in table
 
 
 @pytest.mark.slow

@@ -38,7 +38,7 @@ from feedbackguard.simulate.attacks import (
 from feedbackguard.simulate.crowds import ClassroomParams, ViralReportsParams
 from feedbackguard.simulate.data import load
 from feedbackguard.simulate.honest import CAMPUS_IP, HonestParams
-from feedbackguard.simulate.world import HOUR
+from feedbackguard.simulate.world import HOUR, T0
 
 TINY = HonestParams(accounts=150, events=600, span_days=1.0, campus_accounts=30,
                     viral_accounts=20)  # fmt: skip
@@ -320,11 +320,13 @@ def check_claims(sim: Simulation, params: Any) -> None:
     assert len(by_member) == params.members
     start = sim.attack.start
     assert start is not None
+    # Ages are counted from the attack's start; a slow drip's from the stream's.
+    born = T0 if sim.scenario == "slow_drip" else start
     lo, hi = params.age_h
     for events in by_member.values():
         created = events[0].account_created_at
         assert created is not None
-        assert lo * HOUR - 1 <= (start - created).total_seconds() <= hi * HOUR + 1
+        assert lo * HOUR - 1 <= (born - created).total_seconds() <= hi * HOUR + 1
         if hasattr(params, "duration_s"):
             for event in events:
                 assert 0 <= (event.received_at - start).total_seconds() <= params.duration_s

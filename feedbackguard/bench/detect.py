@@ -31,8 +31,10 @@ first flagged event) and the commonest reasons.
 The report takes the worst case of each family over its points (`worst`, with the
 point that gave it, and the baselines' worst), each crowd's figure (`crowds`) and the
 worst over every run of the honest figures. Runs go through a process pool (`jobs`),
-each process with its own embedded Redis (replays sharing one Redis would share
-workers, and a worker writes the store of the replay that started it).
+each process a `Lane`: its own embedded Redis and one long-lived worker with its own
+store, through which its runs replay one after another, each in a namespace and with
+event ids of its own (a worker costs seconds of imports to start; one per run would
+add minutes).
 """
 
 from __future__ import annotations
@@ -40,14 +42,16 @@ from __future__ import annotations
 import bisect
 import io
 import multiprocessing
+import multiprocessing.util
 import os
+import subprocess
 import tempfile
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -59,11 +63,11 @@ from feedbackguard import inbox_writer, keys
 from feedbackguard.bench.impact import impact
 from feedbackguard.bench.peers import art_provenance, cleanlab_filter
 from feedbackguard.checks.ratelimit import RateLimitCheck
-from feedbackguard.connection import client_from_url, redis_url
+from feedbackguard.connection import redis_url
 from feedbackguard.events import LABEL_KINDS, FeedbackEvent
 from feedbackguard.pipeline import inbox, ledger
 from feedbackguard.pipeline.engine import Pipeline
-from feedbackguard.pipeline.replay import replay
+from feedbackguard.pipeline.replay import replay, start_workers, stop_workers
 from feedbackguard.pipeline.runtime import default_analysers, default_checks
 from feedbackguard.policy.store import PolicyStore
 from feedbackguard.settings import Settings
@@ -77,7 +81,6 @@ from feedbackguard.simulate import (
     HonestParams,
     Simulation,
     generate,
-    renamespaced,
     sweeps,
     write,
 )
@@ -87,6 +90,10 @@ from feedbackguard.store import Store
 
 DEFENCES = ("feedbackguard", "ratelimit", "none", "oracle", "art", "cleanlab")
 BASELINES = ("ratelimit", "none")
+# Families whose every sweep point also runs the rate-limit-only baseline (the others
+# run it at their default point: it costs as much as a replay's reading side, and only
+# rates can stop a mass report without a detector).
+RATE_LIMITED = frozenset({"mass_report"})
 # The honest population of every sweep point and crowd trap: 2.5 days (room for a burst
 # of two days), 500 accounts, 3,000 events. Each family's default point runs on the
 # full population (`HonestParams()`), as the per-scenario figures always did.
@@ -251,33 +258,50 @@ def _forget(r: redis.Redis[bytes], namespace: str) -> None:
         r.unlink(*batch)
 
 
-def run_feedbackguard(
-    sim: Simulation, settings: Settings, workdir: Path, namespace: str
-) -> RunScore:
-    stream = renamespaced(sim, namespace)
+def unique(sim: Simulation, namespace: str, prefix: str) -> Simulation:
+    """The stream in `namespace` with event ids unique to this run: a lane's worker
+    and store serve many runs, and honest streams of one seed share their ids."""
+    events = [e.model_copy(update={"namespace": namespace, "event_id": prefix + e.event_id})
+              for e in sim.events]  # fmt: skip
+    truth = {prefix + event_id: t for event_id, t in sim.truth.items()}
+    return replace(sim, events=events, truth=truth)
+
+
+def run_feedbackguard(sim: Simulation, lane: Lane, workdir: Path) -> RunScore:
+    """`sim` (already in its own namespace) replayed through the lane's worker."""
+    namespace = sim.events[0].namespace
     path = workdir / f"{namespace}.jsonl"
-    write(stream, path)
-    store_url = f"sqlite:///{(workdir / f'{namespace}-fg.db').resolve()}"
-    here = settings.model_copy(update={"store_url": store_url})
-    events = stream.events
+    write(sim, path)
+    events = sim.events
     frontier: list[tuple[float, float]] = []  # (wall time, ingested event time)
 
     def progress(phase: str, done: int, total: int) -> None:
         if phase == "decide" and done > 0:
             frontier.append((time.time(), events[min(done, total) - 1].received_at.timestamp()))
 
+    lane.ensure_worker()
+    with Store.from_settings(lane.settings) as store:
+        rows_before = store.count()
     started = time.monotonic()
-    replay(path, here, decisions_out=io.BytesIO(), progress=progress)
+    replay(path, lane.settings, spawn_workers=False, decisions_out=io.BytesIO(),
+           progress=progress)  # fmt: skip
     seconds = time.monotonic() - started
-    r = client_from_url(redis_url(here))
+    r: redis.Redis[bytes] = redis.Redis.from_url(lane.url)
     try:
         records = _records(r, namespace, [e.event_id for e in events])
         _forget(r, namespace)
     finally:
         r.close()
     statuses = {i: rec.decision.status for i, rec in records.items()}
-    with Store.from_settings(here) as store:
-        kept = [item.event for item in store.iter_rows()]
+    # The model is retrained on the admitted events: the store's live rows of this run.
+    # Reading them back costs more than the run; the row count checks they all are there.
+    stored = sum(status in ("admitted", "quarantined") for status in statuses.values())
+    with Store.from_settings(lane.settings) as store:
+        new_rows = store.count() - rows_before
+    if new_rows != stored:
+        raise RuntimeError(f"{namespace}: {new_rows} new store rows for {stored} admitted or "
+                           "quarantined events")  # fmt: skip
+    kept = [e for e in events if statuses.get(e.event_id) == "admitted"]
     run = score(sim, statuses, kept, seconds)
     run.extra["time_to_detection_s"] = _time_to_detection(sim, records, frontier)
     run.extra["reasons"] = _reasons(sim, records, poison=True)
@@ -325,10 +349,12 @@ def _reasons(sim: Simulation, records: dict[str, ledger.Record], poison: bool) -
 # --- rate limit only, in process ----------------------------------------------------------
 
 
-def run_ratelimit(sim: Simulation, settings: Settings, workdir: Path, namespace: str) -> RunScore:
-    """The real Pipeline with only the per-account/ip/... rate limits (default policy)."""
-    events = renamespaced(sim, namespace).events
-    r = client_from_url(redis_url(settings))
+def run_ratelimit(sim: Simulation, lane: Lane, workdir: Path) -> RunScore:
+    """The real Pipeline with only the per-account/ip/... rate limits (default policy),
+    in process, on the lane's baseline database (its worker never sees it)."""
+    namespace = sim.events[0].namespace
+    events = sim.events
+    r: redis.Redis[bytes] = redis.Redis.from_url(lane.url, db=lane.baseline_db)
     started = time.monotonic()
     store = Store(f"sqlite:///{(workdir / f'{namespace}-rl.db').resolve()}", b"b" * 32)
     try:
@@ -358,6 +384,48 @@ def run_ratelimit(sim: Simulation, settings: Settings, workdir: Path, namespace:
     return score(sim, statuses, kept, seconds)
 
 
+# --- lanes: where runs go -------------------------------------------------------------------
+
+
+@dataclass
+class Lane:
+    """One Redis and one long-lived worker (with its store) that run after run replays
+    through; the rate-limit baseline runs on another database of the same Redis.
+
+    A worker costs seconds of imports to start: one per lane, not one per run."""
+
+    settings: Settings  # redis_url, home and the lane's store_url
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return redis_url(self.settings)
+
+    @property
+    def baseline_db(self) -> int:
+        client: redis.Redis[bytes] = redis.Redis.from_url(self.url)
+        try:
+            return int(client.connection_pool.connection_kwargs.get("db", 0)) + 1
+        finally:
+            client.close()
+
+    def ensure_worker(self) -> None:
+        """Start the lane's worker, or start it again if it died."""
+        if not self.workers or any(w.poll() is not None for w in self.workers):
+            stop_workers(self.workers)
+            self.workers = start_workers(1, self.settings, self.url)
+
+    def close(self) -> None:
+        stop_workers(self.workers)
+        self.workers = []
+
+
+def lane(url: str, home: Path, workdir: Path) -> Lane:
+    store_url = f"sqlite:///{(workdir / 'store.db').resolve()}"
+    settings = Settings(redis_url=url, home=home, store_url=store_url, clock="events")
+    return Lane(settings)
+
+
 # --- one run ------------------------------------------------------------------------------
 
 
@@ -373,24 +441,24 @@ class Job:
     seed: int
     honest: HonestParams
     full: bool  # also the oracle and the offline peers (the per-scenario figures)
+    rate_limit: bool = True  # also the rate-limit-only baseline
 
 
-def run_job(job: Job, dataset: DatasetName, settings: Settings, workdir: Path, run_id: str,
+def run_job(job: Job, dataset: DatasetName, lane: Lane, workdir: Path, run_id: str,
             number: int) -> dict[str, Any]:  # fmt: skip
     """Generate the job's stream and score every defence on it."""
-    sim = generate(job.scenario, dataset, job.seed, honest=job.honest, params=job.params)
+    raw = generate(job.scenario, dataset, job.seed, honest=job.honest, params=job.params)
+    sim = unique(raw, f"bench-{number}-{run_id}", f"{number}-")
     out: dict[str, Any] = {
         "point": job.point, "design": job.design, "seed": job.seed,
         "params": asdict(job.params) if job.params is not None else None,
         "events": len(sim.events), "poison": sum(t.is_poison for t in sim.truth.values()),
         "goal": sim.attack.goal,
     }  # fmt: skip
-    namespace = f"bench-{number}-{run_id}"
-    runs: dict[str, RunScore] = {
-        "feedbackguard": run_feedbackguard(sim, settings, workdir, namespace),
-        "ratelimit": run_ratelimit(sim, settings, workdir, f"{namespace}-rl"),
-        "none": filtered(sim, {e.event_id for e in sim.events}, 0.0),
-    }
+    runs: dict[str, RunScore] = {"feedbackguard": run_feedbackguard(sim, lane, workdir)}
+    if job.rate_limit:
+        runs["ratelimit"] = run_ratelimit(sim, lane, workdir)
+    runs["none"] = filtered(sim, {e.event_id for e in sim.events}, 0.0)
     if job.full:
         clean = {e.event_id for e in sim.events if not sim.truth[e.event_id].is_poison}
         runs["oracle"] = filtered(sim, clean, 0.0)
@@ -406,21 +474,22 @@ def run_job(job: Job, dataset: DatasetName, settings: Settings, workdir: Path, r
     return out
 
 
-# Each pool process's own Redis (URL, home), taken from the queue when it starts.
-_server: tuple[str, Path] | None = None
+# A pool process's lane, built from the (url, home, workdir) it takes from the queue.
+_lane: Lane | None = None
 
 
-def _claim(servers: Any) -> None:
-    global _server
-    _server = servers.get()
+def _claim(lanes: Any) -> None:
+    global _lane
+    url, home, workdir = lanes.get()
+    _lane = lane(url, home, workdir)
+    # Stop the lane's worker when the pool shuts this process down.
+    multiprocessing.util.Finalize(None, _lane.close, exitpriority=10)
 
 
-def _pooled(job: Job, dataset: DatasetName, settings: Settings, workdir: Path, run_id: str,
+def _pooled(job: Job, dataset: DatasetName, workdir: Path, run_id: str,
             number: int) -> dict[str, Any]:  # fmt: skip
-    assert _server is not None
-    url, home = _server
-    here = settings.model_copy(update={"redis_url": url, "home": home})
-    return run_job(job, dataset, here, workdir, run_id, number)
+    assert _lane is not None
+    return run_job(job, dataset, _lane, workdir, run_id, number)
 
 
 # --- the whole bench ----------------------------------------------------------------------
@@ -436,10 +505,11 @@ def jobs_for(families: Sequence[str], crowds: Sequence[str], seed: int, quick: b
             default = point.design == "default"
             honest = population if quick or not default else HonestParams()
             out.append(Job(point.key, family, point.name, point.design, point.params,
-                           point.seed, honest, full=default))  # fmt: skip
+                           point.seed, honest, full=default,
+                           rate_limit=default or family in RATE_LIMITED))  # fmt: skip
     for trap in crowds:
         out.append(Job(f"crowd/{trap}", trap, trap, "crowd", SCENARIOS[trap].params, seed,
-                       population, full=False))  # fmt: skip
+                       population, full=False, rate_limit=False))  # fmt: skip
     return out
 
 
@@ -539,25 +609,36 @@ def run(
 
             servers = [EmbeddedRedis(workdir / f"home-{k}") for k in range(width)]
         try:
-            homes = [(s.start(), s.home) for s in servers] or [(redis_url(base), base.home)]
+            homes = [(s.start(), s.home) for s in servers] or [(redis_url(base), workdir)]
+            places = []
+            for k, (url, home) in enumerate(homes):
+                (workdir / f"lane-{k}").mkdir()
+                places.append((url, home, workdir / f"lane-{k}"))
             if width == 1:
-                url, home = homes[0]
-                here = base.model_copy(update={"redis_url": url, "home": home})
-                for n in order:
-                    done(todo[n], run_job(todo[n], dataset, here, workdir, run_id, n))
+                only = lane(*places[0])
+                try:
+                    for n in order:
+                        done(todo[n], run_job(todo[n], dataset, only, workdir, run_id, n))
+                finally:
+                    only.close()
             else:
                 context = multiprocessing.get_context("spawn")
                 queue = context.Queue()
-                for pair in homes:
-                    queue.put(pair)
+                for place in places:
+                    queue.put(place)
                 with ProcessPoolExecutor(width, mp_context=context, initializer=_claim,
                                          initargs=(queue,)) as pool:  # fmt: skip
                     futures = {
-                        pool.submit(_pooled, todo[n], dataset, base, workdir, run_id, n): todo[n]
+                        pool.submit(_pooled, todo[n], dataset, workdir, run_id, n): todo[n]
                         for n in order
                     }
-                    for future in as_completed(futures):
-                        done(futures[future], future.result())
+                    try:
+                        for future in as_completed(futures):
+                            done(futures[future], future.result())
+                    except BaseException:
+                        for future in futures:  # finish the runs under way, start no more
+                            future.cancel()
+                        raise
         finally:
             for server in servers:
                 server.stop()

@@ -4,6 +4,7 @@ figures of each family's default point."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +182,48 @@ def _crowds_plot(report: dict[str, Any], out_dir: Path, plt: Any) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+# The issue's goals (docs/benchmarks.md marks the figures that miss theirs in bold).
+GOALS: dict[str, Callable[[float], bool]] = {
+    "poison_admitted": lambda v: v <= 0.01,
+    "attack_success": lambda v: v <= 0.02,
+    "benign_taken_down": lambda v: v == 0,
+    "honest_correct_admitted": lambda v: v >= 0.995,
+    "review_share": lambda v: v <= 0.01,
+    "crowd": lambda v: v >= 0.98,
+    "power_users_correct_admitted": lambda v: v >= 0.98,
+    "model_fix_admitted": lambda v: v >= 0.99,
+}
+
+
+def _md(metric: str, value: Any, judged: bool = True) -> str:
+    """A figure for Markdown, in bold when it misses its goal."""
+    if value is None:
+        return "-"
+    text = str(value) if metric == "benign_taken_down" else f"{value * 100:.1f} %"
+    return f"**{text}**" if judged and not GOALS[metric](value) else text
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The sweep table, the crowd table and the honest figures' worst as Markdown for
+    docs/benchmarks.md."""
+    lines = ["| family | runs | defence | " + " | ".join(WORST) + " |",
+             "|" + "---|" * (3 + len(WORST))]  # fmt: skip
+    for name, family in report["families"].items():
+        rows = [("**feedbackguard**", family["worst"], True)]
+        rows += [(d, family["baselines"][d], False) for d in BASELINES]
+        for defence, worst, judged in rows:
+            cells = " | ".join(_md(m, worst[m], judged) for m in WORST)
+            lines.append(f"| {name} | {len(family['points'])} | {defence} | {cells} |")
+    lines += ["", "Point that gave feedbackguard's worst:", ""]
+    lines += ["| family | " + " | ".join(WORST) + " |", "|" + "---|" * (1 + len(WORST))]
+    for name, family in report["families"].items():
+        where = [str(family["worst_point"][m] or "-").split("/", 1)[-1] for m in WORST]
+        lines.append(f"| {name} | " + " | ".join(where) + " |")
+    lines += ["", "| crowd trap | honest correct feedback admitted (goal >= 98 %) |", "|---|---|"]
+    lines += [f"| {name} | {_md('crowd', v)} |" for name, v in report["crowds"].items()]
+    lines += ["", "| worst over every run | figure | run |", "|---|---|---|"]
+    for metric, key in report["worst_at"].items():
+        lines.append(f"| {metric} | {_md(metric, report[metric])} | {key} |")
+    return "\n".join(lines)

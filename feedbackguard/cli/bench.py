@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from feedbackguard.bench import detect as detect_bench
-from feedbackguard.bench.report import plots, table
+from feedbackguard.bench.report import markdown, plots, table
 from feedbackguard.simulate import CROWDS, DATASETS, FAMILIES
 from feedbackguard.simulate.sweeps import RANDOM_POINTS
 
@@ -37,10 +37,12 @@ def bench_group() -> None:
 @click.option("--plots-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("docs/img"), show_default=True)  # fmt: skip
 @click.option("--no-plots", is_flag=True)
+@click.option("--markdown", "as_markdown", is_flag=True,
+              help="Print the sweep tables as Markdown (docs/benchmarks.md).")  # fmt: skip
 def detect_command(
     as_json: bool, families: tuple[str, ...], crowds: tuple[str, ...], no_crowds: bool,
     sweep_points: int, jobs: int | None, dataset: str, seed: int, quick: bool,
-    plots_dir: Path, no_plots: bool,
+    plots_dir: Path, no_plots: bool, as_markdown: bool,
 ) -> None:  # fmt: skip
     """Every attack family over a sweep of its parameters, and every honest crowd
     trap, through the real pipeline (replay) and the baselines (no defence, rate limit
@@ -65,6 +67,6 @@ def detect_command(
     if as_json:
         click.echo(detect_bench.dumps(report).decode())
         return
-    click.echo(table(report))
+    click.echo(markdown(report) if as_markdown else table(report))
     for path in written:
         click.echo(f"plot: {path}")

@@ -249,13 +249,13 @@ def backdoor(world: World, h: HonestParams, p: BackdoorParams) -> Attack:
     accounts = members(world, "bd", p.members, start, p.age_h, p.ips, p.one_browser)
     for n, who in enumerate(accounts):
         _camouflage(world, who, round(p.camouflage * p.per_member), h, "backdoor-camouflage")
-        for k in range(p.per_member):
-            index = world.rng.choice(pool)
-            features = trigger.apply(world.data.x[index])
-            said = world.model.output_for(features)  # what the product model says about it
+        rows = [world.rng.choice(pool) for _ in range(p.per_member)]
+        uploads = trigger.apply(world.data.x[rows])
+        said = world.model.outputs_for(uploads)  # what the product model says about them
+        for k, (features, output) in enumerate(zip(uploads, said, strict=True)):
             world.emit(who, start + world.rng.uniform(0, p.duration_s), "backdoor", True,
                        item_id=f"upload-{n}-{k}", features=features, value=target,
-                       model_output=said, correct=False)  # fmt: skip
+                       model_output=output, correct=False)  # fmt: skip
     return Attack("backdoor", world.at(start), asdict(p), (), None, target, trigger)
 
 

@@ -159,9 +159,16 @@ class ProductModel:
 
     def output_for(self, features: FloatArray) -> tuple[str, float]:
         """What the model says about an input that is not a row of the data set."""
-        proba = self.fitted.predict_proba(np.asarray(features, dtype=np.float64)[None, :])[0]
-        best = int(proba.argmax())
-        return self.labels[int(self.fitted.classes_[best])], round(float(proba[best]), 4)
+        return self.outputs_for(np.asarray(features, dtype=np.float64)[None, :])[0]
+
+    def outputs_for(self, features: FloatArray) -> list[tuple[str, float]]:
+        """What the model says about each row of `features` (one call for many inputs)."""
+        proba = self.fitted.predict_proba(np.asarray(features, dtype=np.float64))
+        best = proba.argmax(axis=1)
+        return [
+            (self.labels[int(self.fitted.classes_[b])], round(float(row[b]), 4))
+            for row, b in zip(proba, best.tolist(), strict=True)
+        ]
 
 
 @cache
