@@ -38,6 +38,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -201,16 +202,20 @@ def run_pipeline(
     *,
     analysis: bool,
     profile: Path | None = None,
+    code: Path | None = None,
 ) -> tuple[Cost, float]:
     """One phase (see the module docstring): its cost from the first batch to the end,
-    and the Redis CPU seconds the append of the events into the inbox took."""
+    and the Redis CPU seconds the append of the events into the inbox took. With
+    `code`, the workers run the feedbackguard found there (a checkout of another
+    version), for a before/after in one run."""
     r: redis.Redis[bytes] = redis.Redis.from_url(url)
     r.flushdb()
     Path(settings.home, "store.db").unlink(missing_ok=True)
     probation = PolicyStore(r).current().policy.probation_s
     inbox.ensure_group(r, NS)
     queues = () if analysis else (keys.INGEST_QUEUE,)
-    procs = start_workers(workers, settings, url, queues)
+    with _python_path(code):
+        procs = start_workers(workers, settings, url, queues)
     pids = [p.pid for p in procs]
     spies: list[subprocess.Popen[bytes]] = []
     try:
@@ -252,6 +257,21 @@ def run_pipeline(
         raise SystemExit(f"lost events: decided {decided} of {len(events)}")
     r.close()
     return cost, append_cpu
+
+
+@contextlib.contextmanager
+def _python_path(code: Path | None) -> Iterator[None]:
+    """PYTHONPATH for the processes started in the block: `code` first, when given."""
+    saved = os.environ.get("PYTHONPATH")
+    if code is not None:
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, (str(code), saved)))
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
 
 
 def _py_spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
@@ -509,6 +529,16 @@ def bytes_per_account(settings: Settings, url: str, accounts: int) -> float:
     return (after - before) / accounts
 
 
+def median_cost(costs: Sequence[Cost]) -> Cost:
+    """Each figure's median over runs (runs of the same events)."""
+    return Cost(
+        events=costs[0].events,
+        wall_s=statistics.median(c.wall_s for c in costs),
+        worker_cpu_s=statistics.median(c.worker_cpu_s for c in costs),
+        redis_cpu_s=statistics.median(c.redis_cpu_s for c in costs),
+    )
+
+
 def report(results: dict[str, Any], name: str, cost: Cost) -> None:
     results[f"worker_cpu_us_per_event_{name}"] = round(cost.worker_us, 1)
     results[f"redis_cpu_us_per_event_{name}"] = round(cost.redis_us, 1)
@@ -527,6 +557,12 @@ def main() -> None:
     parser.add_argument("--workers", default="1", help="worker counts of the full phase: 1,2")
     parser.add_argument("--phases", default="ingest,full,naive,memory")
     parser.add_argument("--replay-events", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=1, help="runs of the ingest phase")
+    parser.add_argument(
+        "--baseline-code",
+        type=Path,
+        help="a checkout whose feedbackguard the workers also run, in alternation",
+    )
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--profile-dir", type=Path, default=Path("pipeline-profile"))
     parser.add_argument("--redis-url")
@@ -542,11 +578,29 @@ def main() -> None:
         ours: Cost | None = None
         if "ingest" in phases:
             profile = args.profile_dir if args.profile else None
-            ours, append = run_pipeline(
-                settings, url, events, counts[0], analysis=False, profile=profile
-            )
-            report(results, "ingest", ours)
+            runs: dict[str, list[Cost]] = {"ingest": [], "baseline_ingest": []}
+            appends: list[float] = []
+            for _ in range(args.rounds):
+                for name, code in (("baseline_ingest", args.baseline_code), ("ingest", None)):
+                    if name == "baseline_ingest" and code is None:
+                        continue
+                    cost, append = run_pipeline(
+                        settings, url, events, counts[0], analysis=False, profile=profile,
+                        code=code,
+                    )  # fmt: skip
+                    print(
+                        f"{name}: workers {cost.worker_us:.1f} us/event, "
+                        f"Redis {cost.redis_us:.1f} us/event",
+                        file=sys.stderr,
+                    )
+                    runs[name].append(cost)
+                    appends.append(append)
+            for name, costs in runs.items():
+                if costs:
+                    report(results, name, median_cost(costs))
+            ours = median_cost(runs["ingest"])
             results["events_per_s_ingest"] = round(ours.events / ours.wall_s)
+            append = statistics.median(appends)
             results["redis_cpu_us_per_event_append"] = round(append * 1e6 / len(events), 1)
         if "steps" in phases:
             steps = run_steps(settings, url, events)
