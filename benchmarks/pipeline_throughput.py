@@ -598,6 +598,14 @@ def main() -> None:
             for name, costs in runs.items():
                 if costs:
                     report(results, name, median_cost(costs))
+            if runs["baseline_ingest"]:
+                # Paired: each round ran both back to back, under the same load.
+                pairs = list(zip(runs["ingest"], runs["baseline_ingest"], strict=True))
+                for what in ("worker", "redis", "total"):
+                    ratio = statistics.median(
+                        getattr(a, f"{what}_us") / getattr(b, f"{what}_us") for a, b in pairs
+                    )
+                    results[f"{what}_cpu_ratio_ingest_to_baseline"] = round(ratio, 3)
             ours = median_cost(runs["ingest"])
             results["events_per_s_ingest"] = round(ours.events / ours.wall_s)
             append = statistics.median(appends)
