@@ -55,6 +55,7 @@ import psutil
 import redis
 from rq import Queue, Worker
 
+import feedbackguard
 from feedbackguard import keys, scripts
 from feedbackguard.checks.base import Check, CheckContext, Findings
 from feedbackguard.checks.ratelimit import RateLimitCheck
@@ -261,13 +262,17 @@ def run_pipeline(
 
 @contextlib.contextmanager
 def _python_path(code: Path | None) -> Iterator[None]:
-    """PYTHONPATH for the processes started in the block: `code` first, when given."""
-    saved = os.environ.get("PYTHONPATH")
-    if code is not None:
-        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, (str(code), saved)))
+    """Processes started in the block run the feedbackguard in `code` (default: the one
+    this process imported): first on PYTHONPATH, and the working directory, which
+    `python -m` puts before PYTHONPATH."""
+    top = code or Path(feedbackguard.__file__).resolve().parents[1]
+    saved, cwd = os.environ.get("PYTHONPATH"), Path.cwd()
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, (str(top), saved)))
+    os.chdir(top)
     try:
         yield
     finally:
+        os.chdir(cwd)
         if saved is None:
             os.environ.pop("PYTHONPATH", None)
         else:
