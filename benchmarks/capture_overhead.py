@@ -12,10 +12,18 @@ in one run, side by side:
 Requests/s, p50 and p99 of each, ratios to bare, and the events actually found in
 the inbox afterwards (so a fast but lossy capture would show). Modes run in rotation
 `--rounds` times; ratios are taken within each round (same background load) and
-their median is reported, with each mode's median round. Redis: 127.0.0.1:6379
-db 2 (it is flushed) or --redis-url. The last line is one JSON object with every figure.
+their median is reported, with each mode's median round.
 
-    python benchmarks/capture_overhead.py [--duration 10] [--rounds 1] [--redis-url URL]
+CPU, the firmer figure on a shared machine: the gunicorn workers' CPU time (user +
+sys from the OS, psutil) over each measured wrk run, per request; what capture costs
+the product process per request is a mode's figure less the bare endpoint's in the
+same round (`capture_cpu_us_per_request` for the default sync mode,
+`..._buffered`, and `naive_rq_cpu_us_per_request` for one RQ enqueue), medians over
+rounds. Redis is a private embedded server started here (its CPU per request is
+reported too), or --redis-url (flushed: give it a database of its own; its CPU then
+counts every client). The last line is one JSON object with every figure.
+
+    python benchmarks/capture_overhead.py [--duration 10] [--rounds 3] [--redis-url URL]
 
 Needs `wrk` on PATH (`apt-get install -y wrk`) and gunicorn (the dev extra).
 """
@@ -37,14 +45,18 @@ from pathlib import Path
 from typing import Any
 
 import flask
+import psutil
 import redis
 
+from feedbackguard.embedded import EmbeddedRedis
+
 MODES = ("bare", "guard", "guard_buffered", "naive_rq")
-DEFAULT_REDIS = "redis://127.0.0.1:6379/2"
 WORKERS = 2
 WRK_THREADS = 2
 WRK_CONNECTIONS = 8
 WARMUP_S = 2
+FLUSH_WAIT_S = 0.5
+"""Longer than the buffered mode's flush interval (buffer_flush_ms, 50 ms by default)."""
 READY_TIMEOUT_S = 20.0
 NAMESPACE = "default"
 BODY = '{"label": "billing", "model": {"label": "bug", "confidence": 0.81}}'
@@ -143,6 +155,24 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
     proc.wait(timeout=30)
 
 
+def workers_cpu_s(server: subprocess.Popen[bytes]) -> float:
+    """CPU seconds (user + sys) of gunicorn's workers so far (the master only forks
+    and watches them)."""
+    total = 0.0
+    for worker in psutil.Process(server.pid).children(recursive=True):
+        try:
+            times = worker.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def redis_cpu_s(r: redis.Redis[bytes]) -> float:
+    info = r.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 def run_wrk(port: int, duration: int, script: Path) -> dict[str, float]:
     url = f"http://127.0.0.1:{port}/items/i-1/feedback"
     args = ["wrk", f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", f"-d{duration}s", "--latency"]
@@ -175,8 +205,19 @@ def measure(
         proc, port = start_server(mode, url, Path(home))
         try:
             run_wrk(port, WARMUP_S, script)
+            if mode == "guard_buffered":
+                time.sleep(FLUSH_WAIT_S)  # the warm-up's events leave the buffer first
             r.flushdb()  # count only what the measured run captured
+            workers, server = workers_cpu_s(proc), redis_cpu_s(r)
             result = run_wrk(port, duration, script)
+            if mode == "guard_buffered":
+                time.sleep(FLUSH_WAIT_S)  # what waits in the buffer is the run's work
+            result["cpu_us_per_request"] = (
+                (workers_cpu_s(proc) - workers) * 1e6 / result["requests"]
+            )
+            result["redis_cpu_us_per_request"] = (
+                (redis_cpu_s(r) - server) * 1e6 / result["requests"]
+            )
         finally:
             stop_server(proc)
         spooled = sum(p.stat().st_size for p in Path(home).rglob("spool.jsonl*"))
@@ -196,33 +237,49 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (>= 10)")
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--redis-url", default=DEFAULT_REDIS)
+    parser.add_argument("--redis-url", help="default: a private embedded Redis")
     parser.add_argument("--modes", default=",".join(MODES))
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
     modes = [m for m in args.modes.split(",") if m]
-    r = redis.Redis.from_url(args.redis_url)
-    r.ping()
-    load_before = os.getloadavg()[0]
-    runs: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
     with tempfile.TemporaryDirectory() as tmp:
+        embedded = None if args.redis_url else EmbeddedRedis(Path(tmp) / "redis-home")
+        url = args.redis_url or embedded.start()  # type: ignore[union-attr]
+        r = redis.Redis.from_url(url)
+        r.ping()
+        load_before = os.getloadavg()[0]
+        runs: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
         script = Path(tmp) / "post.lua"
         script.write_text(WRK_SCRIPT)
-        for i in range(args.rounds):
-            for mode in modes:
-                res = measure(mode, r, args.redis_url, args.duration, script)
-                runs[mode].append(res)
-                print(f"round {i + 1} {mode:15s} {_fmt(res)}", flush=True)
-    r.flushdb()
+        try:
+            for i in range(args.rounds):
+                for mode in modes:
+                    res = measure(mode, r, url, args.duration, script)
+                    runs[mode].append(res)
+                    print(f"round {i + 1} {mode:15s} {_fmt(res)}", flush=True)
+            r.flushdb()
+        finally:
+            if embedded is not None:
+                embedded.stop()
     report(modes, runs, args, load_before)
 
 
 def _fmt(res: dict[str, float]) -> str:
     return (
         f"{res['rps']:8.0f} req/s  p50 {res['p50_ms']:6.2f} ms  p99 {res['p99_ms']:6.2f} ms  "
+        f"CPU {res['cpu_us_per_request']:6.1f} us/req "
+        f"(Redis {res['redis_cpu_us_per_request']:5.1f})  "
         f"events {res['events_in_stream']:.0f}/{res['requests']:.0f}  "
         f"load {res['load_1m']:.2f}"
+    )
+
+
+def _median_added_cpu(runs: dict[str, list[dict[str, float]]], mode: str) -> float:
+    """The mode's workers' CPU per request less the bare endpoint's, in each round."""
+    return statistics.median(
+        m["cpu_us_per_request"] - b["cpu_us_per_request"]
+        for m, b in zip(runs[mode], runs["bare"], strict=True)
     )
 
 
@@ -273,6 +330,10 @@ def report(
         summary[f"{prefix}_p99_ms"] = round(res["p99_ms"], 3)
         summary[f"{prefix}_events_in_stream"] = int(res["events_in_stream"])
         summary[f"{prefix}_requests"] = int(res["requests"])
+        cpu = statistics.median(run["cpu_us_per_request"] for run in runs[mode])
+        summary[f"{prefix}_cpu_us_per_request"] = round(cpu, 1)
+        redis_cpu = statistics.median(run["redis_cpu_us_per_request"] for run in runs[mode])
+        summary[f"{prefix}_redis_cpu_us_per_request"] = round(redis_cpu, 1)
     if bare:
         for mode in modes:
             if mode != "bare":
@@ -280,6 +341,12 @@ def report(
                 summary[f"p99_added_ms_{mode}"] = round(_median_added_p99(runs, mode), 3)
         if "guard" in best:
             summary["p99_added_ms"] = summary["p99_added_ms_guard"]
+        added = {"guard": "capture_cpu_us_per_request"}
+        added["guard_buffered"] = "capture_cpu_us_per_request_buffered"
+        added["naive_rq"] = "naive_rq_cpu_us_per_request"
+        for mode, key in added.items():
+            if mode in best:
+                summary[key] = round(_median_added_cpu(runs, mode), 1)
     summary["naive_rq_rps"] = summary.get("naive_rq_rps")
     print(json.dumps(summary))
 

@@ -6,6 +6,7 @@ import itertools
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import redis
@@ -344,3 +345,68 @@ def test_admitted_events_never_exceed_the_gcra_bound(
         for j, end in enumerate(admitted[i:]):
             assert j + 1 <= limit + (end - begin) * limit / window_ms
     assert admitted  # the first event is always admitted
+
+
+_limits = st.builds(
+    RateLimit,
+    scope=st.sampled_from(["account", "ip", "subnet", "device", "item", "kind"]),
+    limit=st.integers(min_value=1, max_value=4),
+    window_s=st.sampled_from([10.0, 60.0, 3600.0]),
+    new_account_limit=st.none() | st.integers(min_value=1, max_value=2),
+    kinds=st.none() | st.just(("report",)),
+)
+_events = st.lists(
+    st.fixed_dictionaries(
+        {
+            "kind": st.sampled_from(["label", "report"]),
+            "account_id": st.sampled_from(["a", "b", "c"]),
+            "item_id": st.sampled_from(["i1", "i2"]),
+            "ip": st.sampled_from([None, "10.0.0.1", "10.0.0.2", "10.0.1.1", "::ffff:10.0.0.1"]),
+            "device_id": st.sampled_from([None, "d1", "d2"]),
+            "at": st.integers(min_value=0, max_value=120_000),
+            "age_days": st.sampled_from([None, 1, 30]),
+        }
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    limits=st.lists(_limits, min_size=1, max_size=4, unique_by=lambda limit: limit.name),
+    fields=_events,
+)
+def test_a_batch_is_decided_as_its_events_one_by_one(
+    r: redis.Redis[bytes], limits: list[RateLimit], fields: list[dict[str, Any]]
+) -> None:
+    """The script aggregates a batch (each key read once, written once); its findings
+    and the state it leaves equal those of the events checked one at a time."""
+    pol = policy(*limits, new_account_age_s=7 * DAY)
+    events = []
+    for f in fields:
+        at = T0 + timedelta(milliseconds=f["at"])
+        age = f["age_days"]
+        created = None if age is None else at - timedelta(days=age)
+        events.append(
+            event(
+                0, kind=f["kind"], account_id=f["account_id"], item_id=f["item_id"], ip=f["ip"],
+                device_id=f["device_id"], received_at=at, account_created_at=created,
+            )
+        )  # fmt: skip
+    batch_ns, single_ns = next(_namespaces), next(_namespaces)
+    batch = run(r, pol, events, namespace=batch_ns)
+    one_by_one = {}
+    for index, e in enumerate(events):
+        if found := run(r, pol, [e], namespace=single_ns):
+            one_by_one[index] = found[0]
+    assert batch == one_by_one
+
+    def state(namespace: str) -> dict[bytes, bytes | None]:
+        prefix = f"fg:{{{namespace}}}:".encode()
+        names = sorted(r.keys(prefix + b"*"))
+        return {n.removeprefix(prefix): v for n, v in zip(names, r.mget(names), strict=True)}
+
+    assert state(batch_ns) == state(single_ns)

@@ -222,10 +222,18 @@ class RateLimitCheck:
         plan = self._plan(ctx.namespace, policy)
         kinds = plan.kinds
         age_us = plan.age_us
-        fs_prefix = plan.first_seen_prefix
         key_list: list[str] = []
-        key_index: dict[str, int] = {}
-        rows: list[list[int]] = []
+        # Per key prefix, the KEYS index of each value the batch has: the values are
+        # the events' own strings, whose hashes Python keeps, so a value seen before
+        # costs one lookup and its key is built once (a key built and hashed per event
+        # and limit was half of this loop; benchmarks/ingest_paths.py, "ratelimit").
+        seen: dict[str, dict[str, int]] = {}
+        slots = {
+            name: [(scope, prefix, seen.setdefault(prefix, {})) for scope, prefix in kind.keys]
+            for name, kind in kinds.items()
+        }
+        first_seen_index = seen.setdefault(plan.first_seen_prefix, {})
+        rows: list[int] = []  # every event's fields, one after the other (lua/gcra.lua)
         positions: list[int] = []
         for pos, event in enumerate(events):
             kind = kinds.get(event.kind)
@@ -237,11 +245,10 @@ class RateLimitCheck:
             if event.account_created_at is not None:
                 new = int(now - to_us(event.account_created_at) < age_us)
             elif kind.tiered and age_us > 0:
-                key = fs_prefix + event.account_id
-                first_seen = key_index.get(key, 0)
+                first_seen = first_seen_index.get(event.account_id, 0)
                 if not first_seen:
-                    key_list.append(key)
-                    first_seen = key_index[key] = len(key_list)
+                    key_list.append(plan.first_seen_prefix + event.account_id)
+                    first_seen = first_seen_index[event.account_id] = len(key_list)
             ips = ip_scopes(event.ip)
             values = (
                 event.account_id,
@@ -251,19 +258,17 @@ class RateLimitCheck:
                 event.item_id,
                 event.kind,
             )
-            row = [now, first_seen, new, kind.number]
-            for scope, prefix in kind.keys:
+            rows += (now, first_seen, new, kind.number)
+            for scope, prefix, index_of in slots[event.kind]:
                 value = values[scope]
                 if value is None:
-                    row.append(0)
+                    rows.append(0)
                     continue
-                key = prefix + value
-                index = key_index.get(key, 0)
+                index = index_of.get(value, 0)
                 if not index:
-                    key_list.append(key)
-                    index = key_index[key] = len(key_list)
-                row.append(index)
-            rows.append(row)
+                    key_list.append(prefix + value)
+                    index = index_of[value] = len(key_list)
+                rows.append(index)
             positions.append(pos)
         if not rows:
             return {}

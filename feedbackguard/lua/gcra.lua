@@ -13,17 +13,19 @@
 --   l      per limit: [T, tau, T_new, tau_new], the emission interval and the burst
 --          tolerance of the normal and of the new-account tier
 --   p      per kind: the 1-based indices of the limits that apply to it
---   e      per event, in batch order: [now, fs, new, kind, key1, key2, ...]
---          now = the event's received_at; fs = KEYS index of the account's first-seen
---          key (0 = age known, use `new`); new = 1 for a new account; kind = index in
---          `p`; then the KEYS index of the key of each of the kind's limits, in the
---          order of `p` (0 = scope missing from the event, limit skipped).
+--   e      every event, in batch order, one after the other in one flat array (a
+--          table per event cost cjson twice the decoding): now, fs, new, kind, key1,
+--          key2, ... where now = the event's received_at; fs = KEYS index of the
+--          account's first-seen key (0 = age known, use `new`); new = 1 for a new
+--          account; kind = index in `p`; then the KEYS index of the key of each of the
+--          kind's limits, in the order of `p` (0 = scope missing from the event, limit
+--          skipped).
 --
 -- An event is admitted when, for every limit, TAT - now <= tau; only then does every
 -- one of its limits advance (TAT = max(TAT, now) + T). An over-limit event consumes no
 -- budget anywhere. Later events of the batch see the earlier ones.
 --
--- Returns a flat array of pairs: 0-based position in `e`, then 2 * (limit - 1) + tier
+-- Returns a flat array of pairs: the event's 0-based position, then 2 * (limit - 1) + tier
 -- (tier 1 = new-account limit), for every limit every rejected event exceeded.
 
 local MGET_CHUNK = 1000 -- keys per MGET (unpack() is bounded by the Lua C stack)
@@ -53,11 +55,15 @@ local changed = {}  -- limit key index -> latest event time that advanced it
 local seen = {}     -- first-seen key index -> latest event time of the account
 local out = {}
 
-for pos, ev in ipairs(args.e) do
-  local now = ev[1]
-  local fs = ev[2]
-  local tier = ev[3]
-  local plan = plans[ev[4]]
+local e = args.e
+local size = #e
+local at = 0   -- where the event's fields start in `e`, less one
+local pos = 0  -- the event's 0-based position
+while at < size do
+  local now = e[at + 1]
+  local fs = e[at + 2]
+  local tier = e[at + 3]
+  local plan = plans[e[at + 4]]
   if fs > 0 then
     local first = value[fs]
     if first == nil or now < first then
@@ -70,12 +76,12 @@ for pos, ev in ipairs(args.e) do
   local tau_at = 2 + 2 * tier
   local over = false
   for j = 1, #plan do
-    local k = ev[4 + j]
+    local k = e[at + 4 + j]
     if k > 0 then
       local tat = value[k]
       if tat ~= nil and tat - now > limits[plan[j]][tau_at] then
         over = true
-        out[#out + 1] = pos - 1
+        out[#out + 1] = pos
         out[#out + 1] = 2 * (plan[j] - 1) + tier
       end
     end
@@ -83,7 +89,7 @@ for pos, ev in ipairs(args.e) do
   if not over then
     local t_at = 1 + 2 * tier
     for j = 1, #plan do
-      local k = ev[4 + j]
+      local k = e[at + 4 + j]
       if k > 0 then
         local tat = value[k]
         if tat == nil or tat < now then tat = now end
@@ -93,6 +99,8 @@ for pos, ev in ipairs(args.e) do
       end
     end
   end
+  at = at + 4 + #plan
+  pos = pos + 1
 end
 
 -- TATs go through format('%d'): Lua's own number-to-string keeps 14 significant

@@ -101,7 +101,10 @@ def push(
         pipe.execute()
 
 
-def start_workers(count: int, settings: Settings, url: str) -> list[subprocess.Popen[bytes]]:
+def start_workers(
+    count: int, settings: Settings, url: str, queues: Sequence[str] = ()
+) -> list[subprocess.Popen[bytes]]:
+    """`count` worker processes on `url`, serving `queues` (default: all)."""
     env = dict(
         os.environ,
         FEEDBACKGUARD_REDIS_URL=url,
@@ -113,6 +116,7 @@ def start_workers(count: int, settings: Settings, url: str) -> list[subprocess.P
     # The caller prints its own progress: its workers log only problems, unless asked.
     env.setdefault("FEEDBACKGUARD_LOG_LEVEL", "WARNING")
     command = [sys.executable, "-m", "feedbackguard", "worker"]
+    command += [arg for name in queues for arg in ("--queue", name)]
     return [subprocess.Popen(command, env=env) for _ in range(count)]
 
 
