@@ -442,10 +442,10 @@ def first_decisions(
     A decision is a function of the event's reasons, kind and model support (and of
     the batch's policy and time), so `decide` and `state.change` run once per distinct
     set of these in the batch; the other events of that set take a copy with their
-    own event id, record and times. A `Decision` model built, dumped and turned into a change per event was
-    28 us of worker CPU per event, against 11 us this way (`benchmarks/ingest_paths.py`,
-    "decisions"). Reasons with a zero score are decided one by one (0.0 == -0.0, but
-    their JSON differs)."""
+    own event id, record and times. A `Decision` model built, dumped and turned into a
+    change per event was 28 us of worker CPU per event, against 11 us this way
+    (`benchmarks/ingest_paths.py`, "decisions"). Reasons with a zero score are decided
+    one by one (0.0 == -0.0, but their JSON differs)."""
     now = now or datetime.now(UTC)
     probation = current.policy.probation_s
     decided: dict[tuple[Any, ...], tuple[dict[str, Any], state.Change]] = {}
