@@ -23,7 +23,9 @@ CURRENT = PolicyVersion(version=3, policy=Policy(), author="test", created_at=T0
 _reasons = st.lists(
     st.builds(
         Reason,
-        code=st.sampled_from(["consistency.consensus", "rate_limited.account", "outlier"]),
+        code=st.sampled_from(
+            ["consistency.consensus", "consistency.support", "rate_limited.account", "outlier"]
+        ),
         detail=st.sampled_from(["a", "b"]),
         score=st.sampled_from([0.0, -0.0, 0.3, 0.55, 1.0]),
     ),
@@ -40,9 +42,9 @@ def one_by_one(
         if index in skip:
             continue
         reasons = findings.get(index, [])
-        decision = decide(
-            event.event_id, reasons, CURRENT.policy.thresholds, CURRENT.version, NOW
-        ).model_dump(mode="json")
+        decision = decide(event, reasons, CURRENT.policy, CURRENT.version, NOW).model_dump(
+            mode="json"
+        )
         received = event.received_at.timestamp()
         changes.append(
             state.change(
@@ -63,12 +65,16 @@ def one_by_one(
 def test_decisions_shared_by_equal_reasons_equal_a_decision_per_event(
     reasons: list[list[Reason]], skip: set[int]
 ) -> None:
+    # Kinds and model outputs vary: a decision's harm depends on them, not only on
+    # the reasons.
+    said = [None, {"label": "spam", "confidence": 0.9}, {"label": "ham", "confidence": 0.95}]
     events = [
         FeedbackEvent(
-            kind="label",
+            kind="report" if i % 5 == 4 else "label",
             account_id=f"acct-{i % 4}",
             item_id=f"item-{i}",
             value="spam",
+            model_output=said[i % 3],
             received_at=T0 + timedelta(seconds=i),
         )
         for i in range(len(reasons))
