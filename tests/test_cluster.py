@@ -30,6 +30,7 @@ from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import ledger, runtime
 from feedbackguard.pipeline.runtime import Runtime
 from feedbackguard.policy.store import PolicyStore
+from feedbackguard.store import Store
 from feedbackguard.settings import Settings
 from feedbackguard.web import auth
 from feedbackguard.web.server import create_app
@@ -91,6 +92,8 @@ def crt(csettings: Settings, store_url: str, monkeypatch: pytest.MonkeyPatch) ->
         ("CLOCK", "events"),
     ):
         monkeypatch.setenv(f"FEEDBACKGUARD_{name}", str(value))
+    with Store.from_settings(Settings(), create=True):
+        pass  # the home's store and key, as `feedbackguard store init` makes them
     runtime.current.cache_clear()
     rt = runtime.current()
     yield rt
