@@ -30,8 +30,8 @@ from feedbackguard.events import FeedbackEvent
 from feedbackguard.pipeline import ledger, runtime
 from feedbackguard.pipeline.runtime import Runtime
 from feedbackguard.policy.store import PolicyStore
-from feedbackguard.store import Store
 from feedbackguard.settings import Settings
+from feedbackguard.store import Store
 from feedbackguard.web import auth
 from feedbackguard.web.server import create_app
 
