@@ -61,13 +61,13 @@ def test_items_sent_to_review_at_ingest_are_indexed_by_reason(
     r: redis.Redis[bytes], pipeline: Pipeline, make_event: MakeEvent
 ) -> None:
     event = make_event()
-    pipeline.checks = [Flagging({event.event_id: Reason("trigger.known", "pattern", 0.6)})]
+    pipeline.checks = [Flagging({event.event_id: Reason("lockdown", "namespace locked down", 0.5)})]
     pipe = r.pipeline(transaction=False)
     inbox_writer.append(pipe, [event])
     pipe.execute()
     pipeline.ingest_batch(NS, "test")
     assert status(r, event.event_id) == "review"
-    assert queue.page(r, NS, Filters(reason="trigger.known"), limit=50).ids == [event.event_id]
+    assert queue.page(r, NS, Filters(reason="lockdown"), limit=50).ids == [event.event_id]
 
 
 def test_items_analysis_takes_out_of_review_leave_the_indexes(
