@@ -203,12 +203,6 @@ def test_capture_spools_while_no_cluster_node_answers(tmp_path: Path) -> None:
 # --- ingest, analysis and release, by RQ workers -----------------------------------------
 
 
-@pytest.mark.xfail(
-    reason="since the store chain and harm-aware decisions were merged, the release on the "
-    "cluster does not complete; under investigation (issue: cost, incremental analysis "
-    "and Redis Cluster)",
-    strict=False,
-)
 def test_workers_ingest_analyse_and_release_every_namespace(
     cr: redis.Redis[bytes],
     crt: Runtime,

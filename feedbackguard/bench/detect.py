@@ -423,6 +423,8 @@ class Lane:
 def lane(url: str, home: Path, workdir: Path) -> Lane:
     store_url = f"sqlite:///{(workdir / 'store.db').resolve()}"
     settings = Settings(redis_url=url, home=home, store_url=store_url, clock="events")
+    # The lane's store and key exist before its worker or its first run opens them.
+    Store.from_settings(settings, create=True).close()
     return Lane(settings)
 
 
