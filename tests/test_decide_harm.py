@@ -270,3 +270,31 @@ def test_a_groups_harm_is_the_sum_of_its_members(make_event: MakeEvent) -> None:
         for i, h in enumerate((0.5, 0.25, 0.0))
     ]
     assert group_harm(members) == 0.75
+
+
+def _swarm_label(make_event: MakeEvent, said: str, confidence: float) -> FeedbackEvent:
+    return make_event(value="shipping", model_output={"label": said, "confidence": confidence})
+
+
+SWARM = [
+    Reason("sybil.cluster", "13 accounts found by both lockstep and infrastructure", 1.0),
+    Reason("coordination.lockstep", "45 accounts in lockstep on 6 items within 8 s", 0.88),
+]
+
+
+def test_a_suspect_groups_labels_that_nothing_independent_backs_are_decided_by_suspicion(
+    make_event: MakeEvent,
+) -> None:
+    policy = Policy.default()
+    weak = Reason("consistency.consensus", "against 3 others on the item", 0.22)
+    flip = _swarm_label(make_event, said="billing", confidence=0.37)  # a model unsure
+    assert decide(flip, [*SWARM, weak], policy, 1, T0).status == "rejected"
+    assert decide(flip, SWARM, policy, 1, T0).status == "rejected"
+
+
+def test_a_suspect_groups_labels_that_the_model_backs_are_admitted(
+    make_event: MakeEvent,
+) -> None:
+    policy = Policy.default()
+    agreeing = _swarm_label(make_event, said="shipping", confidence=0.37)
+    assert decide(agreeing, SWARM, policy, 1, T0).status == "pending"

@@ -93,12 +93,19 @@ def model_support(event: FeedbackEvent) -> float:
     return said.confidence if value_key(said.label) == value_key(event.value) else 0.0
 
 
+def _backing(event: FeedbackEvent, reasons: Iterable[Reason]) -> float:
+    """The strongest independent support of a label: the item's trust-weighted
+    consensus agreeing with it, or the model saying the same."""
+    return max([model_support(event), *(r.score for r in reasons if r.code == SUPPORT)])
+
+
 def harm(event: FeedbackEvent, reasons: Iterable[Reason]) -> float | None:
     """What admitting `event` would change, in 0..1; None when nothing independent
-    says either way (no model output, no disagreement, no consensus). A model output
-    is a yardstick whatever it says: below `consistency.model.min_confidence` its
-    disagreement is no evidence, and the kNN reference judges pending and admitted
-    labels again as it grows (`consistency.analyser`).
+    says either way: no disagreement, no consensus backing it, no model agreeing with
+    it. A model that disagrees below `consistency.model.min_confidence` is no evidence
+    either way: it neither clears a suspicious group (a Sybil swarm flipping items
+    the model is unsure of would pass) nor condemns an honest one, so suspicion
+    decides, as it does without any model.
 
     Label: the noisy-OR of its disagreement reasons times (1 - its best support),
     support being the independent consensus backing it (`consistency.support`) or the
@@ -113,10 +120,8 @@ def harm(event: FeedbackEvent, reasons: Iterable[Reason]) -> float | None:
         reports = [r for r in found if r.code.startswith(REPORTS)]
         return combine(reports) if reports else None
     against = combine(r for r in found if r.code in AGAINST)
-    support = max(
-        [model_support(event), *(r.score for r in found if r.code == SUPPORT)], default=0.0
-    )
-    if against == 0.0 and support == 0.0 and event.model_output is None:
+    support = _backing(event, found)
+    if against == 0.0 and support == 0.0:
         return None
     return against * (1.0 - support)
 
@@ -147,6 +152,11 @@ def _status(
             return "rejected"
         support = max((r.score for r in reasons if r.code == SUPPORT), default=0.0)
         return "review" if support >= rules.contested_support else "pending"
+    if suspect and event.kind in LABEL_KINDS and _backing(event, reasons) == 0.0:
+        # Low harm clears a suspect group only where independent evidence backs its
+        # labels: a swarm on items nobody else labels, that a model is unsure of,
+        # meets only weak disagreement, which is no sign that it is right.
+        return status_for(risk, policy.thresholds)
     return "pending"
 
 
@@ -171,10 +181,13 @@ def decide(
       at release if its harm stands (`still_harmful`), unless the item is contested
       (independent support of at least `decide.contested_support` against strong
       evidence): then a moderator decides. Feedback below `decide.wrong_harm` is
-      admitted after probation whoever sent it: shared infrastructure, creation
-      time or co-action lower a group's weight in the consensus, not its labels.
-    * Where nothing independent says either way (no model output, no features, no
-      consensus, a report no report analysis judged), suspicion decides by the
+      admitted after probation from an account in good standing, and from a
+      suspect group when independent evidence backs its labels (the consensus or
+      the model agrees): shared infrastructure, creation time or co-action lower a
+      group's weight in the consensus, not its labels.
+    * Where nothing independent says either way (no disagreement, no consensus or
+      model agreeing, a report no report analysis judged), and for a suspect
+      group's labels that nothing independent backs, suspicion decides by the
       policy's `thresholds`, as before harm was known.
     """
     reasons = [r for r in reasons if r.code != MISTAKE]
