@@ -41,12 +41,13 @@ def _cell(value: Any, metric: str = "") -> str:
 def sweep_table(report: dict[str, Any]) -> str:
     """The worst case per family (feedbackguard, then the baselines' worst), the point
     that gave feedbackguard's worst, the crowd traps and the honest figures' worst."""
-    lines = [f"{'family':<13}{'defence':<14}" + "".join(f"{m:>24}" for m in WORST)]
+    width = {m: max(24, len(m) + 2) for m in WORST}
+    lines = [f"{'family':<13}{'defence':<14}" + "".join(f"{m:>{width[m]}}" for m in WORST)]
     for name, family in report["families"].items():
         rows = [("feedbackguard", family["worst"])]
         rows += [(d, family["baselines"][d]) for d in BASELINES]
         for defence, worst in rows:
-            cells = "".join(f"{_cell(worst[m], m):>24}" for m in WORST)
+            cells = "".join(f"{_cell(worst[m], m):>{width[m]}}" for m in WORST)
             lines.append(f"{name:<13}{defence:<14}{cells}")
         for metric, key in family["worst_point"].items():
             if key is not None:
