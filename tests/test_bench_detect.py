@@ -89,7 +89,18 @@ def _result(fg: dict[str, Any]) -> dict[str, Any]:
             "honest_correct_admitted": 1.0, "review_share": 0.0,
             "power_users_correct_admitted": 1.0, "model_fix_admitted": 1.0}  # fmt: skip
     none = dict(base, poison_admitted=1.0, attack_success=1.0)
-    return {"events": 1, "feedbackguard": {**base, **fg}, "ratelimit": none, "none": none}
+    queue = {"review_cases": 2.0, "review_actions": 2.0, "first_honest_case_rank": 3,
+             "poison_cases_above_honest": True}  # fmt: skip
+    return {"events": 1, "feedbackguard": {**base, **queue, **fg}, "ratelimit": none,
+            "none": none}  # fmt: skip
+
+
+def _family(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The summary of one mass_report family whose points gave `results` (by name)."""
+    jobs = [detect.Job(f"mass_report/{name}", "mass_report", name,
+                       "default" if name == "default" else "corner", None, 0, TINY,
+                       name == "default") for name in results]  # fmt: skip
+    return summarise({f"mass_report/{k}": v for k, v in results.items()}, jobs)
 
 
 def test_worst_case_is_the_worst_point_of_each_figure() -> None:
@@ -112,7 +123,9 @@ def test_worst_case_is_the_worst_point_of_each_figure() -> None:
     family = report["families"]["mass_report"]
     assert family["worst"] == {"poison_admitted": 0.5, "attack_success": 0.0,
                                "benign_taken_down": 2, "honest_correct_admitted": 0.9,
-                               "review_share": 0.04}  # fmt: skip
+                               "review_share": 0.04, "review_cases": 2.0,
+                               "review_actions": 2.0, "first_honest_case_rank": 3,
+                               "poison_cases_above_honest": True}  # fmt: skip
     assert family["worst_point"]["poison_admitted"] == "mass_report/corner-0"
     assert family["worst_point"]["review_share"] == "mass_report/default"
     assert family["baselines"]["none"]["poison_admitted"] == 1.0
@@ -125,6 +138,36 @@ def test_worst_case_is_the_worst_point_of_each_figure() -> None:
         "| mass_report | 3 | **feedbackguard** | **50.0 %** | 0.0 % | **2** | **90.0 %** |" in table
     )
     assert "| classroom | **20.0 %** |" in table
+
+
+def test_review_load_worst_is_the_most_actions_and_the_earliest_honest_case() -> None:
+    report = _family({
+        "default": _result({"review_cases": 4.0, "review_actions": 12.5}),
+        "corner-0": _result({"review_cases": 9.0, "first_honest_case_rank": 1}),
+        "corner-1": _result({"poison_cases_above_honest": False}),
+    })  # fmt: skip
+    family = report["families"]["mass_report"]
+    assert {m: family["worst"][m] for m in ("review_cases", "review_actions",
+            "first_honest_case_rank", "poison_cases_above_honest")} == {
+        "review_cases": 9.0, "review_actions": 12.5, "first_honest_case_rank": 1,
+        "poison_cases_above_honest": False}  # fmt: skip
+    assert family["worst_point"]["poison_cases_above_honest"] == "mass_report/corner-1"
+    assert report["review_actions"] == 12.5
+
+
+def test_review_load_columns_in_markdown_bold_a_missed_goal() -> None:
+    report = _family({"default": _result({"review_actions": 12.5,
+                                          "poison_cases_above_honest": False})})  # fmt: skip
+    row = next(line for line in markdown(report).splitlines()
+               if line.startswith("| mass_report | 1 | **feedbackguard**"))  # fmt: skip
+    assert row.endswith("| 2.0 | **12.5** | 3 | **no** |")
+
+
+def test_review_load_columns_in_markdown_plain_when_goals_are_met() -> None:
+    report = _family({"default": _result({"review_actions": 10.0})})
+    row = next(line for line in markdown(report).splitlines()
+               if line.startswith("| mass_report | 1 | **feedbackguard**"))  # fmt: skip
+    assert row.endswith("| 2.0 | 10.0 | 3 | yes |")
 
 
 @pytest.mark.slow
@@ -155,6 +198,10 @@ def test_bench_detect_quick_reports_worst_cases_crowds_and_every_defence(
     for key in ("power_users_correct_admitted", "model_fix_admitted", "review_share",
                 "honest_correct_admitted"):  # fmt: skip
         assert 0.0 <= report[key] <= 1.0
+    for key in ("review_cases", "review_actions"):
+        assert family["worst"][key] >= 0.0
+        assert report["scenarios"]["mass_report"]["feedbackguard"][key] >= 0.0
+    assert isinstance(family["worst"]["poison_cases_above_honest"], bool)
     default = report["scenarios"]["mass_report"]
     for defence in ("feedbackguard", "ratelimit", "none", "oracle"):
         for key in ("poison_admitted", "honest_admitted", "honest_review", "clean_acc",

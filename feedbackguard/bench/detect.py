@@ -26,7 +26,11 @@ review at the end over all events), the top 1 % of honest accounts by activity
 (power users) and honest corrections of confident model mistakes (model fixes): their
 correct feedback admitted; the crowd's correct feedback admitted on a crowd trap; for
 feedbackguard also the time to detection (event time from the attack's start to its
-first flagged event) and the commonest reasons.
+first flagged event), the commonest reasons and the review queue left at the end
+(`feedbackguard.bench.review_load`, read before the run's namespace is dropped): cases
+opened and moderator actions needed to clear it per 10,000 events, the place of the
+first case holding honest events in triage order, and whether every waiting poison
+event is in a case above it.
 
 The report takes the worst case of each family over its points (`worst`, with the
 point that gave it, and the baselines' worst), each crowd's figure (`crowds`) and the
@@ -62,6 +66,7 @@ import redis
 from feedbackguard import inbox_writer, keys
 from feedbackguard.bench.impact import impact
 from feedbackguard.bench.peers import art_provenance, cleanlab_filter
+from feedbackguard.bench.review_load import measure as review_load
 from feedbackguard.checks.ratelimit import RateLimitCheck
 from feedbackguard.connection import redis_url
 from feedbackguard.events import LABEL_KINDS, FeedbackEvent
@@ -112,13 +117,21 @@ WORST: dict[str, Callable[[Iterable[float]], float]] = {
     "benign_taken_down": max,
     "honest_correct_admitted": min,
     "review_share": max,
+    # The review queue left at the end (`feedbackguard.bench.review_load`; feedbackguard
+    # only): cases opened and actions to clear it per 10,000 events, the place of the
+    # first case holding honest events, and whether all waiting poison is above it.
+    "review_cases": max,
+    "review_actions": max,
+    "first_honest_case_rank": min,
+    "poison_cases_above_honest": min,
 }
-# Over every run (points and traps): the honest figures' worst.
+# Over every run (points and traps): the honest figures' worst, and the review load.
 OVERALL: dict[str, Callable[[Iterable[float]], float]] = {
     "honest_correct_admitted": min,
     "power_users_correct_admitted": min,
     "model_fix_admitted": min,
     "review_share": max,
+    "review_actions": max,
 }
 Echo = Callable[[str], None]
 
@@ -289,6 +302,7 @@ def run_feedbackguard(sim: Simulation, lane: Lane, workdir: Path) -> RunScore:
     r: redis.Redis[bytes] = redis.Redis.from_url(lane.url)
     try:
         records = _records(r, namespace, [e.event_id for e in events])
+        queue = review_load(r, namespace, events, sim.truth)  # before _forget drops it
         _forget(r, namespace)
     finally:
         r.close()
@@ -306,6 +320,8 @@ def run_feedbackguard(sim: Simulation, lane: Lane, workdir: Path) -> RunScore:
     run.extra["time_to_detection_s"] = _time_to_detection(sim, records, frontier)
     run.extra["reasons"] = _reasons(sim, records, poison=True)
     run.extra["honest_reasons"] = _reasons(sim, records, poison=False)
+    run.extra.update(queue.figures())
+    run.extra["review_queue"] = queue.counts()
     return run
 
 

@@ -18,23 +18,36 @@ SHORT = {"poison_admitted": "poison adm", "honest_admitted": "honest adm",
          "attack_success": "attack succ"}  # fmt: skip
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value * 100:.1f}%"
-    return str(value)
+# Figures that are not shares of events: review load per 10,000 events, a rank, a yes/no.
+PER_10K = frozenset({"review_cases", "review_actions"})
+PLAIN = frozenset({"benign_taken_down", "first_honest_case_rank"})
+
+
+def _text(metric: str, value: Any, percent: str = "%") -> str:
+    """A figure as text: a share in percent, a count per 10,000 events, a rank, yes/no."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if metric in PER_10K:
+        return f"{value:.1f}"
+    if metric in PLAIN or not isinstance(value, float):
+        return str(value)
+    return f"{value * 100:.1f}{percent}"
+
+
+def _cell(value: Any, metric: str = "") -> str:
+    return "-" if value is None else _text(metric, value)
 
 
 def sweep_table(report: dict[str, Any]) -> str:
     """The worst case per family (feedbackguard, then the baselines' worst), the point
     that gave feedbackguard's worst, the crowd traps and the honest figures' worst."""
-    lines = [f"{'family':<13}{'defence':<14}" + "".join(f"{m:>24}" for m in WORST)]
+    width = {m: max(24, len(m) + 2) for m in WORST}
+    lines = [f"{'family':<13}{'defence':<14}" + "".join(f"{m:>{width[m]}}" for m in WORST)]
     for name, family in report["families"].items():
         rows = [("feedbackguard", family["worst"])]
         rows += [(d, family["baselines"][d]) for d in BASELINES]
         for defence, worst in rows:
-            cells = "".join(f"{_cell(worst[m]):>24}" for m in WORST)
+            cells = "".join(f"{_cell(worst[m], m):>{width[m]}}" for m in WORST)
             lines.append(f"{name:<13}{defence:<14}{cells}")
         for metric, key in family["worst_point"].items():
             if key is not None:
@@ -44,7 +57,7 @@ def sweep_table(report: dict[str, Any]) -> str:
         lines.append(f"{name:<18}{_cell(value):>10}")
     lines.append("")
     for metric, key in report["worst_at"].items():
-        lines.append(f"{metric} (worst over every run): {_cell(report[metric])} at {key}")
+        lines.append(f"{metric} (worst over every run): {_cell(report[metric], metric)} at {key}")
     return "\n".join(lines)
 
 
@@ -59,6 +72,13 @@ def table(report: dict[str, Any]) -> str:
         lines.append(f"\n{name} ({result['events']} events, {result['poison']} poison"
                      + (f", detected after {ttd:.0f} s of event time" if ttd is not None else "")
                      + ")")  # fmt: skip
+        if "review_actions" in fg:
+            lines.append(
+                f"review queue: {fg['review_cases']:.1f} cases opened and "
+                f"{fg['review_actions']:.1f} actions to clear it per 10,000 events; first "
+                f"honest case at rank {fg['first_honest_case_rank'] or '-'}; all waiting "
+                f"poison above it: {_text('', fg['poison_cases_above_honest'])}"
+            )
         lines.append(head)
         for defence in DEFENCES:
             run = result.get(defence)
@@ -191,6 +211,8 @@ GOALS: dict[str, Callable[[float], bool]] = {
     "benign_taken_down": lambda v: v == 0,
     "honest_correct_admitted": lambda v: v >= 0.995,
     "review_share": lambda v: v <= 0.01,
+    "review_actions": lambda v: v <= 10,
+    "poison_cases_above_honest": lambda v: bool(v),
     "crowd": lambda v: v >= 0.98,
     "power_users_correct_admitted": lambda v: v >= 0.98,
     "model_fix_admitted": lambda v: v >= 0.99,
@@ -198,11 +220,13 @@ GOALS: dict[str, Callable[[float], bool]] = {
 
 
 def _md(metric: str, value: Any, judged: bool = True) -> str:
-    """A figure for Markdown, in bold when it misses its goal."""
+    """A figure for Markdown, in bold when it misses its goal (figures without one, such
+    as `review_cases`, never are)."""
     if value is None:
         return "-"
-    text = str(value) if metric == "benign_taken_down" else f"{value * 100:.1f} %"
-    return f"**{text}**" if judged and not GOALS[metric](value) else text
+    text = _text(metric, value, " %")
+    goal = GOALS.get(metric)
+    return f"**{text}**" if judged and goal is not None and not goal(value) else text
 
 
 def markdown(report: dict[str, Any]) -> str:

@@ -4,7 +4,9 @@
 show: the backlog (open cases, waiting events), the age of the oldest case, cases
 decided in the last day and cases given the safe default for lack of capacity
 (`review.budget`). `load` counts the cases and the moderator actions a namespace's
-queue needs, for `bench detect` (which reports them per 10,000 events).
+queue needs without knowing the truth (`bench detect` reports them per 10,000 events
+with the splits' ticks added, judged with the simulator's truth:
+`feedbackguard.bench.review_load`).
 
 It reads only Redis (no store, no policy): `/metrics` imports it.
 """
@@ -75,7 +77,9 @@ class Load:
     """Cases opened so far (each a group's, an item's or an account's events)."""
     review_actions: int
     """Moderator actions needed to clear the queue now: one per open case (a case is
-    approved, rejected or split in one action)."""
+    approved, rejected or split in one action). A lower bound: a split also needs its
+    honest members ticked, which only the truth tells (`bench detect` counts those too,
+    in `feedbackguard.bench.review_load`)."""
     waiting_events: int
     over_budget_cases: int
 
