@@ -18,20 +18,7 @@ from feedbackguard.pipeline import ledger
 from feedbackguard.review import moderation, queue
 from feedbackguard.web.auth import require_role
 from feedbackguard.web.context import runtime
-from feedbackguard.web.review.params import (
-    IDS_MAX,
-    Account,
-    CsrfRefused,
-    Cursor,
-    Limit,
-    Namespace,
-    Note,
-    Reason,
-    Risk,
-    action_body,
-    principal,
-    query_namespace,
-)
+from feedbackguard.web.review import params
 
 
 class FilterArgs(BaseModel):
@@ -39,12 +26,12 @@ class FilterArgs(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    namespace: Namespace = "default"
-    reason: Reason = None
-    account: Account = None
+    namespace: params.Namespace = "default"
+    reason: params.Reason = None
+    account: params.Account = None
     cluster: str | None = Field(None, max_length=200)
-    risk_min: Risk = 0.0
-    risk_max: Risk = 1.0
+    risk_min: params.Risk = 0.0
+    risk_max: params.Risk = 1.0
 
     def filters(self) -> queue.Filters:
         return queue.Filters(
@@ -57,8 +44,8 @@ class FilterArgs(BaseModel):
 
 
 class ListArgs(FilterArgs):
-    cursor: Cursor = None
-    limit: Limit = 50
+    cursor: params.Cursor = None
+    limit: params.Limit = 50
 
 
 class ClaimBody(FilterArgs):
@@ -68,10 +55,10 @@ class ClaimBody(FilterArgs):
 class DecideBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    namespace: Namespace = "default"
-    ids: list[str] = Field(min_length=1, max_length=IDS_MAX)
+    namespace: params.Namespace = "default"
+    ids: list[str] = Field(min_length=1, max_length=params.IDS_MAX)
     action: Literal["approve", "reject"]
-    note: Note = ""
+    note: params.Note = ""
 
 
 class BulkBody(BaseModel):
@@ -79,20 +66,20 @@ class BulkBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    namespace: Namespace = "default"
+    namespace: params.Namespace = "default"
     action: Literal["approve", "reject"]
-    ids: list[str] | None = Field(None, max_length=IDS_MAX)
-    account: Account = None
+    ids: list[str] | None = Field(None, max_length=params.IDS_MAX)
+    account: params.Account = None
     cluster: str | None = Field(None, max_length=200)
-    note: Note = ""
+    note: params.Note = ""
 
 
 class IdsBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    namespace: Namespace = "default"
-    ids: list[str] = Field(min_length=1, max_length=IDS_MAX)
-    note: Note = ""
+    namespace: params.Namespace = "default"
+    ids: list[str] = Field(min_length=1, max_length=params.IDS_MAX)
+    note: params.Note = ""
 
 
 def error_response(status: int, code: str, message: str, **extra: Any) -> tuple[Response, int]:
@@ -146,8 +133,8 @@ def register(bp: Blueprint) -> None:
             detail=exc.errors(include_url=False, include_input=False),
         )
 
-    @bp.errorhandler(CsrfRefused)
-    def csrf_refused(exc: CsrfRefused) -> tuple[Response, int]:
+    @bp.errorhandler(params.CsrfRefused)
+    def csrf_refused(exc: params.CsrfRefused) -> tuple[Response, int]:
         return error_response(403, "csrf", "missing or wrong CSRF token")
 
     @bp.get("/api/items")
@@ -178,7 +165,7 @@ def register(bp: Blueprint) -> None:
     @bp.get("/api/items/<event_id:event_id>", merge_slashes=False)
     @require_role("viewer")
     def get_item(event_id: str) -> Any:
-        namespace = query_namespace()
+        namespace = params.query_namespace()
         rt = runtime()
         record = ledger.load(rt.redis, namespace, [event_id])[0]
         if record is None:
@@ -188,13 +175,13 @@ def register(bp: Blueprint) -> None:
     @bp.post("/api/claim")
     @require_role("moderator")
     def claim() -> Any:
-        body = action_body(ClaimBody)
+        body = params.action_body(ClaimBody)
         rt = runtime()
         queue.ensure_indexed(rt.redis, body.namespace, rt.settings.review_sync_s)
         ids = queue.claim(
             rt.redis,
             body.namespace,
-            principal().name,
+            params.principal().name,
             rt.settings.review_lease_s,
             body.filters(),
             count=body.count,
@@ -204,7 +191,9 @@ def register(bp: Blueprint) -> None:
         records = ledger.load(rt.redis, body.namespace, ids)
         return jsonify(
             {
-                "items": [item_json(rec, principal().name) for rec in records if rec is not None],
+                "items": [
+                    item_json(rec, params.principal().name) for rec in records if rec is not None
+                ],
                 "lease_s": rt.settings.review_lease_s,
             }
         )
@@ -212,20 +201,20 @@ def register(bp: Blueprint) -> None:
     @bp.post("/api/release")
     @require_role("moderator")
     def release() -> Any:
-        body = action_body(IdsBody)
-        count = queue.release(runtime().redis, body.namespace, body.ids, principal().name)
+        body = params.action_body(IdsBody)
+        count = queue.release(runtime().redis, body.namespace, body.ids, params.principal().name)
         return jsonify({"released": count})
 
     @bp.post("/api/decide")
     @require_role("moderator")
     def decide() -> Any:
-        body = action_body(DecideBody)
+        body = params.action_body(DecideBody)
         result = moderation.moderate(
             runtime().pipeline,
             body.namespace,
             body.ids,
             approve=body.action == "approve",
-            actor=principal().name,
+            actor=params.principal().name,
             note=body.note,
         )
         return jsonify(result_json(result))
@@ -233,7 +222,7 @@ def register(bp: Blueprint) -> None:
     @bp.post("/api/bulk")
     @require_role("moderator")
     def bulk() -> Any:
-        body = action_body(BulkBody)
+        body = params.action_body(BulkBody)
         if not body.ids and not body.account and not body.cluster:
             return error_response(400, "invalid", "give ids, account or cluster")
         result = moderation.moderate(
@@ -241,7 +230,7 @@ def register(bp: Blueprint) -> None:
             body.namespace,
             bulk_ids(body),
             approve=body.action == "approve",
-            actor=principal().name,
+            actor=params.principal().name,
             note=body.note,
         )
         return jsonify(result_json(result))
@@ -249,13 +238,13 @@ def register(bp: Blueprint) -> None:
     @bp.post("/api/undo")
     @require_role("moderator")
     def undo() -> Any:
-        body = action_body(IdsBody)
+        body = params.action_body(IdsBody)
         rt = runtime()
         result = moderation.undo(
             rt.pipeline,
             body.namespace,
             body.ids,
-            actor=principal().name,
+            actor=params.principal().name,
             window_s=rt.settings.review_undo_s,
             note=body.note,
         )
