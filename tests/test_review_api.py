@@ -151,6 +151,16 @@ def test_session_callers_must_send_the_csrf_token(
     assert ok.get_json()["rejected"] == [event.event_id]
 
 
+def test_a_case_action_without_the_csrf_token_gets_the_csrf_error(
+    review_client: FlaskClient, r: redis.Redis[bytes]
+) -> None:
+    log_in(review_client)
+    resp = review_client.post("/review/api/cases/claim", json={})
+    assert resp.status_code == 403
+    assert resp.get_json() == {"error": "csrf", "message": "missing or wrong CSRF token"}
+    assert "default-src 'none'" in resp.headers["Content-Security-Policy"]
+
+
 def test_invalid_bodies_get_a_400(review_client: FlaskClient, r: redis.Redis[bytes]) -> None:
     resp = review_client.post(
         "/review/api/decide",

@@ -9,6 +9,7 @@
 -- A claim passes over cases another moderator holds a live lease on (the actor's own
 -- come back to them).
 -- Returns {cases, last score, last case, exhausted (1|0)}.
+-- Shares its walk and lease sweep with review_scan.lua by copy: a script cannot include another.
 local order, counts, leases, holders = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local mode = ARGV[1]
 local cursor_score, cursor_id = ARGV[2], ARGV[3]

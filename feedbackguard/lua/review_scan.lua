@@ -8,6 +8,7 @@
 -- ARGV: mode ('page'|'claim'), cursor score ('' = from the start), cursor id, limit,
 --       risk min, risk max, scan budget, now (ms), lease ms, actor, skip leased ('1'|'0')
 -- Returns {ids, last score, last id, exhausted (1|0)}.
+-- Shares its walk and lease sweep with case_scan.lua by copy: a script cannot include another.
 local mode = ARGV[1]
 local cursor_score = ARGV[2]
 local cursor_id = ARGV[3]

@@ -42,6 +42,7 @@ import orjson
 import redis
 
 from feedbackguard import keys, scripts
+from feedbackguard.review import scan
 
 Kind = Literal["a", "i", "g"]
 KIND_NAMES: Final[Mapping[str, str]] = {"a": "account", "i": "item", "g": "group"}
@@ -295,7 +296,7 @@ def _scan(
     skip: str = "",
 ) -> Page:
     by = order(r, namespace)
-    score, after = _decode_cursor(cursor)
+    score, after = scan.decode_cursor(cursor)
     found, last_score, last_id, exhausted = scripts.run(
         r,
         "case_scan",
@@ -322,20 +323,8 @@ def _scan(
         ],
     )
     ids = [raw.decode() for raw in found]
-    next_cursor = (
-        None if exhausted or not last_score else f"{last_score.decode()}|{last_id.decode()}"
-    )
+    next_cursor = None if exhausted or not last_score else scan.encode_cursor(last_score, last_id)
     return Page(ids=ids, cursor=next_cursor, order=by)
-
-
-def _decode_cursor(cursor: str | None) -> tuple[str, str]:
-    if not cursor:
-        return "", ""
-    score, sep, case_id = cursor.partition("|")
-    if not sep:
-        raise ValueError("bad cursor")
-    float(score)  # only a number reaches the script
-    return score, case_id
 
 
 def page(
@@ -434,27 +423,14 @@ def lease(r: redis.Redis[bytes], namespace: str, case_id: str, actor: str, lease
 
 def holders(r: redis.Redis[bytes], namespace: str, case_ids: Sequence[str]) -> list[str | None]:
     """Who holds a live lease on each case (None: nobody)."""
-    if not case_ids:
-        return []
-    pipe = r.pipeline(transaction=False)
-    pipe.zmscore(keys.case_leases(namespace), list(case_ids))
-    pipe.hmget(keys.case_holders(namespace), list(case_ids))
-    until, names = pipe.execute()
-    now = time.time() * 1000
-    return [
-        name.decode() if name is not None and t is not None and t > now else None
-        for t, name in zip(until, names, strict=True)
-    ]
+    return scan.holders(r, keys.case_leases(namespace), keys.case_holders(namespace), case_ids)
 
 
 def release(r: redis.Redis[bytes], namespace: str, case_id: str, actor: str) -> bool:
     """Give back `actor`'s lease on a case."""
     if holders(r, namespace, [case_id])[0] != actor:
         return False
-    pipe = r.pipeline(transaction=True)
-    pipe.zrem(keys.case_leases(namespace), case_id)
-    pipe.hdel(keys.case_holders(namespace), case_id)
-    pipe.execute()
+    scan.drop(r, keys.case_leases(namespace), keys.case_holders(namespace), [case_id])
     return True
 
 

@@ -147,10 +147,7 @@ def decide(
             rejected=rejected,
             note=note,
         )
-        ttl = records.policies.current().policy.outcome_ttl_s
-        pipe = r.pipeline(transaction=True)
-        # The store first (inside apply), idempotent on event_id.
-        state.apply(pipe, namespace, changes, ttl_s=ttl, store=records.store, actor=actor)
+        pipe = moderation.applied(records, namespace, changes, actor)
         _keep(pipe, namespace, done, keep_s)
         decided_key = keys.case_decided(namespace)
         pipe.zadd(decided_key, {done.action_id: done.at})
@@ -222,15 +219,7 @@ def undo(
             else:
                 changes.append(found._replace(case=done.case_id))
                 result.undone.append(event_id)
-        pipe = r.pipeline(transaction=True)
-        state.apply(
-            pipe,
-            namespace,
-            changes,
-            ttl_s=records.policies.current().policy.outcome_ttl_s,
-            store=records.store,
-            actor=actor,
-        )
+        pipe = moderation.applied(records, namespace, changes, actor)
         done.undone = True
         _keep(pipe, namespace, done, max(1.0, window_s - (time.time() - done.at)))
         pipe.zrem(keys.case_decided(namespace), done.action_id)
@@ -338,15 +327,7 @@ def _reopen(
         found = moderation.back_to_review(raw, by, by_budget, now, note)
         if found is not None:
             changes.append(found._replace(case=case_id))
-    pipe = r.pipeline(transaction=True)
-    state.apply(
-        pipe,
-        namespace,
-        changes,
-        ttl_s=records.policies.current().policy.outcome_ttl_s,
-        store=records.store,
-        actor=actor,
-    )
+    pipe = moderation.applied(records, namespace, changes, actor)
     pipe.zrem(keys.case_over(namespace), case_id)
     audit.record(
         pipe,

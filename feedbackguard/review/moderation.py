@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import redis
+
 from feedbackguard import audit, keys
 from feedbackguard.decisions import NOTE_MAX, Decision, json_time
 from feedbackguard.pipeline import ledger, state
@@ -86,10 +88,7 @@ def moderate(
                     event.received_at.timestamp(),
                 )
             )
-        ttl = records.policies.current().policy.outcome_ttl_s
-        pipe = r.pipeline(transaction=True)
-        # The store first, idempotent on event_id: a retry stores nothing twice.
-        state.apply(pipe, namespace, changes, ttl_s=ttl, store=records.store, actor=actor)
+        pipe = applied(records, namespace, changes, actor)
         done = [change.event_id for change in changes]
         if done:  # audited before the MULTI: the audit log has a slot of its own
             audit.record(
@@ -103,6 +102,18 @@ def moderate(
         pipe.execute()
     (result.approved if approve else result.rejected).extend(done)
     return result
+
+
+def applied(
+    records: state.Records, namespace: str, changes: Sequence[state.Change], actor: str
+) -> redis.client.Pipeline[bytes]:
+    """A MULTI pipeline with moderator `actor`'s `changes` queued on it, for the caller to
+    add its own writes to and execute. The store is written first (inside `state.apply`),
+    idempotent on event_id: a retry stores nothing twice."""
+    pipe = records.r.pipeline(transaction=True)
+    ttl = records.policies.current().policy.outcome_ttl_s
+    state.apply(pipe, namespace, changes, ttl_s=ttl, store=records.store, actor=actor)
+    return pipe
 
 
 def decided(
@@ -190,15 +201,7 @@ def undo(
                 result.refused.append(event_id)
             else:
                 changes.append(found)
-        pipe = r.pipeline(transaction=True)
-        state.apply(
-            pipe,
-            namespace,
-            changes,
-            ttl_s=records.policies.current().policy.outcome_ttl_s,
-            store=records.store,
-            actor=actor,
-        )
+        pipe = applied(records, namespace, changes, actor)
         result.undone = [change.event_id for change in changes]
         if result.undone:  # audited before the MULTI: the audit log has a slot of its own
             audit.record(

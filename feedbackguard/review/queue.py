@@ -35,6 +35,7 @@ import redis
 
 from feedbackguard import accounts, keys, scripts
 from feedbackguard.pipeline import ledger
+from feedbackguard.review import scan
 
 # Ids loaded per round trip when indexing lazily.
 SYNC_CHUNK = 2000
@@ -206,20 +207,6 @@ def _index_keys(
     return found
 
 
-def _encode_cursor(score: bytes, event_id: bytes) -> str:
-    return f"{score.decode()}|{event_id.decode()}"
-
-
-def _decode_cursor(cursor: str | None) -> tuple[str, str]:
-    if not cursor:
-        return "", ""
-    score, sep, event_id = cursor.partition("|")
-    if not sep:
-        raise ValueError("bad cursor")
-    float(score)  # only a number reaches the script
-    return score, event_id
-
-
 def _scan(
     r: redis.Redis[bytes],
     namespace: str,
@@ -239,7 +226,7 @@ def _scan(
         return Page()
     review = keys.review(namespace)
     primary = index_keys[0] if index_keys else review
-    score, event_id = _decode_cursor(cursor)
+    score, event_id = scan.decode_cursor(cursor)
     ids, last_score, last_id, exhausted = scripts.run(
         r,
         "review_scan",
@@ -266,7 +253,7 @@ def _scan(
         ],
     )
     found = [raw.decode() for raw in ids]
-    next_cursor = None if exhausted or not last_score else _encode_cursor(last_score, last_id)
+    next_cursor = None if exhausted or not last_score else scan.encode_cursor(last_score, last_id)
     return Page(ids=found, cursor=next_cursor)
 
 
@@ -323,17 +310,7 @@ def claim(
 
 def holders(r: redis.Redis[bytes], namespace: str, event_ids: Sequence[str]) -> list[str | None]:
     """Who holds a live lease on each item (None: nobody)."""
-    if not event_ids:
-        return []
-    pipe = r.pipeline(transaction=False)
-    pipe.zmscore(keys.review_leases(namespace), list(event_ids))
-    pipe.hmget(keys.review_holders(namespace), list(event_ids))
-    until, names = pipe.execute()
-    now = time.time() * 1000
-    return [
-        name.decode() if name is not None and t is not None and t > now else None
-        for t, name in zip(until, names, strict=True)
-    ]
+    return scan.holders(r, keys.review_leases(namespace), keys.review_holders(namespace), event_ids)
 
 
 def release(r: redis.Redis[bytes], namespace: str, event_ids: Sequence[str], actor: str) -> int:
@@ -344,10 +321,7 @@ def release(r: redis.Redis[bytes], namespace: str, event_ids: Sequence[str], act
         if who == actor
     ]
     if mine:
-        pipe = r.pipeline(transaction=True)
-        pipe.zrem(keys.review_leases(namespace), *mine)
-        pipe.hdel(keys.review_holders(namespace), *mine)
-        pipe.execute()
+        scan.drop(r, keys.review_leases(namespace), keys.review_holders(namespace), mine)
     return len(mine)
 
 

@@ -11,17 +11,14 @@ from dataclasses import asdict
 from typing import Any, Literal
 
 import pydantic
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 
 from feedbackguard.pipeline import ledger
 from feedbackguard.review import moderation, queue
-from feedbackguard.web.auth import Principal, require_role
+from feedbackguard.web.auth import require_role
 from feedbackguard.web.context import runtime
-from feedbackguard.web.review import security
-
-NAMESPACE_MAX = 200
-IDS_MAX = 10_000
+from feedbackguard.web.review import params
 
 
 class FilterArgs(BaseModel):
@@ -29,12 +26,12 @@ class FilterArgs(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    namespace: str = Field("default", min_length=1, max_length=NAMESPACE_MAX)
-    reason: str | None = Field(None, max_length=200)
-    account: str | None = Field(None, max_length=500)
+    namespace: params.Namespace = "default"
+    reason: params.Reason = None
+    account: params.Account = None
     cluster: str | None = Field(None, max_length=200)
-    risk_min: float = Field(0.0, ge=0.0, le=1.0)
-    risk_max: float = Field(1.0, ge=0.0, le=1.0)
+    risk_min: params.Risk = 0.0
+    risk_max: params.Risk = 1.0
 
     def filters(self) -> queue.Filters:
         return queue.Filters(
@@ -47,8 +44,8 @@ class FilterArgs(BaseModel):
 
 
 class ListArgs(FilterArgs):
-    cursor: str | None = Field(None, max_length=1000)
-    limit: int = Field(50, ge=1, le=1000)
+    cursor: params.Cursor = None
+    limit: params.Limit = 50
 
 
 class ClaimBody(FilterArgs):
@@ -58,10 +55,10 @@ class ClaimBody(FilterArgs):
 class DecideBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    namespace: str = Field("default", min_length=1, max_length=NAMESPACE_MAX)
-    ids: list[str] = Field(min_length=1, max_length=IDS_MAX)
+    namespace: params.Namespace = "default"
+    ids: list[str] = Field(min_length=1, max_length=params.IDS_MAX)
     action: Literal["approve", "reject"]
-    note: str = Field("", max_length=2000)
+    note: params.Note = ""
 
 
 class BulkBody(BaseModel):
@@ -69,39 +66,24 @@ class BulkBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    namespace: str = Field("default", min_length=1, max_length=NAMESPACE_MAX)
+    namespace: params.Namespace = "default"
     action: Literal["approve", "reject"]
-    ids: list[str] | None = Field(None, max_length=IDS_MAX)
-    account: str | None = Field(None, max_length=500)
+    ids: list[str] | None = Field(None, max_length=params.IDS_MAX)
+    account: params.Account = None
     cluster: str | None = Field(None, max_length=200)
-    note: str = Field("", max_length=2000)
+    note: params.Note = ""
 
 
 class IdsBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    namespace: str = Field("default", min_length=1, max_length=NAMESPACE_MAX)
-    ids: list[str] = Field(min_length=1, max_length=IDS_MAX)
-    note: str = Field("", max_length=2000)
+    namespace: params.Namespace = "default"
+    ids: list[str] = Field(min_length=1, max_length=params.IDS_MAX)
+    note: params.Note = ""
 
 
 def error_response(status: int, code: str, message: str, **extra: Any) -> tuple[Response, int]:
     return jsonify({"error": code, "message": message, **extra}), status
-
-
-def principal() -> Principal:
-    found: Principal = g.principal
-    return found
-
-
-def parse_body(model: type[pydantic.BaseModel]) -> Any:
-    return model.model_validate(request.get_json(silent=True) or {})
-
-
-def csrf_refused() -> tuple[Response, int] | None:
-    if principal().via == "session" and not security.csrf_ok():
-        return error_response(403, "csrf", "missing or wrong CSRF token")
-    return None
 
 
 def item_json(record: ledger.Record, holder: str | None = None) -> dict[str, Any]:
@@ -151,6 +133,10 @@ def register(bp: Blueprint) -> None:
             detail=exc.errors(include_url=False, include_input=False),
         )
 
+    @bp.errorhandler(params.CsrfRefused)
+    def csrf_refused(exc: params.CsrfRefused) -> tuple[Response, int]:
+        return error_response(403, "csrf", "missing or wrong CSRF token")
+
     @bp.get("/api/items")
     @require_role("viewer")
     def list_items() -> Any:
@@ -179,7 +165,7 @@ def register(bp: Blueprint) -> None:
     @bp.get("/api/items/<event_id:event_id>", merge_slashes=False)
     @require_role("viewer")
     def get_item(event_id: str) -> Any:
-        namespace = request.args.get("namespace", "default")[:NAMESPACE_MAX]
+        namespace = params.query_namespace()
         rt = runtime()
         record = ledger.load(rt.redis, namespace, [event_id])[0]
         if record is None:
@@ -189,15 +175,13 @@ def register(bp: Blueprint) -> None:
     @bp.post("/api/claim")
     @require_role("moderator")
     def claim() -> Any:
-        if refused := csrf_refused():
-            return refused
-        body = parse_body(ClaimBody)
+        body = params.action_body(ClaimBody)
         rt = runtime()
         queue.ensure_indexed(rt.redis, body.namespace, rt.settings.review_sync_s)
         ids = queue.claim(
             rt.redis,
             body.namespace,
-            principal().name,
+            params.principal().name,
             rt.settings.review_lease_s,
             body.filters(),
             count=body.count,
@@ -207,7 +191,9 @@ def register(bp: Blueprint) -> None:
         records = ledger.load(rt.redis, body.namespace, ids)
         return jsonify(
             {
-                "items": [item_json(rec, principal().name) for rec in records if rec is not None],
+                "items": [
+                    item_json(rec, params.principal().name) for rec in records if rec is not None
+                ],
                 "lease_s": rt.settings.review_lease_s,
             }
         )
@@ -215,24 +201,20 @@ def register(bp: Blueprint) -> None:
     @bp.post("/api/release")
     @require_role("moderator")
     def release() -> Any:
-        if refused := csrf_refused():
-            return refused
-        body = parse_body(IdsBody)
-        count = queue.release(runtime().redis, body.namespace, body.ids, principal().name)
+        body = params.action_body(IdsBody)
+        count = queue.release(runtime().redis, body.namespace, body.ids, params.principal().name)
         return jsonify({"released": count})
 
     @bp.post("/api/decide")
     @require_role("moderator")
     def decide() -> Any:
-        if refused := csrf_refused():
-            return refused
-        body = parse_body(DecideBody)
+        body = params.action_body(DecideBody)
         result = moderation.moderate(
             runtime().pipeline,
             body.namespace,
             body.ids,
             approve=body.action == "approve",
-            actor=principal().name,
+            actor=params.principal().name,
             note=body.note,
         )
         return jsonify(result_json(result))
@@ -240,9 +222,7 @@ def register(bp: Blueprint) -> None:
     @bp.post("/api/bulk")
     @require_role("moderator")
     def bulk() -> Any:
-        if refused := csrf_refused():
-            return refused
-        body = parse_body(BulkBody)
+        body = params.action_body(BulkBody)
         if not body.ids and not body.account and not body.cluster:
             return error_response(400, "invalid", "give ids, account or cluster")
         result = moderation.moderate(
@@ -250,7 +230,7 @@ def register(bp: Blueprint) -> None:
             body.namespace,
             bulk_ids(body),
             approve=body.action == "approve",
-            actor=principal().name,
+            actor=params.principal().name,
             note=body.note,
         )
         return jsonify(result_json(result))
@@ -258,15 +238,13 @@ def register(bp: Blueprint) -> None:
     @bp.post("/api/undo")
     @require_role("moderator")
     def undo() -> Any:
-        if refused := csrf_refused():
-            return refused
-        body = parse_body(IdsBody)
+        body = params.action_body(IdsBody)
         rt = runtime()
         result = moderation.undo(
             rt.pipeline,
             body.namespace,
             body.ids,
-            actor=principal().name,
+            actor=params.principal().name,
             window_s=rt.settings.review_undo_s,
             note=body.note,
         )

@@ -2,8 +2,8 @@
 reject, split), undo, and how far behind review is.
 
 Reads need the viewer role, actions the moderator role; a session caller sends the
-CSRF token (`api.py`). A case conflict (claimed by another moderator, changed since it
-was shown) is a 409 naming it.
+CSRF token (`params.action_body`). A case conflict (claimed by another moderator,
+changed since it was shown) is a 409 naming it.
 """
 
 from __future__ import annotations
@@ -15,19 +15,12 @@ from flask import Blueprint, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 
 from feedbackguard import keys
-from feedbackguard.decisions import NOTE_MAX
 from feedbackguard.review import backlog, cases, casework, evidence
 from feedbackguard.review.cases import as_json as case_json
 from feedbackguard.web.auth import require_role
 from feedbackguard.web.context import runtime
-from feedbackguard.web.review.api import (
-    IDS_MAX,
-    NAMESPACE_MAX,
-    csrf_refused,
-    error_response,
-    parse_body,
-    principal,
-)
+from feedbackguard.web.review import params
+from feedbackguard.web.review.api import error_response
 
 KINDS: dict[str, cases.Kind] = {"account": "a", "item": "i", "group": "g"}
 
@@ -38,12 +31,12 @@ class CaseFilterArgs(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    namespace: str = Field("default", min_length=1, max_length=NAMESPACE_MAX)
+    namespace: params.Namespace = "default"
     kind: Literal["account", "item", "group"] | None = None
-    reason: str | None = Field(None, max_length=200)
-    account: str | None = Field(None, max_length=500)
-    risk_min: float = Field(0.0, ge=0.0, le=1.0)
-    risk_max: float = Field(1.0, ge=0.0, le=1.0)
+    reason: params.Reason = None
+    account: params.Account = None
+    risk_min: params.Risk = 0.0
+    risk_max: params.Risk = 1.0
 
     def filters(self) -> cases.Filters:
         return cases.Filters(
@@ -64,31 +57,31 @@ class CaseFilterArgs(BaseModel):
 
 
 class CaseListArgs(CaseFilterArgs):
-    cursor: str | None = Field(None, max_length=1000)
-    limit: int = Field(50, ge=1, le=1000)
+    cursor: params.Cursor = None
+    limit: params.Limit = 50
 
 
 class DecideCaseBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    namespace: str = Field("default", min_length=1, max_length=NAMESPACE_MAX)
+    namespace: params.Namespace = "default"
     action: Literal["approve", "reject", "split"]
     version: int | None = Field(
         None,
         description="The case's version the caller saw: an approval or split is "
         "refused (409) when events joined since.",
     )
-    approve_ids: list[str] = Field(default_factory=list, max_length=IDS_MAX)
-    approve_accounts: list[str] = Field(default_factory=list, max_length=IDS_MAX)
-    note: str = Field("", max_length=NOTE_MAX)
+    approve_ids: list[str] = Field(default_factory=list, max_length=params.IDS_MAX)
+    approve_accounts: list[str] = Field(default_factory=list, max_length=params.IDS_MAX)
+    note: params.Note = ""
 
 
 class UndoCaseBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    namespace: str = Field("default", min_length=1, max_length=NAMESPACE_MAX)
+    namespace: params.Namespace = "default"
     action_id: str = Field(min_length=1, max_length=100)
-    note: str = Field("", max_length=NOTE_MAX)
+    note: params.Note = ""
 
 
 class ClaimCaseBody(CaseFilterArgs):
@@ -145,7 +138,7 @@ def register(bp: Blueprint) -> None:
     @bp.get("/api/cases/over-budget")
     @require_role("viewer")
     def over_budget_cases() -> Any:
-        namespace = request.args.get("namespace", "default")[:NAMESPACE_MAX]
+        namespace = params.query_namespace()
         rt = runtime()
         ids = over_budget_ids(namespace)
         return jsonify({"cases": [case_json(c) for c in cases.load(rt.redis, namespace, ids) if c]})
@@ -153,7 +146,7 @@ def register(bp: Blueprint) -> None:
     @bp.get("/api/cases/<case_id>")
     @require_role("viewer")
     def get_case(case_id: str) -> Any:
-        namespace = request.args.get("namespace", "default")[:NAMESPACE_MAX]
+        namespace = params.query_namespace()
         r = runtime().redis
         case = cases.get(r, namespace, case_id)
         if case is None:
@@ -163,21 +156,19 @@ def register(bp: Blueprint) -> None:
     @bp.get("/api/status")
     @require_role("viewer")
     def review_status() -> Any:
-        namespace = request.args.get("namespace", "default")[:NAMESPACE_MAX]
+        namespace = params.query_namespace()
         return jsonify(status_json(namespace))
 
     @bp.post("/api/cases/claim")
     @require_role("moderator")
     def claim_case() -> Any:
-        if refused := csrf_refused():
-            return refused
-        body = parse_body(ClaimCaseBody)
+        body = params.action_body(ClaimCaseBody)
         rt = runtime()
         cases.catch_up(rt.redis, body.namespace)
         found = cases.claim(
             rt.redis,
             body.namespace,
-            principal().name,
+            params.principal().name,
             rt.settings.review_lease_s,
             body.filters(),
             budget=rt.settings.review_scan_budget,
@@ -190,16 +181,14 @@ def register(bp: Blueprint) -> None:
     @bp.post("/api/cases/<case_id>/decide")
     @require_role("moderator")
     def decide_case(case_id: str) -> Any:
-        if refused := csrf_refused():
-            return refused
-        body = parse_body(DecideCaseBody)
+        body = params.action_body(DecideCaseBody)
         rt = runtime()
         try:
             done = casework.decide(
                 rt.pipeline,
                 body.namespace,
                 case_id,
-                principal().name,
+                params.principal().name,
                 body.action,
                 keep_s=rt.settings.review_undo_s,
                 approve_ids=body.approve_ids,
@@ -216,16 +205,14 @@ def register(bp: Blueprint) -> None:
     @bp.post("/api/cases/undo")
     @require_role("moderator")
     def undo_case() -> Any:
-        if refused := csrf_refused():
-            return refused
-        body = parse_body(UndoCaseBody)
+        body = params.action_body(UndoCaseBody)
         rt = runtime()
         try:
             result = casework.undo(
                 rt.pipeline,
                 body.namespace,
                 body.action_id,
-                principal().name,
+                params.principal().name,
                 window_s=rt.settings.review_undo_s,
                 note=body.note,
             )
