@@ -58,7 +58,8 @@ WRK_THREADS = 2
 WRK_CONNECTIONS = 8
 WARMUP_S = 2
 FLUSH_WAIT_S = 0.5
-"""Longer than the buffered mode's flush interval (buffer_flush_ms, 50 ms by default)."""
+"""Longer than the buffered mode's flush interval (buffer_flush_ms, 5 ms by default) and its
+Redis timeout (redis_timeout_ms, 50 ms)."""
 READY_TIMEOUT_S = 20.0
 NAMESPACE = "default"
 BODY = '{"label": "billing", "model": {"label": "bug", "confidence": 0.81}}'
