@@ -54,6 +54,7 @@ import numpy as np
 import psutil
 import redis
 from rq import Queue, Worker
+from rq.registry import FailedJobRegistry
 
 import feedbackguard
 from feedbackguard import keys, scripts
@@ -448,9 +449,8 @@ def naive_job(raw: bytes) -> str:
     ctx = CheckContext(redis=r, policy=current.policy, namespace=event.namespace)
     findings = RateLimitCheck()([event], ctx)
     decision = decide(
-        event.event_id, findings.get(0, []), current.policy.thresholds, current.version,
-        datetime.now(UTC),
-    )  # fmt: skip
+        event, findings.get(0, []), current.policy, current.version, datetime.now(UTC)
+    )
     r.set(keys.record(event.namespace, event.event_id), raw)
     if decision.status == "pending":
         store = Store.from_settings(settings)
@@ -479,6 +479,7 @@ def _naive_run(settings: Settings, url: str, events: list[FeedbackEvent]) -> Cos
     r: redis.Redis[bytes] = redis.Redis.from_url(url)
     r.flushdb()
     Path(settings.home, "store.db").unlink(missing_ok=True)
+    Store.from_settings(settings, create=True).close()  # `feedbackguard store init`
     queue = Queue("naive", connection=r)
     for event in events:
         queue.enqueue("pipeline_throughput.naive_job", event.to_json(), result_ttl=0)
@@ -508,6 +509,10 @@ def _naive_run(settings: Settings, url: str, events: list[FeedbackEvent]) -> Cos
     )
     if r.llen("rq:queue:naive"):
         raise SystemExit("naive worker left jobs undone")
+    failed = FailedJobRegistry("naive", connection=r).count
+    if failed:
+        # A failing job is cheap: its CPU would make the naive design look cheaper.
+        raise SystemExit(f"naive worker: {failed} of {len(events)} jobs failed")
     r.close()
     return cost
 
