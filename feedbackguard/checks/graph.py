@@ -225,8 +225,9 @@ class GraphAnalyser:
 
     name = "graph"
 
-    def __init__(self) -> None:
+    def __init__(self, *, incremental: bool = True) -> None:
         self.caches: dict[str, BucketCache] = {}
+        self.incremental = incremental
 
     def __call__(self, ctx: AnalysisContext) -> Verdicts:
         policy = ctx.policy.graph

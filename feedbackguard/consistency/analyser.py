@@ -36,6 +36,9 @@ JUDGED = frozenset({"pending", "review", "admitted"})
 class ConsistencyAnalyser:
     name = "consistency"
 
+    def __init__(self, *, incremental: bool = True) -> None:
+        self.incremental = incremental
+
     def __call__(self, ctx: AnalysisContext) -> Verdicts:
         policy = ctx.policy.consistency
         raw = ctx.redis.get(keys.consistency_last_run(ctx.namespace))

@@ -110,6 +110,7 @@ def start_workers(
         FEEDBACKGUARD_REDIS_URL=url,
         FEEDBACKGUARD_HOME=str(settings.home),
         FEEDBACKGUARD_CLOCK=settings.clock,
+        FEEDBACKGUARD_ANALYSIS=settings.analysis,
     )
     if settings.store_url:
         env["FEEDBACKGUARD_STORE_URL"] = settings.store_url
@@ -162,7 +163,7 @@ def replay(
     for namespace in namespaces:
         inbox.ensure_group(r, namespace)
     policy = PolicyStore(r).current().policy
-    analysed = bool(default_analysers())
+    analysed = bool(default_analysers(settings.analysis))
     # The stream is decided on its own time: workers must not move clocks to the wall's.
     event_clock = settings.model_copy(update={"clock": "events"})
     procs = start_workers(workers, event_clock, url) if spawn_workers else []
