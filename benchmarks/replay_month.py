@@ -8,7 +8,7 @@ and signing key made first, as `store init` does):
      analyser (the `analysis` setting `--mode`, incremental by default): `replay_s`;
   3. the same replay with analysis switched off (`analysis = "off"`): `ingest_only_s`;
   4. unless `--no-check`, the stream is replayed twice more in process, on event time
-     and deterministically (`pipeline.dryrun.run`: the same batches, analysis runs and
+     and deterministically (`pipeline.stepped`: the same batches, analysis runs and
      releases at the same event times), once with incremental analysis and once with
      a full recompute at every run, and the final status of every event is compared:
      `identical_to_full`. (Worker replays cannot be compared event by event: when
@@ -37,7 +37,7 @@ import redis
 
 from feedbackguard import keys
 from feedbackguard.embedded import EmbeddedRedis
-from feedbackguard.pipeline import dryrun
+from feedbackguard.pipeline import stepped
 from feedbackguard.pipeline.engine import Pipeline
 from feedbackguard.pipeline.replay import read_events, replay
 from feedbackguard.pipeline.runtime import default_analysers, default_checks
@@ -103,28 +103,15 @@ def inprocess_statuses(path: Path, home: Path, mode: AnalysisMode) -> tuple[list
                 batch_size=settings.batch_size,
                 release_batch=settings.release_batch,
             )
-            source = dryrun.Source(
-                ids=[e.event_id for e in events],
-                raws=[e.to_json() for e in events],
-                times=[e.received_at.timestamp() for e in events],
-                populations=[],
-                live=[],
-                moderated=[],
-                window_start=0.0,
-                missing=0,
-                truncated=False,
-            )
-            policy = pipeline.policies.current().policy
-            until = source.times[-1] + policy.probation_s + policy.analysis.interval_s
             started = time.perf_counter()
-            dryrun.run(pipeline, NAMESPACE, source, until)
+            stepped.run(pipeline, NAMESPACE, events)
             took = time.perf_counter() - started
-            outcomes = dryrun.read_outcomes(r, NAMESPACE, source.ids)
+            found = stepped.statuses(pipeline, NAMESPACE, [e.event_id for e in events])
         r.close()
     finally:
         embedded.stop()
     print(f"in-process replay ({mode}): {took:.1f} s", file=sys.stderr)
-    return [o.status for o in outcomes], took
+    return found, took
 
 
 def main() -> None:
