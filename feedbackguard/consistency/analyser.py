@@ -62,9 +62,10 @@ class ConsistencyAnalyser:
 
         rows, matrix = window.feature_matrix()
         values = [window.values[i] for i in rows.tolist()]
-        # Incremental: every row's kNN disagreement is found once per run and serves
-        # both the kNN re-check and the unreliable labellers (a row's neighbours do not
-        # depend on the other rows queried with it); full: each queries on its own.
+        # Incremental: every row's kNN disagreement is found once per run, each distinct
+        # feature row queried once, and serves both the kNN re-check and the unreliable
+        # labellers (a row's neighbours do not depend on the other rows queried with
+        # it); full: each queries every row on its own.
         shared: np.ndarray | None = None
         if policy.knn.enabled and len(rows):
             self._refresh_reference(ctx, rows, matrix, values, status)
@@ -74,7 +75,7 @@ class ConsistencyAnalyser:
             waiting = np.flatnonzero(np.isin(status[rows], ("pending", "admitted")))
             usable = reference is not None and reference.width == matrix.shape[1]
             if usable and self.incremental and reference is not None:
-                shared = reference.disagreement(matrix, values)
+                shared = reference.disagreement_once(matrix, values)
             if usable and len(waiting) and reference is not None:
                 share = (
                     shared[waiting]
