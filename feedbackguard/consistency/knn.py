@@ -101,18 +101,18 @@ class Reference:
         same = self.labels[neighbours] == np.asarray(values, dtype=np.str_)[:, None]
         return np.asarray(1.0 - same.mean(axis=1), dtype=np.float64)
 
-    def _neighbours(self, scaled: FloatArray) -> npt.NDArray[np.int64]:
+    def _neighbours(self, scaled: FloatArray, queries: int) -> npt.NDArray[np.int64]:
         """The k nearest reference rows of each row of `scaled`, as `kneighbors` finds
-        them for a query of many rows. Equally distant neighbours are chosen by how the
-        search is split: `kneighbors` splits a query of over 2,048 rows (or of more rows
-        than the reference) by query rows, and a smaller one across the reference,
-        which may choose other neighbours among equals. The window's queries are large,
-        so the few distinct rows are searched the same way, and each finds exactly
-        what it finds in the window's query."""
+        them in a query of `queries` rows. Among equally distant rows the search keeps
+        those its split of the work meets first, and `kneighbors` splits a query of
+        over 2,048 rows (or of more rows than the reference) by query rows, a smaller
+        one across the reference: searched with the split the whole query would get,
+        a row finds what it finds in the whole query, whatever else is asked with it."""
         fit_x = self.index._fit_X
         metric = self.index.effective_metric_
         if not ArgKmin.is_usable_for(scaled, fit_x, metric):
             return np.asarray(self.index.kneighbors(scaled, return_distance=False))
+        by_query = _split_by_query(queries, len(self.labels))
         return np.asarray(
             ArgKmin.compute(
                 X=scaled,
@@ -120,7 +120,7 @@ class Reference:
                 k=self.index.n_neighbors,
                 metric=metric,
                 metric_kwargs=self.index.effective_metric_params_,
-                strategy="parallel_on_X",
+                strategy="parallel_on_X" if by_query else "parallel_on_Y",
                 return_distance=False,
             )
         )
@@ -132,8 +132,6 @@ class Reference:
         it; each row keeps its own value)."""
         if len(features) == 0:
             return np.empty(0)
-        if not _split_by_query(len(features), len(self.labels)):
-            return self.disagreement(features, values)  # see `_neighbours`
         # Rows are told apart by their bytes (a dict: several times faster than
         # `np.unique(axis=0)`'s sort); byte-identical rows are the same query.
         matrix = np.ascontiguousarray(features, dtype=np.float64)
@@ -145,7 +143,7 @@ class Reference:
         )
         distinct = np.empty((len(first), matrix.shape[1]))
         distinct[inverse] = matrix
-        rows = self._neighbours((distinct - self.mean) / self.scale)[inverse]
+        rows = self._neighbours((distinct - self.mean) / self.scale, len(matrix))[inverse]
         same = self.labels[rows] == np.asarray(values, dtype=np.str_)[:, None]
         return np.asarray(1.0 - same.mean(axis=1), dtype=np.float64)
 
