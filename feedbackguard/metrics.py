@@ -38,7 +38,8 @@ def observe(
     name: str,
     seconds: float,
 ) -> None:
-    """Record one duration of `name` ("batch" or "analysis") for the namespace."""
+    """Record one duration of `name` for the namespace: "batch", "analysis" (exported),
+    or "analysis:<analyser>" (one analyser's share of a run; read by benchmarks)."""
     key = keys.timing(namespace, name)
     index = bisect.bisect_left(BUCKETS_S, seconds)
     r.hincrby(key, str(index) if index < len(BUCKETS_S) else "inf", 1)

@@ -26,6 +26,7 @@ from feedbackguard.events import (
 
 PREFIX = "FEEDBACKGUARD_"
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+AnalysisMode = Literal["incremental", "full", "off"]
 # FEEDBACKGUARD_* names read outside `Settings`: the test suite's servers and screenshot
 # folder, and the capture extension's Flask config key.
 OTHER_NAMES = frozenset(
@@ -83,6 +84,9 @@ class Settings(BaseSettings):
     pump_interval_s: float = Field(0.5, gt=0)
     policy_cache_s: float = Field(2.0, ge=0)
     clock: Literal["wall", "events"] = "wall"
+    # Periodic analysis (see config/settings.toml): "incremental" works on what changed
+    # since the last run, "full" recomputes the whole window every run, "off" runs none.
+    analysis: AnalysisMode = "incremental"
     # Review queue (see feedbackguard/review/queue.py).
     review_lease_s: float = Field(300.0, gt=0)  # how long a claimed item stays a moderator's
     review_undo_s: float = Field(300.0, ge=0)  # how long a moderator's decision can be undone

@@ -121,3 +121,24 @@ def test_knn_scores_are_zero_below_the_bar_and_bounded_by_max_score(
     assert np.all((scores == 0) | (scores >= round(policy.max_score / 2, 2) - 0.01))
     assert np.all(scores <= policy.max_score)
     assert np.all((np.array(shares) >= bar) == (scores > 0))
+
+
+def tied_rows(queries: int, distinct: int, reference: int) -> tuple[knn.Reference, Any, list[str]]:
+    """A reference of few distinct integer rows repeated with mixed labels (many
+    neighbours at equal distances) and a query drawn from the same rows."""
+    rng = np.random.default_rng(queries)
+    pool = rng.integers(0, 17, (distinct, 64)).astype(np.float64)
+    ref_x = pool[rng.integers(0, distinct, reference)]
+    labels = np.array([str(i % 10) for i in range(reference)])
+    query = pool[rng.integers(0, distinct, queries)]
+    return knn.Reference.fit(ref_x, labels, 10), query, [str(i % 7) for i in range(queries)]
+
+
+def test_distinct_rows_queried_once_find_what_the_whole_query_finds() -> None:
+    # Large queries (searched by query rows) and small ones (across the reference),
+    # where equally distant neighbours abound: the choice among them is kept.
+    for queries, distinct, reference in ((4000, 200, 4000), (600, 100, 5000)):
+        fitted, query, values = tied_rows(queries, distinct, reference)
+        whole = fitted.disagreement(query, values)
+        once = fitted.disagreement_once(query, values)
+        assert np.array_equal(whole, once), (queries, int((whole != once).sum()))

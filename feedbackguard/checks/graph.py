@@ -221,12 +221,14 @@ class GraphCheck:
 
 
 class GraphAnalyser:
-    """Runs every graph detector over the namespace's window (see module docstring)."""
+    """Runs every graph detector over the namespace's window (see module docstring);
+    `incremental` keeps the window's decoded rows between runs (`BucketCache`)."""
 
     name = "graph"
 
-    def __init__(self) -> None:
+    def __init__(self, *, incremental: bool = True) -> None:
         self.caches: dict[str, BucketCache] = {}
+        self.incremental = incremental
 
     def __call__(self, ctx: AnalysisContext) -> Verdicts:
         policy = ctx.policy.graph
@@ -235,7 +237,8 @@ class GraphAnalyser:
         r = ctx.redis
         start = ctx.now - policy.window_s
         trim_window(r, ctx.namespace, start, policy)
-        cache = self.caches.setdefault(ctx.namespace, BucketCache())
+        # Incremental: the window's rows decoded once per worker; full: all read again.
+        cache = self.caches.setdefault(ctx.namespace, BucketCache()) if self.incremental else None
         rows = load_window(r, ctx.namespace, start, policy, cache)
         if not rows:
             accounts.replace_findings(r, ctx.namespace, [], [])

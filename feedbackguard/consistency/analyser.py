@@ -36,12 +36,20 @@ JUDGED = frozenset({"pending", "review", "admitted"})
 class ConsistencyAnalyser:
     name = "consistency"
 
+    def __init__(self, *, incremental: bool = True) -> None:
+        self.incremental = incremental
+        self.rows = recent.RowCache()
+
     def __call__(self, ctx: AnalysisContext) -> Verdicts:
         policy = ctx.policy.consistency
         raw = ctx.redis.get(keys.consistency_last_run(ctx.namespace))
         if raw is not None and ctx.now - float(raw) < policy.recent.every_s:
             return {}
-        window = recent.load(ctx.redis, ctx.namespace)
+        window = (
+            self.rows.load(ctx.redis, ctx.namespace)
+            if self.incremental
+            else recent.load(ctx.redis, ctx.namespace)
+        )
         window = window.with_statuses(recent.statuses(ctx.redis, ctx.namespace, window.event_ids))
         status = np.asarray(window.statuses, dtype=np.str_)
         ids = window.event_ids
@@ -54,14 +62,26 @@ class ConsistencyAnalyser:
 
         rows, matrix = window.feature_matrix()
         values = [window.values[i] for i in rows.tolist()]
+        # Incremental: every row's kNN disagreement is found once per run, each distinct
+        # feature row queried once, and serves both the kNN re-check and the unreliable
+        # labellers (a row's neighbours do not depend on the other rows queried with
+        # it); full: each queries every row on its own.
+        shared: np.ndarray | None = None
         if policy.knn.enabled and len(rows):
             self._refresh_reference(ctx, rows, matrix, values, status)
             reference = knn.current(ctx.redis, ctx.namespace, policy.knn)
             # Pending labels, and admitted ones (admitted before this reference
             # existed, or before it knew better: quarantined if now found wrong).
             waiting = np.flatnonzero(np.isin(status[rows], ("pending", "admitted")))
-            if reference is not None and reference.width == matrix.shape[1] and len(waiting):
-                share = reference.disagreement(matrix[waiting], [values[j] for j in waiting])
+            usable = reference is not None and reference.width == matrix.shape[1]
+            if usable and self.incremental and reference is not None:
+                shared = reference.disagreement_once(matrix, values)
+            if usable and len(waiting) and reference is not None:
+                share = (
+                    shared[waiting]
+                    if shared is not None
+                    else reference.disagreement(matrix[waiting], [values[j] for j in waiting])
+                )
                 score = knn.scores(share, policy.knn)
                 k = min(policy.knn.k, len(reference.labels))
                 for j in np.flatnonzero(score > 0).tolist():
@@ -71,7 +91,7 @@ class ConsistencyAnalyser:
                     )
         votes = consensus.Votes(ctx, window, status)
         if policy.unreliable.enabled:
-            self._unreliable(ctx, window, rows, matrix, values, status, votes, add)
+            self._unreliable(ctx, window, rows, matrix, values, status, votes, add, shared)
         if policy.discovery.enabled and len(rows):
             found = triggers.discover(window, rows, matrix, policy.discovery, ctx.now)
             triggers.save(ctx.redis, ctx.namespace, found, actor="analysis")
@@ -111,13 +131,17 @@ class ConsistencyAnalyser:
         status: np.ndarray,
         votes: consensus.Votes,
         add: Callable[[int, Reason], None],
+        shared: np.ndarray | None,
     ) -> None:
+        """`shared`: every row's kNN disagreement when the run already found it."""
         policy = ctx.policy.consistency
         share = np.zeros(len(rows))
         reference = (
             knn.current(ctx.redis, ctx.namespace, policy.knn) if policy.knn.enabled else None
         )
-        if reference is not None and len(rows) and reference.width == matrix.shape[1]:
+        if shared is not None:
+            share = shared
+        elif reference is not None and len(rows) and reference.width == matrix.shape[1]:
             share = reference.disagreement(matrix, values)
         disputed = unreliable.disputed(window, rows, share, policy) & ~votes.supported()
         odd = unreliable.labellers(window, disputed, policy)

@@ -91,7 +91,7 @@ class KnnCheck:
         index, matrix, values = _with_features(events, reference.width)
         if not index:
             return {}
-        share = reference.disagreement(matrix, values)
+        share = reference.disagreement_once(matrix, values)
         score = knn.scores(share, policy)
         k = min(policy.k, len(reference.labels))
         return {

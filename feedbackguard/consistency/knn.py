@@ -22,7 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import redis
+from sklearn import get_config
+from sklearn.metrics._pairwise_distances_reduction import ArgKmin
 from sklearn.neighbors import NearestNeighbors
+from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 
 from feedbackguard import keys
 from feedbackguard.policy import Knn
@@ -97,6 +100,61 @@ class Reference:
         )
         same = self.labels[neighbours] == np.asarray(values, dtype=np.str_)[:, None]
         return np.asarray(1.0 - same.mean(axis=1), dtype=np.float64)
+
+    def _neighbours(self, scaled: FloatArray, queries: int) -> npt.NDArray[np.int64]:
+        """The k nearest reference rows of each row of `scaled`, as `kneighbors` finds
+        them in a query of `queries` rows. Among equally distant rows the search keeps
+        those its split of the work meets first, and `kneighbors` splits a query of
+        over 2,048 rows (or of more rows than the reference) by query rows, a smaller
+        one across the reference: searched with the split the whole query would get,
+        a row finds what it finds in the whole query, whatever else is asked with it."""
+        fit_x = self.index._fit_X
+        metric = self.index.effective_metric_
+        if not ArgKmin.is_usable_for(scaled, fit_x, metric):
+            return np.asarray(self.index.kneighbors(scaled, return_distance=False))
+        by_query = _split_by_query(queries, len(self.labels))
+        return np.asarray(
+            ArgKmin.compute(
+                X=scaled,
+                Y=fit_x,
+                k=self.index.n_neighbors,
+                metric=metric,
+                metric_kwargs=self.index.effective_metric_params_,
+                strategy="parallel_on_X" if by_query else "parallel_on_Y",
+                return_distance=False,
+            )
+        )
+
+    def disagreement_once(self, features: FloatArray, values: Sequence[str]) -> FloatArray:
+        """What `disagreement` gives, querying each distinct feature row once: feedback
+        names items, and the events of one item carry its features, so a window holds
+        few distinct rows (a row's neighbours do not depend on the rows queried with
+        it; each row keeps its own value)."""
+        if len(features) == 0:
+            return np.empty(0)
+        # Rows are told apart by their bytes (a dict: several times faster than
+        # `np.unique(axis=0)`'s sort); byte-identical rows are the same query.
+        matrix = np.ascontiguousarray(features, dtype=np.float64)
+        first: dict[bytes, int] = {}
+        inverse = np.fromiter(
+            (first.setdefault(row.tobytes(), len(first)) for row in matrix),
+            dtype=np.int64,
+            count=len(matrix),
+        )
+        distinct = np.empty((len(first), matrix.shape[1]))
+        distinct[inverse] = matrix
+        rows = self._neighbours((distinct - self.mean) / self.scale, len(matrix))[inverse]
+        same = self.labels[rows] == np.asarray(values, dtype=np.str_)[:, None]
+        return np.asarray(1.0 - same.mean(axis=1), dtype=np.float64)
+
+
+def _split_by_query(queries: int, reference: int) -> bool:
+    """Whether `kneighbors` splits a search of `queries` rows by query rows (its
+    "auto" strategy, `sklearn.metrics._pairwise_distances_reduction`)."""
+    if reference < queries:
+        return True
+    chunk = int(get_config().get("pairwise_dist_chunk_size", 256))
+    return 4 * chunk * int(_openmp_effective_n_threads()) < queries
 
 
 _cache: dict[str, tuple[int, int, Reference | None]] = {}

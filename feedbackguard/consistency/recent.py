@@ -10,7 +10,7 @@ outliers and drift on it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,10 +110,35 @@ class Recent:
 
 def load(r: redis.Redis[bytes], namespace: str) -> Recent:
     """The window, duplicates of redelivered batches dropped (first row kept)."""
+    return _window(orjson.loads(raw) for raw in r.lrange(keys.recent(namespace), 0, -1))
+
+
+class RowCache:
+    """Decoded rows of the recent window kept by a worker between analysis runs: the
+    list only gains rows at its tail and loses them at its head (RPUSH, LTRIM), so a
+    run decodes only the rows it has not seen (decoding every row, features and all,
+    at every run was most of loading). A row is found by its stored bytes, so what
+    `load` returns is what decoding them all gives."""
+
+    def __init__(self) -> None:
+        self.decoded: dict[str, dict[bytes, list[Any]]] = {}
+
+    def load(self, r: redis.Redis[bytes], namespace: str) -> Recent:
+        """What `load` returns, decoding only new rows."""
+        known = self.decoded.get(namespace, {})
+        kept: dict[bytes, list[Any]] = {}
+        for raw in r.lrange(keys.recent(namespace), 0, -1):
+            row = known.get(raw)
+            kept[raw] = orjson.loads(raw) if row is None else row
+        self.decoded[namespace] = kept
+        return _window(kept.values())
+
+
+def _window(decoded: Iterable[list[Any]]) -> Recent:
+    """The window of decoded rows (list order), each event id once (the first row)."""
     seen: set[str] = set()
     rows: list[list[Any]] = []
-    for raw in r.lrange(keys.recent(namespace), 0, -1):
-        row = orjson.loads(raw)
+    for row in decoded:
         if row[0] not in seen:
             seen.add(row[0])
             rows.append(row)

@@ -339,6 +339,7 @@ class Pipeline:
             step = time.perf_counter()
             found = analyser(ctx)
             took = time.perf_counter() - step
+            metrics.observe(self.r, namespace, f"analysis:{analyser.name}", took)
             log.info(
                 "%s: analysis %s found %d events in %.1f s",
                 namespace,

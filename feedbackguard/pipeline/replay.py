@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -36,7 +36,13 @@ from feedbackguard.store import Store
 PUSH_CHUNK = 1000
 # Records read per MGET when writing the decisions file.
 READ_CHUNK = 2000
-POLL_S = 0.1
+POLL_S = 0.02
+# Workers that replay starts serve a stream that replay pushes itself and holds back
+# while analysis lags: an ingest job that waited for more entries (`read_block_ms`), or
+# a pump ticking every half second, would leave the worker idle at every analysis run
+# (over a month, ~100 runs: about a fifth of the replay's time; docs/benchmarks.md,
+# "Replay a month"). Unless the environment says otherwise:
+REPLAY_WORKER_ENV = {"FEEDBACKGUARD_READ_BLOCK_MS": "0", "FEEDBACKGUARD_PUMP_INTERVAL_S": "0.05"}
 WORKER_STOP_TIMEOUT_S = 10.0
 
 Progress = Callable[[str, int, int], None]
@@ -102,19 +108,28 @@ def push(
 
 
 def start_workers(
-    count: int, settings: Settings, url: str, queues: Sequence[str] = ()
+    count: int,
+    settings: Settings,
+    url: str,
+    queues: Sequence[str] = (),
+    defaults: Mapping[str, str] | None = None,
 ) -> list[subprocess.Popen[bytes]]:
-    """`count` worker processes on `url`, serving `queues` (default: all)."""
+    """`count` worker processes on `url`, serving `queues` (default: all); `defaults`:
+    environment variables set where the environment does not set them."""
+    defaults = defaults or {}
     env = dict(
         os.environ,
         FEEDBACKGUARD_REDIS_URL=url,
         FEEDBACKGUARD_HOME=str(settings.home),
         FEEDBACKGUARD_CLOCK=settings.clock,
+        FEEDBACKGUARD_ANALYSIS=settings.analysis,
     )
     if settings.store_url:
         env["FEEDBACKGUARD_STORE_URL"] = settings.store_url
     # The caller prints its own progress: its workers log only problems, unless asked.
     env.setdefault("FEEDBACKGUARD_LOG_LEVEL", "WARNING")
+    for name, value in defaults.items():
+        env.setdefault(name, value)
     command = [sys.executable, "-m", "feedbackguard", "worker"]
     command += [arg for name in queues for arg in ("--queue", name)]
     return [subprocess.Popen(command, env=env) for _ in range(count)]
@@ -162,10 +177,14 @@ def replay(
     for namespace in namespaces:
         inbox.ensure_group(r, namespace)
     policy = PolicyStore(r).current().policy
-    analysed = bool(default_analysers())
+    analysed = bool(default_analysers(settings.analysis))
     # The stream is decided on its own time: workers must not move clocks to the wall's.
     event_clock = settings.model_copy(update={"clock": "events"})
-    procs = start_workers(workers, event_clock, url) if spawn_workers else []
+    procs = (
+        start_workers(workers, event_clock, url, defaults=REPLAY_WORKER_ENV)
+        if spawn_workers
+        else []
+    )
     try:
         total = len(events)
         pushed = 0

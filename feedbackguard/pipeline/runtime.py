@@ -24,7 +24,7 @@ from feedbackguard.consistency.analyser import ConsistencyAnalyser
 from feedbackguard.consistency.ingest import consistency_checks
 from feedbackguard.pipeline.engine import Pipeline
 from feedbackguard.policy.store import PolicyStore
-from feedbackguard.settings import Settings
+from feedbackguard.settings import AnalysisMode, Settings
 from feedbackguard.store import Store
 
 
@@ -41,9 +41,13 @@ def default_checks() -> list[Check]:
     ]
 
 
-def default_analysers() -> list[Analyser]:
-    """The periodic analyses over each namespace's recent window, in order."""
-    return [GraphAnalyser(), ConsistencyAnalyser()]
+def default_analysers(mode: AnalysisMode = "incremental") -> list[Analyser]:
+    """The periodic analyses over each namespace's recent window, in order; `mode` is
+    the `analysis` setting ("off": none)."""
+    if mode == "off":
+        return []
+    incremental = mode == "incremental"
+    return [GraphAnalyser(incremental=incremental), ConsistencyAnalyser(incremental=incremental)]
 
 
 @dataclass
@@ -74,7 +78,7 @@ class Runtime:
             store=Store.from_settings(settings, r, create=create_store),
             policies=PolicyStore(r, cache_s=settings.policy_cache_s),
             checks=default_checks(),
-            analysers=default_analysers(),
+            analysers=default_analysers(settings.analysis),
             batch_size=settings.batch_size,
             claim_idle_ms=settings.claim_idle_ms,
             release_batch=settings.release_batch,
