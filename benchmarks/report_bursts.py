@@ -349,7 +349,7 @@ def judge_offline(stream: Stream, every_s: float) -> Outcome:
 
 
 def brigade_grid(rng: random.Random, runs: int) -> list[Brigade]:
-    """`runs` brigades: the issue's two and the corners first, then random draws."""
+    """`runs` brigades: the two known small ones and the corners first, then random draws."""
     fixed = [
         Brigade(members=40, targets=2, ips="one24", age="fresh", burst_s=HOUR),
         Brigade(members=20, targets=4, ips="residential", age="fresh", burst_s=HOUR),

@@ -204,7 +204,7 @@ def _crowds_plot(report: dict[str, Any], out_dir: Path, plt: Any) -> Path:
     return path
 
 
-# The goals (docs/benchmarks.md marks the figures that miss theirs in bold).
+# The detection goals (docs/benchmarks.md marks the figures that miss theirs in bold).
 GOALS: dict[str, Callable[[float], bool]] = {
     "poison_admitted": lambda v: v <= 0.01,
     "attack_success": lambda v: v <= 0.02,

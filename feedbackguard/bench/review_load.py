@@ -1,5 +1,5 @@
 """What the review queue a bench run leaves behind costs the moderators, judged with the
-simulator's truth (issue 21, "Measure").
+simulator's truth.
 
 `bench detect` reads it from the run's namespace before dropping it. The figures:
 

@@ -27,7 +27,7 @@ def bench_group() -> None:
 @click.option("--no-crowds", is_flag=True, help="Run no crowd trap.")
 @click.option("--sweep-points", type=click.IntRange(min=0), default=RANDOM_POINTS,
               show_default=True, help="Random interior points per family (besides the "
-              "default, the corners and the issue's cases).")  # fmt: skip
+              "default, the corners and the known attacks).")  # fmt: skip
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Runs at once, each with its own Redis [default: one per core].")  # fmt: skip
 @click.option("--dataset", type=click.Choice(DATASETS), default="digits", show_default=True)

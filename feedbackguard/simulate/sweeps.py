@@ -11,7 +11,7 @@ or many, speed, camouflage) and the range each takes. The points of a sweep are:
   corners and at its high extreme in the other four, and every pair of factors meets
   in all four combinations of extremes (twice each), in 8 runs instead of 2^7 = 128;
   corner-0 is the all-low corner;
-* `case: ...`: the concrete attacks the issue reports passing (`CASES`);
+* `case: ...`: concrete small and partial attacks that pass a minimum group size (`CASES`);
 * `random-1` .. `random-N`: interior points drawn uniformly (log-uniformly for
   factors spanning orders of magnitude, a random level for levelled factors), seeded
   by family and seed, so an interior weakness no corner shows can still turn up.
@@ -103,7 +103,8 @@ FACTORS: dict[str, tuple[Factor, ...]] = {
 
 FRESH = AGE_H["hours"]
 WEEKS_IDLE = AGE_H["weeks_idle"]
-# The attacks issue 17 reports passing today, each a point of its family's sweep.
+# Concrete attacks that stay under a detector's minimum group size or density, each a
+# point of its family's sweep.
 CASES: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {
     "mass_report": (
         ("40 fresh on one /24, 2 posts", dict(members=40, targets=2, share=1.0, age_h=FRESH,
