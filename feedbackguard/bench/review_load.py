@@ -3,7 +3,7 @@ simulator's truth.
 
 `bench detect` reads it from the run's namespace before dropping it. The figures:
 
-* `review_cases`: cases opened during the run (`keys.case_seq`), per 10,000 events;
+* `review_cases`: cases opened during the run (`backlog.load`), per 10,000 events;
 * `review_actions`: moderator actions needed to clear the queue left at the end, per
   10,000 events, deciding every case right. A case that holds no honest event is
   rejected in one action, a case that holds no poison is approved in one action, and
@@ -35,9 +35,8 @@ from typing import Any, Final
 
 import redis
 
-from feedbackguard import keys
 from feedbackguard.events import FeedbackEvent
-from feedbackguard.review import cases
+from feedbackguard.review import backlog, cases
 from feedbackguard.simulate import HONEST
 from feedbackguard.simulate.world import Truth
 
@@ -115,9 +114,6 @@ def measure(
     is `truth` (see the module docstring)."""
     ranked = queue_order(r, namespace)
     rank = {case_id: n for n, case_id in enumerate(ranked, start=1)}
-    by_case: dict[str, list[str]] = {}
-    for raw, score in r.zrange(keys.case_members(namespace), 0, -1, withscores=True):
-        by_case.setdefault(str(int(score)), []).append(raw.decode())
     kinds = {c.case_id: c.kind for c in cases.load(r, namespace, ranked) if c is not None}
     account = {e.event_id: e.account_id for e in events}
 
@@ -133,7 +129,7 @@ def measure(
     honest_ranks: list[int] = []
     poison_ranks: list[int] = []
     for case_id in ranked:
-        members = by_case.get(case_id, [])
+        members = cases.members(r, namespace, case_id)
         good = [e for e in members if honest(e)]
         bad = [e for e in members if poison(e)]
         poison_waiting += len(bad)
@@ -150,7 +146,7 @@ def measure(
     above = first_honest is None or all(n < first_honest for n in poison_ranks)
     return ReviewLoad(
         events=len(events),
-        cases_opened=int(r.get(keys.case_seq(namespace)) or 0),
+        cases_opened=backlog.load(r, namespace).review_cases,
         open_cases=len(ranked),
         mixed_cases=mixed,
         split_ticks=ticks,
