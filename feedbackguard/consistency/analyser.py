@@ -73,10 +73,11 @@ class ConsistencyAnalyser:
             # Pending labels, and admitted ones (admitted before this reference
             # existed, or before it knew better: quarantined if now found wrong).
             waiting = np.flatnonzero(np.isin(status[rows], ("pending", "admitted")))
-            usable = reference is not None and reference.width == matrix.shape[1]
-            if usable and self.incremental and reference is not None:
+            if reference is not None and reference.width != matrix.shape[1]:
+                reference = None  # learnt on features of another width: no yardstick
+            if reference is not None and self.incremental:
                 shared = reference.disagreement_once(matrix, values)
-            if usable and len(waiting) and reference is not None:
+            if reference is not None and len(waiting):
                 share = (
                     shared[waiting]
                     if shared is not None
@@ -135,14 +136,11 @@ class ConsistencyAnalyser:
     ) -> None:
         """`shared`: every row's kNN disagreement when the run already found it."""
         policy = ctx.policy.consistency
-        share = np.zeros(len(rows))
-        reference = (
-            knn.current(ctx.redis, ctx.namespace, policy.knn) if policy.knn.enabled else None
-        )
-        if shared is not None:
-            share = shared
-        elif reference is not None and len(rows) and reference.width == matrix.shape[1]:
-            share = reference.disagreement(matrix, values)
+        share = np.zeros(len(rows)) if shared is None else shared
+        if shared is None and policy.knn.enabled and len(rows):
+            reference = knn.current(ctx.redis, ctx.namespace, policy.knn)
+            if reference is not None and reference.width == matrix.shape[1]:
+                share = reference.disagreement(matrix, values)
         disputed = unreliable.disputed(window, rows, share, policy) & ~votes.supported()
         odd = unreliable.labellers(window, disputed, policy)
         unreliable.save(ctx.redis, ctx.namespace, odd)
