@@ -29,6 +29,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ from feedbackguard.pipeline.replay import read_events, replay
 from feedbackguard.pipeline.runtime import default_analysers, default_checks
 from feedbackguard.policy.store import PolicyStore
 from feedbackguard.settings import AnalysisMode, Settings
-from feedbackguard.simulate import HonestParams, generate, write
+from feedbackguard.simulate import SCENARIOS, HonestParams, generate, write
 from feedbackguard.store import Store
 
 NAMESPACE = "default"
@@ -114,11 +115,25 @@ def inprocess_statuses(path: Path, home: Path, mode: AnalysisMode) -> tuple[list
     return found, took
 
 
+def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    """An argparse type: `kind` of the text, refused unless above 0."""
+
+    def parse(text: str) -> float:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+        return value
+
+    return parse
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--days", type=float, default=30.0)
-    parser.add_argument("--events", type=int, default=50_000, help="honest events (about)")
-    parser.add_argument("--scenario", default="swarm")
+    parser.add_argument("--days", type=_positive(float), default=30.0)
+    parser.add_argument(
+        "--events", type=_positive(int), default=50_000, help="honest events (about)"
+    )
+    parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="swarm")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--mode", choices=("incremental", "full"), default="incremental", help="analysis setting"
