@@ -142,3 +142,18 @@ def test_distinct_rows_queried_once_find_what_the_whole_query_finds() -> None:
         whole = fitted.disagreement(query, values)
         once = fitted.disagreement_once(query, values)
         assert np.array_equal(whole, once), (queries, int((whole != once).sum()))
+
+
+def test_a_worker_takes_the_new_reference_after_redis_lost_its_data(
+    r: redis.Redis[bytes],
+) -> None:
+    policy = Policy.default().consistency.knn
+    x, y = blobs(50)
+    knn.seed_reference(r, NS, x, y)
+    before = knn.current(r, NS, policy)
+    assert before is not None
+    r.flushdb()  # a Redis restarted without persistence
+    knn.seed_reference(r, NS, x, list(reversed(y)))
+    after = knn.current(r, NS, policy)
+    assert after is not None
+    assert after.disagreement(np.array([[10.0] * 4]), [value_key("a")]).tolist() == [0.0]

@@ -5,8 +5,10 @@ nearest admitted neighbours is suspect.
 The reference set is bounded and per namespace: an optional seed (the product's own
 trusted training data, `seed_reference`) plus the admitted events of the recent
 window, newest kept, refreshed by the analyser. It is stored in Redis as one npz blob
-with a version counter; each worker keeps the fitted `NearestNeighbors` for the
-version it last saw, so a batch costs one GET of the version and one vectorised query.
+with a version token, new at each store (a counter would start again after a Redis
+restart or flush and pass off a worker's old reference as the new one); each worker
+keeps the fitted `NearestNeighbors` for the version it last saw, so a batch costs one
+GET of the version and one vectorised query.
 Features are scaled by the reference's standard deviation (a feature constant in the
 reference keeps its scale, so a trigger pixel shifts every distance alike and does not
 change which neighbours are nearest).
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import io
 import threading
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -66,7 +69,7 @@ def store_reference(
 ) -> None:
     pipe = r.pipeline(transaction=True)
     pipe.set(keys.knn_reference(namespace), _encode(features, labels))
-    pipe.incr(keys.knn_version(namespace))
+    pipe.set(keys.knn_version(namespace), uuid.uuid4().hex)
     pipe.execute()
 
 
@@ -157,19 +160,18 @@ def _split_by_query(queries: int, reference: int) -> bool:
     return 4 * chunk * int(_openmp_effective_n_threads()) < queries
 
 
-_cache: dict[str, tuple[int, int, Reference | None]] = {}
+_cache: dict[str, tuple[bytes | None, int, Reference | None]] = {}
 _cache_lock = threading.Lock()
 
 
 def current(r: redis.Redis[bytes], namespace: str, policy: Knn) -> Reference | None:
     """The namespace's fitted reference (None while it has fewer than min_reference)."""
-    raw_version = r.get(keys.knn_version(namespace))
-    version = int(raw_version) if raw_version else 0
+    version = r.get(keys.knn_version(namespace))
     with _cache_lock:
         cached = _cache.get(namespace)
         if cached is not None and cached[0] == version and cached[1] == policy.k:
             return cached[2]
-    raw = r.get(keys.knn_reference(namespace)) if version else None
+    raw = r.get(keys.knn_reference(namespace)) if version is not None else None
     fitted: Reference | None = None
     if raw is not None:
         features, labels = _decode(raw)
